@@ -1,0 +1,297 @@
+/* The applier: records in log order -> a raw image file.
+ *
+ * Notes on the design
+ * -------------------
+ * This is the only code that modifies images, on the primary and on
+ * followers alike, so replicas that apply the same log converge byte for
+ * byte.  Each record is an absolute change (set a range to data, set a
+ * range to zeros, set the size), so replaying records from a checkpoint
+ * over an image that already holds some of them gives the same bytes as
+ * replaying them over the checkpointed image: recovery is "replay from the
+ * checkpoint", whatever the crash left behind.
+ *
+ * ZERO and DISCARD punch holes (FALLOC_FL_PUNCH_HOLE) so images stay
+ * sparse; ZERO past the end extends the file, DISCARD never does.
+ *
+ * Epochs.  A stream starts with a CLAIM.  The applier keeps the newest
+ * claimed epoch and the last sequence number applied in it:
+ *   - a record of an older epoch is stale (a fenced writer): ignored;
+ *   - a record of the current epoch with a sequence number already applied
+ *     is a duplicate: ignored;
+ *   - a record of a newer epoch that is not a CLAIM was written by no one
+ *     who claimed the disk: refused as an error.
+ *
+ * Where data becomes durable.  rl_image_checkpoint() fdatasync()s the
+ * image, and only then replaces DATADIR/.repdisk/ckpt/UUID atomically with
+ * the next position, the epoch and the last sequence number.  A checkpoint
+ * therefore never claims more than the image holds.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <linux/falloc.h>
+
+#define CKPT_MAGIC "repdisk-checkpoint 1"
+
+struct rl_image {
+	struct rl_uuid disk;
+	char uuid_str[RL_UUID_STRLEN + 1];
+	char *path;
+	char *ckpt_dir;
+	int fd;
+	uint64_t next_pos;
+	uint64_t epoch;
+	uint64_t last_seq;
+	uint64_t ckpt_pos;	/* next_pos as of the last checkpoint */
+};
+
+static int ckpt_load(struct rl_image *img, struct rl_err *err)
+{
+	char path[PATH_MAX], buf[512], uuid[RL_UUID_STRLEN + 1];
+	unsigned long long pos, epoch, seq;
+	int n;
+
+	snprintf(path, sizeof(path), "%s/%s", img->ckpt_dir, img->uuid_str);
+	n = rl_read_small_file(path, buf, sizeof(buf));
+	if (n == -ENOENT)
+		return 0;	/* a new image: apply from position 0 */
+	if (n < 0)
+		return rl_err_set(err, -n, "checkpoint %s: %s", path,
+				  strerror(-n));
+	if (sscanf(buf, CKPT_MAGIC "\ndisk %36s\nnext_pos %llu\nepoch %llu\n"
+		   "last_seq %llu\n", uuid, &pos, &epoch, &seq) != 4 ||
+	    strcmp(uuid, img->uuid_str) != 0)
+		return rl_err_set(err, EBADMSG, "checkpoint %s: not a "
+				  "checkpoint of disk %s", path, img->uuid_str);
+	img->next_pos = img->ckpt_pos = pos;
+	img->epoch = epoch;
+	img->last_seq = seq;
+	return 0;
+}
+
+int rl_image_open(const char *path, const char *ckpt_dir,
+		  const struct rl_uuid *disk, struct rl_image **out,
+		  struct rl_err *err)
+{
+	struct rl_image *img = calloc(1, sizeof(*img));
+	int rc;
+
+	if (!img)
+		return rl_err_set(err, ENOMEM, "out of memory");
+	img->disk = *disk;
+	rl_uuid_format(disk, img->uuid_str);
+	img->path = strdup(path);
+	img->ckpt_dir = strdup(ckpt_dir);
+	img->fd = -1;
+	if (!img->path || !img->ckpt_dir) {
+		rl_image_close(img);
+		return rl_err_set(err, ENOMEM, "out of memory");
+	}
+	rc = ckpt_load(img, err);
+	if (rc < 0) {
+		rl_image_close(img);
+		return rc;
+	}
+	img->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (img->fd < 0) {
+		rc = rl_err_set(err, errno, "image %s: %s", path,
+				strerror(errno));
+		rl_image_close(img);
+		return rc;
+	}
+	*out = img;
+	return 0;
+}
+
+void rl_image_close(struct rl_image *img)
+{
+	if (!img)
+		return;
+	if (img->fd >= 0)
+		close(img->fd);
+	free(img->path);
+	free(img->ckpt_dir);
+	free(img);
+}
+
+uint64_t rl_image_next_pos(const struct rl_image *img)
+{
+	return img->next_pos;
+}
+
+uint64_t rl_image_epoch(const struct rl_image *img)
+{
+	return img->epoch;
+}
+
+uint64_t rl_image_last_seq(const struct rl_image *img)
+{
+	return img->last_seq;
+}
+
+int rl_image_fd(const struct rl_image *img)
+{
+	return img->fd;
+}
+
+static int write_zeros(int fd, uint64_t off, uint64_t len)
+{
+	static const char zeros[65536];
+
+	while (len > 0) {
+		size_t n = len < sizeof(zeros) ? (size_t)len : sizeof(zeros);
+		ssize_t w = pwrite(fd, zeros, n, (off_t)off);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		off += (uint64_t)w;
+		len -= (uint64_t)w;
+	}
+	return 0;
+}
+
+/* Makes [off, off+len) read as zeros, deallocating it where the
+ * filesystem can; never changes the size. */
+static int punch(int fd, uint64_t off, uint64_t len)
+{
+	if (len == 0)
+		return 0;
+	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)off, (off_t)len) == 0)
+		return 0;
+	if (errno != EOPNOTSUPP)
+		return -errno;
+	if (fallocate(fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)off, (off_t)len) == 0)
+		return 0;
+	if (errno != EOPNOTSUPP)
+		return -errno;
+	return write_zeros(fd, off, len);
+}
+
+static int apply_range(struct rl_image *img, const struct rl_record *r)
+{
+	struct stat st;
+	uint64_t end = r->offset + r->length, size;
+	int rc;
+
+	if (r->type == RL_WRITE) {
+		const char *p = r->data;
+		uint64_t off = r->offset;
+		size_t left = r->data_len;
+
+		while (left > 0) {
+			ssize_t w = pwrite(img->fd, p, left, (off_t)off);
+
+			if (w < 0) {
+				if (errno == EINTR)
+					continue;
+				return -errno;
+			}
+			p += w;
+			off += (uint64_t)w;
+			left -= (size_t)w;
+		}
+		return 0;
+	}
+	if (fstat(img->fd, &st) < 0)
+		return -errno;
+	size = (uint64_t)st.st_size;
+	rc = punch(img->fd, r->offset, r->offset >= size ? 0 :
+		   (end < size ? end : size) - r->offset);
+	if (rc == 0 && r->type == RL_ZERO && end > size &&
+	    ftruncate(img->fd, (off_t)end) < 0)
+		rc = -errno;
+	return rc;
+}
+
+int rl_image_apply(struct rl_image *img, const struct rl_record *r,
+		   uint64_t pos, struct rl_err *err)
+{
+	const char *tn = rl_type_name(r->type);
+	int rc = 0;
+
+	if (pos != img->next_pos)
+		return rl_err_set(err, EINVAL, "image %s: position %" PRIu64
+				  " applied out of order (next is %" PRIu64 ")",
+				  img->path, pos, img->next_pos);
+	if (!rl_uuid_eq(&r->disk, &img->disk))
+		return rl_err_set(err, EBADMSG, "image %s: position %" PRIu64
+				  ": record of another disk", img->path, pos);
+	if (r->type == RL_CLAIM) {
+		if (r->epoch <= img->epoch) {
+			img->next_pos++;
+			return RL_IGNORED_STALE;
+		}
+		img->epoch = r->epoch;
+		img->last_seq = r->seq;
+		img->next_pos++;
+		return RL_APPLIED;
+	}
+	if (r->type != RL_WRITE && r->type != RL_ZERO &&
+	    r->type != RL_DISCARD && r->type != RL_RESIZE)
+		return rl_err_set(err, EBADMSG, "image %s: position %" PRIu64
+				  ": %s record in a disk stream", img->path,
+				  pos, tn ? tn : "unknown");
+	if (r->epoch < img->epoch) {
+		img->next_pos++;
+		return RL_IGNORED_STALE;
+	}
+	if (r->epoch > img->epoch)
+		return rl_err_set(err, EBADMSG, "image %s: position %" PRIu64
+				  ": %s record of epoch %" PRIu64 ", but the "
+				  "newest claim is epoch %" PRIu64 ": written by "
+				  "no writer that claimed the disk", img->path,
+				  pos, tn, r->epoch, img->epoch);
+	if (r->seq <= img->last_seq) {
+		img->next_pos++;
+		return RL_IGNORED_DUP;
+	}
+
+	if (r->type == RL_RESIZE) {
+		if (ftruncate(img->fd, (off_t)r->offset) < 0)
+			rc = -errno;
+	} else {
+		rc = apply_range(img, r);
+	}
+	if (rc < 0)
+		return rl_err_set(err, -rc, "image %s: apply %s at position %"
+				  PRIu64 ": %s", img->path, tn, pos,
+				  strerror(-rc));
+	img->last_seq = r->seq;
+	img->next_pos++;
+	return RL_APPLIED;
+}
+
+int rl_image_checkpoint(struct rl_image *img, struct rl_err *err)
+{
+	char buf[256];
+	int n;
+
+	if (img->next_pos == img->ckpt_pos)
+		return 0;
+	if (fdatasync(img->fd) < 0)
+		return rl_err_set(err, errno, "image %s: fdatasync: %s",
+				  img->path, strerror(errno));
+	n = snprintf(buf, sizeof(buf), CKPT_MAGIC "\ndisk %s\nnext_pos %"
+		     PRIu64 "\nepoch %" PRIu64 "\nlast_seq %" PRIu64 "\n",
+		     img->uuid_str, img->next_pos, img->epoch, img->last_seq);
+	int rc = rl_write_atomic(img->ckpt_dir, img->uuid_str, buf, (size_t)n,
+				 err);
+
+	if (rc == 0)
+		img->ckpt_pos = img->next_pos;
+	return rc;
+}

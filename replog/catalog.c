@@ -1,0 +1,387 @@
+/* The catalog: names <-> disks of a data directory, and the data
+ * directory's own state under DATADIR/.repdisk/.
+ *
+ * Notes on the design
+ * -------------------
+ * The catalog stream's records (CREATE, RENAME, DELETE, SETATTR) change
+ * image files' names and attributes; the map of uuid -> name, mode, owner
+ * is kept in DATADIR/.repdisk/catalog, a text file replaced atomically
+ * after every applied record, with the next position to apply.  Catalog
+ * records are rare, so a durable state write each is cheap enough and keeps
+ * recovery trivial.
+ *
+ * Each apply is idempotent against what a crash between the file system
+ * change and the state write can leave: CREATE of a uuid already known is
+ * done; a RENAME whose old name is gone and new name exists is done; a
+ * DELETE of a missing file is done.  A CREATE finding a stray file of that
+ * name with no checkpoint of the disk truncates it, since the disk's log
+ * will be replayed from position 0 and must not land on foreign bytes.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CATALOG_MAGIC "repdisk-catalog 1"
+#define STATE_MAX (1u << 20)
+
+struct rl_catalog {
+	char *datadir;
+	char *state_dir;	/* DATADIR/.repdisk */
+	uint64_t next_pos;
+	struct rl_disk_info *disks;
+	size_t n, cap;
+};
+
+int rl_datadir_prepare(const char *datadir, struct rl_err *err)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	if (stat(datadir, &st) < 0)
+		return rl_err_set(err, errno, "data directory %s: %s", datadir,
+				  strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return rl_err_set(err, ENOTDIR, "data directory %s: not a "
+				  "directory", datadir);
+	if (access(datadir, W_OK) < 0)
+		return rl_err_set(err, errno, "data directory %s: %s", datadir,
+				  strerror(errno));
+	snprintf(path, sizeof(path), "%s/.repdisk", datadir);
+	if (mkdir(path, 0755) < 0 && errno != EEXIST)
+		return rl_err_set(err, errno, "%s: mkdir: %s", path,
+				  strerror(errno));
+	snprintf(path, sizeof(path), "%s/.repdisk/ckpt", datadir);
+	if (mkdir(path, 0755) < 0 && errno != EEXIST)
+		return rl_err_set(err, errno, "%s: mkdir: %s", path,
+				  strerror(errno));
+	return 0;
+}
+
+int rl_datadir_lock(const char *datadir, struct rl_err *err)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/.repdisk/lock", datadir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return rl_err_set(err, errno, "%s: %s", path, strerror(errno));
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+
+		close(fd);
+		if (e == EWOULDBLOCK)
+			return rl_err_set(err, EBUSY, "data directory %s: in "
+					  "use by another repdisk process",
+					  datadir);
+		return rl_err_set(err, e, "%s: lock: %s", path, strerror(e));
+	}
+	return fd;
+}
+
+static int state_parse(struct rl_catalog *cat, char *buf, struct rl_err *err)
+{
+	char *line, *save = NULL;
+	bool first = true, have_pos = false;
+
+	for (line = strtok_r(buf, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		struct rl_disk_info d;
+		char uuid[RL_UUID_STRLEN + 1];
+		unsigned long long pos;
+		int off = 0;
+
+		if (first) {
+			if (strcmp(line, CATALOG_MAGIC) != 0)
+				goto bad;
+			first = false;
+		} else if (sscanf(line, "next_pos %llu", &pos) == 1) {
+			cat->next_pos = pos;
+			have_pos = true;
+		} else if (sscanf(line, "disk %36s %o %u %u %n", uuid, &d.mode,
+				  &d.uid, &d.gid, &off) == 4 && off > 0 &&
+			   rl_uuid_parse(uuid, &d.uuid) == 0 &&
+			   rl_name_check(line + off, NULL) == 0) {
+			snprintf(d.name, sizeof(d.name), "%s", line + off);
+			if (cat->n == cat->cap) {
+				size_t cap = cat->cap ? 2 * cat->cap : 16;
+				void *v = realloc(cat->disks, cap * sizeof(d));
+
+				if (!v)
+					return rl_err_set(err, ENOMEM,
+							  "out of memory");
+				cat->disks = v;
+				cat->cap = cap;
+			}
+			cat->disks[cat->n++] = d;
+		} else {
+			goto bad;
+		}
+	}
+	if (have_pos)
+		return 0;
+bad:
+	return rl_err_set(err, EBADMSG, "%s/catalog: not a repdisk catalog "
+			  "state file", cat->state_dir);
+}
+
+static int state_save(struct rl_catalog *cat, struct rl_err *err)
+{
+	size_t cap = 128 + cat->n * (RL_UUID_STRLEN + RL_NAME_MAX + 48), len;
+	char *buf = malloc(cap);
+	int rc;
+
+	if (!buf)
+		return rl_err_set(err, ENOMEM, "out of memory");
+	len = (size_t)snprintf(buf, cap, CATALOG_MAGIC "\nnext_pos %" PRIu64
+			       "\n", cat->next_pos);
+	for (size_t i = 0; i < cat->n; i++) {
+		char u[RL_UUID_STRLEN + 1];
+		const struct rl_disk_info *d = &cat->disks[i];
+
+		rl_uuid_format(&d->uuid, u);
+		len += (size_t)snprintf(buf + len, cap - len, "disk %s %o %u %u "
+					"%s\n", u, d->mode, d->uid, d->gid,
+					d->name);
+	}
+	rc = rl_write_atomic(cat->state_dir, "catalog", buf, len, err);
+	free(buf);
+	return rc;
+}
+
+void rl_catalog_close(struct rl_catalog *cat)
+{
+	if (!cat)
+		return;
+	free(cat->datadir);
+	free(cat->state_dir);
+	free(cat->disks);
+	free(cat);
+}
+
+int rl_catalog_open(const char *datadir, struct rl_catalog **out,
+		    struct rl_err *err)
+{
+	struct rl_catalog *cat = calloc(1, sizeof(*cat));
+	char path[PATH_MAX], *buf = NULL;
+	int n, rc = 0;
+
+	if (!cat)
+		return rl_err_set(err, ENOMEM, "out of memory");
+	snprintf(path, sizeof(path), "%s/.repdisk", datadir);
+	cat->datadir = strdup(datadir);
+	cat->state_dir = strdup(path);
+	buf = malloc(STATE_MAX);
+	if (!cat->datadir || !cat->state_dir || !buf) {
+		rc = rl_err_set(err, ENOMEM, "out of memory");
+		goto out;
+	}
+	snprintf(path, sizeof(path), "%s/catalog", cat->state_dir);
+	n = rl_read_small_file(path, buf, STATE_MAX);
+	if (n == -ENOENT)
+		goto out;	/* a new data directory */
+	if (n < 0)
+		rc = rl_err_set(err, -n, "%s: %s", path, strerror(-n));
+	else
+		rc = state_parse(cat, buf, err);
+out:
+	free(buf);
+	if (rc < 0) {
+		rl_catalog_close(cat);
+		return rc;
+	}
+	*out = cat;
+	return 0;
+}
+
+uint64_t rl_catalog_next_pos(const struct rl_catalog *cat)
+{
+	return cat->next_pos;
+}
+
+size_t rl_catalog_disks(const struct rl_catalog *cat, struct rl_disk_info *out,
+			size_t max)
+{
+	if (out)
+		memcpy(out, cat->disks, (cat->n < max ? cat->n : max) *
+		       sizeof(*out));
+	return cat->n;
+}
+
+static struct rl_disk_info *by_uuid(const struct rl_catalog *cat,
+				    const struct rl_uuid *u)
+{
+	for (size_t i = 0; i < cat->n; i++)
+		if (rl_uuid_eq(&cat->disks[i].uuid, u))
+			return &cat->disks[i];
+	return NULL;
+}
+
+static struct rl_disk_info *by_name(const struct rl_catalog *cat,
+				    const char *name)
+{
+	for (size_t i = 0; i < cat->n; i++)
+		if (strcmp(cat->disks[i].name, name) == 0)
+			return &cat->disks[i];
+	return NULL;
+}
+
+int rl_catalog_find_name(const struct rl_catalog *cat, const char *name,
+			 struct rl_disk_info *out)
+{
+	struct rl_disk_info *d = by_name(cat, name);
+
+	if (!d)
+		return -ENOENT;
+	if (out)
+		*out = *d;
+	return 0;
+}
+
+int rl_catalog_find_uuid(const struct rl_catalog *cat,
+			 const struct rl_uuid *uuid, struct rl_disk_info *out)
+{
+	struct rl_disk_info *d = by_uuid(cat, uuid);
+
+	if (!d)
+		return -ENOENT;
+	if (out)
+		*out = *d;
+	return 0;
+}
+
+static int apply_create(struct rl_catalog *cat, const struct rl_record *r,
+			char *path, size_t size, struct rl_err *err)
+{
+	char u[RL_UUID_STRLEN + 1], ckpt[PATH_MAX];
+	int flags = O_WRONLY | O_CREAT | O_CLOEXEC, fd;
+	struct rl_disk_info d = { .uuid = r->disk, .mode = r->mode & 07777,
+				  .uid = r->uid, .gid = r->gid };
+
+	if (by_uuid(cat, &r->disk))
+		return 0;	/* applied before a crash */
+	if (by_name(cat, r->name))
+		return rl_err_set(err, EBADMSG, "catalog: CREATE %s: name in "
+				  "use by another disk", r->name);
+	rl_uuid_format(&r->disk, u);
+	snprintf(ckpt, sizeof(ckpt), "%s/ckpt/%s", cat->state_dir, u);
+	if (access(ckpt, F_OK) < 0)
+		flags |= O_TRUNC;	/* the log will be replayed from 0 */
+	snprintf(path, size, "%s/%s", cat->datadir, r->name);
+	fd = open(path, flags, d.mode ? d.mode : 0644);
+	if (fd < 0)
+		return rl_err_set(err, errno, "catalog: create %s: %s", path,
+				  strerror(errno));
+	if ((d.mode && fchmod(fd, d.mode) < 0) ||
+	    (geteuid() == 0 && fchown(fd, d.uid, d.gid) < 0)) {
+		int e = errno;
+
+		close(fd);
+		return rl_err_set(err, e, "catalog: %s: %s", path, strerror(e));
+	}
+	close(fd);
+	snprintf(d.name, sizeof(d.name), "%s", r->name);
+	if (cat->n == cat->cap) {
+		size_t cap = cat->cap ? 2 * cat->cap : 16;
+		void *v = realloc(cat->disks, cap * sizeof(d));
+
+		if (!v)
+			return rl_err_set(err, ENOMEM, "out of memory");
+		cat->disks = v;
+		cat->cap = cap;
+	}
+	cat->disks[cat->n++] = d;
+	return 0;
+}
+
+int rl_catalog_apply(struct rl_catalog *cat, const struct rl_record *r,
+		     uint64_t pos, struct rl_err *err)
+{
+	struct rl_disk_info *d;
+	char path[PATH_MAX], to[PATH_MAX], u[RL_UUID_STRLEN + 1];
+	uint64_t saved_pos = cat->next_pos;
+	int rc = 0;
+
+	if (pos != cat->next_pos)
+		return rl_err_set(err, EINVAL, "catalog: position %" PRIu64
+				  " applied out of order (next is %" PRIu64 ")",
+				  pos, cat->next_pos);
+	rl_uuid_format(&r->disk, u);
+	if (r->type == RL_CREATE) {
+		rc = apply_create(cat, r, path, sizeof(path), err);
+		goto save;
+	}
+	d = by_uuid(cat, &r->disk);
+	if (r->type != RL_RENAME && r->type != RL_DELETE &&
+	    r->type != RL_SETATTR)
+		return rl_err_set(err, EBADMSG, "catalog: position %" PRIu64
+				  ": %s record in the catalog stream", pos,
+				  rl_type_name(r->type) ? rl_type_name(r->type)
+				  : "unknown");
+	if (!d) {
+		if (r->type == RL_DELETE)
+			goto save;	/* applied before a crash */
+		return rl_err_set(err, EBADMSG, "catalog: position %" PRIu64
+				  ": %s of unknown disk %s", pos,
+				  rl_type_name(r->type), u);
+	}
+	snprintf(path, sizeof(path), "%s/%s", cat->datadir, d->name);
+	switch (r->type) {
+	case RL_RENAME:
+		if (strcmp(d->name, r->name) == 0)
+			break;
+		if (by_name(cat, r->name))
+			return rl_err_set(err, EBADMSG, "catalog: RENAME %s to "
+					  "%s: name in use by another disk",
+					  d->name, r->name);
+		snprintf(to, sizeof(to), "%s/%s", cat->datadir, r->name);
+		if (rename(path, to) < 0 &&
+		    !(errno == ENOENT && access(to, F_OK) == 0))
+			return rl_err_set(err, errno, "catalog: rename %s to "
+					  "%s: %s", path, to, strerror(errno));
+		snprintf(d->name, sizeof(d->name), "%s", r->name);
+		break;
+	case RL_DELETE:
+		if (unlink(path) < 0 && errno != ENOENT)
+			return rl_err_set(err, errno, "catalog: unlink %s: %s",
+					  path, strerror(errno));
+		snprintf(to, sizeof(to), "%s/ckpt/%s", cat->state_dir, u);
+		unlink(to);
+		*d = cat->disks[--cat->n];
+		break;
+	case RL_SETATTR:
+		if (chmod(path, r->mode & 07777) < 0 ||
+		    (geteuid() == 0 && chown(path, r->uid, r->gid) < 0))
+			return rl_err_set(err, errno, "catalog: %s: %s", path,
+					  strerror(errno));
+		d->mode = r->mode & 07777;
+		d->uid = r->uid;
+		d->gid = r->gid;
+		break;
+	default:
+		break;
+	}
+save:
+	if (rc < 0)
+		return rc;
+	if (r->type != RL_SETATTR) {
+		rc = rl_fsync_dir(cat->datadir);
+		if (rc < 0)
+			return rl_err_set(err, -rc, "fsync %s: %s", cat->datadir,
+					  strerror(-rc));
+	}
+	cat->next_pos = pos + 1;
+	rc = state_save(cat, err);
+	if (rc < 0)
+		cat->next_pos = saved_pos;
+	return rc;
+}

@@ -1,0 +1,273 @@
+/* The follower: catch a data directory up to a log and keep it there.
+ *
+ * Notes on the design
+ * -------------------
+ * One step applies what the log holds durably now: first the catalog
+ * (so new disks exist and renamed ones have their names), then each known
+ * disk from its image's next position, a bounded number of records per disk
+ * so that one busy disk does not starve the others.  Images are
+ * checkpointed every `checkpoint_records` applied records and by
+ * rl_follower_checkpoint(); a crash anywhere costs only a replay from the
+ * last checkpoint.
+ *
+ * A bad record stops the follower at that record: nothing past it is
+ * applied, the error names the disk, the segment, the byte and the
+ * position, and the images keep what was applied before it.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_CHECKPOINT_RECORDS 4096
+#define STEP_BUDGET 1024	/* records per disk per step */
+
+struct follow_disk {
+	struct rl_uuid uuid;
+	struct rl_image *img;
+	struct rl_reader *reader;
+	uint64_t since_ckpt;
+	bool seen;		/* still in the catalog, during a step */
+};
+
+struct rl_follower {
+	struct rl_log *log;
+	char *datadir;
+	char ckpt_dir[PATH_MAX];
+	uint64_t checkpoint_records;
+	struct rl_catalog *cat;
+	struct rl_stream *cat_stream;	/* NULL until the catalog exists */
+	struct rl_reader *cat_reader;
+	struct follow_disk *disks;
+	size_t n, cap;
+};
+
+static void disk_drop(struct follow_disk *d)
+{
+	rl_reader_close(d->reader);
+	rl_image_close(d->img);
+	d->reader = NULL;
+	d->img = NULL;
+}
+
+void rl_follower_close(struct rl_follower *f)
+{
+	if (!f)
+		return;
+	for (size_t i = 0; i < f->n; i++)
+		disk_drop(&f->disks[i]);
+	free(f->disks);
+	rl_reader_close(f->cat_reader);
+	rl_catalog_close(f->cat);
+	free(f->datadir);
+	free(f);
+}
+
+int rl_follower_open(struct rl_log *log, const char *datadir,
+		     const struct rl_follow_opts *opts,
+		     struct rl_follower **out, struct rl_err *err)
+{
+	struct rl_follower *f = calloc(1, sizeof(*f));
+	int rc;
+
+	if (!f || !(f->datadir = strdup(datadir))) {
+		free(f);
+		return rl_err_set(err, ENOMEM, "out of memory");
+	}
+	f->log = log;
+	f->checkpoint_records = opts && opts->checkpoint_records ?
+				opts->checkpoint_records :
+				DEFAULT_CHECKPOINT_RECORDS;
+	snprintf(f->ckpt_dir, sizeof(f->ckpt_dir), "%s/.repdisk/ckpt", datadir);
+	rc = rl_datadir_prepare(datadir, err);
+	if (rc == 0)
+		rc = rl_catalog_open(datadir, &f->cat, err);
+	if (rc < 0) {
+		rl_follower_close(f);
+		return rc;
+	}
+	*out = f;
+	return 0;
+}
+
+static struct follow_disk *disk_find(struct rl_follower *f,
+				     const struct rl_uuid *u)
+{
+	for (size_t i = 0; i < f->n; i++)
+		if (rl_uuid_eq(&f->disks[i].uuid, u))
+			return &f->disks[i];
+	return NULL;
+}
+
+static void disk_remove(struct rl_follower *f, const struct rl_uuid *u)
+{
+	struct follow_disk *d = disk_find(f, u);
+
+	if (d) {
+		disk_drop(d);
+		*d = f->disks[--f->n];
+	}
+}
+
+/* Applies the catalog records that are durable now. */
+static int step_catalog(struct rl_follower *f, struct rl_err *err)
+{
+	int applied = 0, rc;
+
+	if (!f->cat_stream) {
+		rc = rl_log_stream(f->log, NULL, &f->cat_stream, NULL);
+		if (rc == -ENOENT)
+			return 0;	/* nothing was ever created */
+		if (rc < 0)
+			return rl_err_set(err, -rc, "follow: catalog: %s",
+					  strerror(-rc));
+	}
+	if (!f->cat_reader) {
+		rc = rl_reader_open(f->cat_stream, rl_catalog_next_pos(f->cat),
+				    &f->cat_reader, err);
+		if (rc < 0)
+			return rc;
+	}
+	for (;;) {
+		struct rl_record r;
+		uint64_t pos;
+
+		rc = rl_reader_next(f->cat_reader, &r, &pos, 0, err);
+		if (rc <= 0)
+			return rc < 0 ? rc : applied;
+		if (r.type == RL_DELETE)
+			disk_remove(f, &r.disk);	/* before its files go */
+		rc = rl_catalog_apply(f->cat, &r, pos, err);
+		if (rc < 0)
+			return rc;
+		applied++;
+	}
+}
+
+/* Opens images and readers for catalog disks not followed yet. */
+static int attach_disks(struct rl_follower *f, struct rl_err *err)
+{
+	size_t n = rl_catalog_disks(f->cat, NULL, 0);
+	struct rl_disk_info *info = calloc(n ? n : 1, sizeof(*info));
+	int rc = 0;
+
+	if (!info)
+		return rl_err_set(err, ENOMEM, "out of memory");
+	n = rl_catalog_disks(f->cat, info, n);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		struct rl_stream *s;
+		struct follow_disk d = { .uuid = info[i].uuid };
+		char path[PATH_MAX];
+
+		if (disk_find(f, &info[i].uuid))
+			continue;
+		rc = rl_log_stream(f->log, &info[i].uuid, &s, NULL);
+		if (rc == -ENOENT) {
+			rc = 0;		/* created, nothing written yet */
+			continue;
+		}
+		if (rc < 0) {
+			rc = rl_err_set(err, -rc, "follow: %s: %s",
+					info[i].name, strerror(-rc));
+			break;
+		}
+		snprintf(path, sizeof(path), "%s/%s", f->datadir, info[i].name);
+		rc = rl_image_open(path, f->ckpt_dir, &d.uuid, &d.img, err);
+		if (rc == 0)
+			rc = rl_reader_open(s, rl_image_next_pos(d.img),
+					    &d.reader, err);
+		if (rc == 0 && f->n == f->cap) {
+			size_t cap = f->cap ? 2 * f->cap : 8;
+			void *v = realloc(f->disks, cap * sizeof(d));
+
+			if (!v)
+				rc = rl_err_set(err, ENOMEM, "out of memory");
+			else {
+				f->disks = v;
+				f->cap = cap;
+			}
+		}
+		if (rc < 0) {
+			struct rl_err why = *err;
+
+			disk_drop(&d);
+			rc = rl_err_set(err, why.code, "follow: %s: %s",
+					info[i].name, why.msg);
+			break;
+		}
+		f->disks[f->n++] = d;
+	}
+	free(info);
+	return rc;
+}
+
+static int step_disk(struct rl_follower *f, struct follow_disk *d,
+		     struct rl_err *err)
+{
+	int applied = 0, rc;
+
+	while (applied < STEP_BUDGET) {
+		struct rl_record r;
+		uint64_t pos;
+
+		rc = rl_reader_next(d->reader, &r, &pos, 0, err);
+		if (rc == 0)
+			break;
+		if (rc > 0)
+			rc = rl_image_apply(d->img, &r, pos, err);
+		if (rc < 0) {
+			struct rl_disk_info info;
+			struct rl_err why = *err;
+
+			if (rl_catalog_find_uuid(f->cat, &d->uuid, &info) < 0)
+				snprintf(info.name, sizeof(info.name), "?");
+			return rl_err_set(err, why.code, "follow: %s: %s",
+					  info.name, why.msg);
+		}
+		applied++;
+		if (++d->since_ckpt >= f->checkpoint_records) {
+			rc = rl_image_checkpoint(d->img, err);
+			if (rc < 0)
+				return rc;
+			d->since_ckpt = 0;
+		}
+	}
+	return applied;
+}
+
+int rl_follower_step(struct rl_follower *f, struct rl_err *err)
+{
+	struct rl_err local;
+	int total, rc;
+
+	if (!err)
+		err = &local;	/* the steps below rewrap messages */
+	total = step_catalog(f, err);
+	if (total < 0)
+		return total;
+	rc = attach_disks(f, err);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < f->n; i++) {
+		rc = step_disk(f, &f->disks[i], err);
+		if (rc < 0)
+			return rc;
+		total += rc;
+	}
+	return total;
+}
+
+int rl_follower_checkpoint(struct rl_follower *f, struct rl_err *err)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		int rc = rl_image_checkpoint(f->disks[i].img, err);
+
+		if (rc < 0)
+			return rc;
+		f->disks[i].since_ckpt = 0;
+	}
+	return 0;
+}

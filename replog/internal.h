@@ -1,0 +1,101 @@
+/* replog private declarations: the backend operations table and helpers
+ * shared between modules.  Nothing outside replog/ includes this. */
+#ifndef REPLOG_INTERNAL_H
+#define REPLOG_INTERNAL_H
+
+#include "replog.h"
+
+/* A log backend: one per file, listed in log.c's table by URI scheme.  Each
+ * backend's log, stream and reader structures start with the base structs
+ * below, so log.c can dispatch without knowing the backend. */
+struct rl_backend {
+	const char *scheme;	/* "file" */
+	int (*open)(const char *where, unsigned flags,
+		    const struct rl_log_opts *opts, struct rl_log **out,
+		    struct rl_err *err);
+	void (*close)(struct rl_log *log);
+	int (*stream)(struct rl_log *log, const struct rl_uuid *disk,
+		      struct rl_stream **out, struct rl_err *err);
+	int (*list)(struct rl_log *log, struct rl_uuid *uuids, size_t max,
+		    struct rl_err *err);
+	int (*append)(struct rl_stream *s, const void *rec, size_t len,
+		      rl_append_cb cb, void *opaque);
+	int (*end)(struct rl_stream *s, uint64_t *end);
+	void (*describe)(struct rl_stream *s, uint64_t pos, char *buf,
+			 size_t size);
+	int (*reader_open)(struct rl_stream *s, uint64_t pos,
+			   struct rl_reader **out, struct rl_err *err);
+	int (*reader_next)(struct rl_reader *r, struct rl_record *rec,
+			   uint64_t *pos, int timeout_ms, struct rl_err *err);
+	void (*reader_close)(struct rl_reader *r);
+};
+
+struct rl_log {
+	const struct rl_backend *be;
+	unsigned flags;
+};
+
+struct rl_stream {
+	struct rl_log *log;
+};
+
+struct rl_reader {
+	struct rl_stream *stream;
+};
+
+extern const struct rl_backend rl_backend_file;
+
+/* util.c */
+int rl_fsync_dir(const char *dir);
+int rl_write_full(int fd, const void *buf, size_t len);
+ssize_t rl_pread_full(int fd, void *buf, size_t len, off_t off);
+/* Reads a whole small file into buf as a string; bytes read or -errno. */
+int rl_read_small_file(const char *path, char *buf, size_t size);
+/* Replaces dir/name with buf durably: write a temporary file, fdatasync,
+ * rename over, fsync the directory. */
+int rl_write_atomic(const char *dir, const char *name, const void *buf,
+		    size_t len, struct rl_err *err);
+
+/* Little-endian helpers for the on-disk formats. */
+static inline void rl_put_le16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static inline void rl_put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline void rl_put_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline uint16_t rl_get_le16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static inline uint32_t rl_get_le32(const uint8_t *p)
+{
+	uint32_t v = 0;
+
+	for (int i = 3; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static inline uint64_t rl_get_le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+#endif /* REPLOG_INTERNAL_H */

@@ -1,0 +1,133 @@
+/* The log front end: picks a backend by URI scheme and dispatches to its
+ * operations table.  Backends are listed here explicitly (no constructor
+ * self-registration, which static linking would silently drop). */
+#include "internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+static const struct rl_backend *const backends[] = {
+	&rl_backend_file,
+};
+
+int rl_log_open(const char *uri, unsigned flags, const struct rl_log_opts *opts,
+		struct rl_log **out, struct rl_err *err)
+{
+	static const struct rl_log_opts defaults;
+	const char *where = uri;
+	const struct rl_backend *be = &rl_backend_file;	/* a bare path */
+	size_t n = strspn(uri, "abcdefghijklmnopqrstuvwxyz");
+
+	if (!opts)
+		opts = &defaults;
+	if (n > 0 && uri[n] == ':') {
+		be = NULL;
+		for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
+			if (strlen(backends[i]->scheme) == n &&
+			    strncmp(uri, backends[i]->scheme, n) == 0)
+				be = backends[i];
+		}
+		if (!be)
+			return rl_err_set(err, EINVAL, "log %s: unknown scheme "
+					  "\"%.*s\" (known: file)", uri, (int)n,
+					  uri);
+		where = uri + n + 1;
+	}
+	if (*where == '\0')
+		return rl_err_set(err, EINVAL, "log %s: no location", uri);
+	return be->open(where, flags, opts, out, err);
+}
+
+void rl_log_close(struct rl_log *log)
+{
+	if (log)
+		log->be->close(log);
+}
+
+int rl_log_stream(struct rl_log *log, const struct rl_uuid *disk,
+		  struct rl_stream **out, struct rl_err *err)
+{
+	return log->be->stream(log, disk, out, err);
+}
+
+int rl_log_list(struct rl_log *log, struct rl_uuid *uuids, size_t max,
+		struct rl_err *err)
+{
+	return log->be->list(log, uuids, max, err);
+}
+
+int rl_log_append(struct rl_stream *s, const void *rec, size_t len,
+		  rl_append_cb cb, void *opaque)
+{
+	if (!(s->log->flags & RL_LOG_WRITE))
+		return -EROFS;
+	return s->log->be->append(s, rec, len, cb, opaque);
+}
+
+struct sync_wait {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+	int err;
+	uint64_t pos;
+};
+
+static void sync_done(void *opaque, int err, uint64_t pos)
+{
+	struct sync_wait *w = opaque;
+
+	pthread_mutex_lock(&w->lock);
+	w->done = true;
+	w->err = err;
+	w->pos = pos;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+int64_t rl_log_append_sync(struct rl_stream *s, const void *rec, size_t len)
+{
+	struct sync_wait w = {
+		.lock = PTHREAD_MUTEX_INITIALIZER,
+		.cond = PTHREAD_COND_INITIALIZER,
+	};
+	int rc = rl_log_append(s, rec, len, sync_done, &w);
+
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&w.lock);
+	while (!w.done)
+		pthread_cond_wait(&w.cond, &w.lock);
+	pthread_mutex_unlock(&w.lock);
+	pthread_cond_destroy(&w.cond);
+	pthread_mutex_destroy(&w.lock);
+	return w.err < 0 ? w.err : (int64_t)w.pos;
+}
+
+int rl_log_end(struct rl_stream *s, uint64_t *end)
+{
+	return s->log->be->end(s, end);
+}
+
+void rl_log_describe(struct rl_stream *s, uint64_t pos, char *buf, size_t size)
+{
+	s->log->be->describe(s, pos, buf, size);
+}
+
+int rl_reader_open(struct rl_stream *s, uint64_t pos, struct rl_reader **out,
+		   struct rl_err *err)
+{
+	return s->log->be->reader_open(s, pos, out, err);
+}
+
+int rl_reader_next(struct rl_reader *r, struct rl_record *rec, uint64_t *pos,
+		   int timeout_ms, struct rl_err *err)
+{
+	return r->stream->log->be->reader_next(r, rec, pos, timeout_ms, err);
+}
+
+void rl_reader_close(struct rl_reader *r)
+{
+	if (r)
+		r->stream->log->be->reader_close(r);
+}

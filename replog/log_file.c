@@ -1,0 +1,1108 @@
+/* The file log: the embedded default backend, "file:PATH".
+ *
+ * Notes on the design
+ * -------------------
+ * Layout (docs/FILELOG.md has the details):
+ *
+ *   PATH/lock                      flock()ed by the one writer; holds its pid
+ *   PATH/catalog/                  the catalog stream
+ *   PATH/disks/UUID/               one stream per disk
+ *   STREAM/head                    16 bytes: magic, durable end (u64 LE)
+ *   STREAM/00000000000000000000.seg  segments, named by their first position
+ *
+ * A segment is a 32-byte header (magic, first position, disk uuid) followed
+ * by records back to back.  A position is a record's index in its stream.
+ *
+ * Where data becomes durable.  An append write()s the record at the end of
+ * the current segment under the stream's lock (so file order is position
+ * order) and queues its completion.  One flusher thread per log runs group
+ * commit: it takes every stream with queued completions, swaps out their
+ * queues, fdatasync()s each stream's segment once, and only then publishes
+ * the new durable end in the stream's head and runs the completions in
+ * position order.  Everything appended while one fdatasync runs is covered
+ * by the next one.  A roll-over to a new segment fdatasync()s the old one
+ * first, under the stream lock, so the flusher only ever syncs the current
+ * segment; the old fd is retired and closed by the flusher, which may still
+ * be using it.  A failed write is cut back; a failed fdatasync makes the
+ * whole log refuse appends until it is reopened (sticky: after a failed
+ * fdatasync the page cache can no longer be trusted to say what is on disk).
+ *
+ * Readers.  The head is mmap()ed shared by the writer and by readers in
+ * any process.  The writer stores the durable end into it after each
+ * fdatasync; readers never read at or past it, so they never see a record
+ * that is not durable or that recovery might cut.  (The head itself is not
+ * synced: after a power loss it may be behind, never ahead.)
+ *
+ * Recovery.  When the writer opens a stream it verifies every record of the
+ * last segment.  A bad or incomplete record at or past the head's durable
+ * end is a torn tail from a crash: it is cut, and the cut is logged.  A bad
+ * record below the durable end is damage to acknowledged data: the stream
+ * refuses to open rather than drop it.
+ */
+#include "internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SEG_MAGIC	"RDLSEG01"
+#define SEG_HDR_SIZE	32
+#define HEAD_MAGIC	"RDLHEAD1"
+#define HEAD_SIZE	16
+#define DEFAULT_SEGMENT_BYTES	(64ull << 20)
+#define READ_CHUNK	(1u << 20)
+
+struct pending {
+	rl_append_cb cb;
+	void *opaque;
+};
+
+struct pending_vec {
+	struct pending *v;
+	size_t n, cap;
+};
+
+struct file_stream {
+	struct rl_stream base;
+	struct file_stream *next;	/* log->streams, under log->lock */
+	struct rl_uuid disk;		/* nil for the catalog */
+	char *dir;
+	char label[64];			/* "catalog" or "disks/UUID" */
+	int head_fd;
+	_Atomic uint64_t *head;		/* durable end, in the shared map */
+	void *head_map;
+
+	/* Writer state.  Lock order: stream->lock, then log->lock. */
+	pthread_mutex_t lock;
+	int fd;				/* current segment, protected by lock */
+	uint64_t seg_base;		/* protected by lock */
+	uint64_t seg_bytes;		/* protected by lock */
+	uint64_t end;			/* next position, protected by lock */
+	uint64_t durable;		/* protected by lock */
+	struct pending_vec queue;	/* positions durable.., under lock */
+	int *retired;			/* old segment fds, under lock */
+	size_t n_retired;
+	bool dirty;			/* on log->dirty, under log->lock */
+	struct file_stream *dirty_next;	/* under log->lock */
+};
+
+struct file_log {
+	struct rl_log base;
+	char *dir;
+	int lock_fd;
+	uint64_t segment_bytes;
+	bool quiet;
+
+	pthread_mutex_t open_lock;	/* serializes rl_log_stream() */
+	pthread_mutex_t lock;
+	pthread_cond_t work;		/* flusher: dirty streams or stop */
+	struct file_stream *streams;	/* protected by lock */
+	struct file_stream *dirty;	/* protected by lock */
+	bool stop;			/* protected by lock */
+	_Atomic int failed;		/* sticky -errno */
+	pthread_t flusher;
+	bool has_flusher;
+};
+
+struct file_reader {
+	struct rl_reader base;
+	struct file_stream *s;
+	uint64_t pos;			/* next record */
+	uint64_t seg_base;
+	uint64_t off;			/* byte of the next record in fd */
+	int fd;
+	uint8_t *buf;			/* bytes [buf_off, buf_off + buf_len) */
+	size_t buf_cap, buf_len;
+	uint64_t buf_off;
+	uint64_t buf_durable;		/* records below this are complete in buf */
+	struct rl_decoder dec;
+};
+
+#define FLOG(l) ((struct file_log *)(l))
+#define FSTREAM(s) ((struct file_stream *)(s))
+
+static void seg_name(char *buf, size_t size, const char *dir, uint64_t base)
+{
+	snprintf(buf, size, "%s/%020" PRIu64 ".seg", dir, base);
+}
+
+/* ------------------------------------------------------------ segments */
+
+/* Lists the segment bases of a stream directory, sorted.  Returns the
+ * count (the array is malloc'ed) or -errno. */
+static int list_segments(const char *dir, uint64_t **out)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	uint64_t *v = NULL;
+	size_t n = 0, cap = 0;
+
+	if (!d)
+		return -errno;
+	while ((e = readdir(d))) {
+		char *endp;
+		uint64_t base;
+
+		if (strlen(e->d_name) != 24 ||
+		    strcmp(e->d_name + 20, ".seg") != 0)
+			continue;
+		errno = 0;
+		base = strtoull(e->d_name, &endp, 10);
+		if (errno || endp != e->d_name + 20)
+			continue;
+		if (n == cap) {
+			uint64_t *nv = realloc(v, (cap = cap ? 2 * cap : 16) *
+					       sizeof(*v));
+			if (!nv) {
+				free(v);
+				closedir(d);
+				return -ENOMEM;
+			}
+			v = nv;
+		}
+		v[n++] = base;
+	}
+	closedir(d);
+	/* insertion sort: few segments, mostly in order already */
+	for (size_t i = 1; i < n; i++) {
+		uint64_t x = v[i];
+		size_t j = i;
+
+		for (; j > 0 && v[j - 1] > x; j--)
+			v[j] = v[j - 1];
+		v[j] = x;
+	}
+	*out = v;
+	return (int)n;
+}
+
+static int seg_check_header(struct file_stream *s, int fd, uint64_t base,
+			    struct rl_err *err)
+{
+	uint8_t h[SEG_HDR_SIZE];
+	ssize_t n = rl_pread_full(fd, h, sizeof(h), 0);
+
+	if (n < 0)
+		return rl_err_set(err, (int)-n, "%s/%020" PRIu64 ".seg: read: %s",
+				  s->label, base, strerror((int)-n));
+	if (n != SEG_HDR_SIZE || memcmp(h, SEG_MAGIC, 8) != 0 ||
+	    rl_get_le64(h + 8) != base || memcmp(h + 16, s->disk.b, 16) != 0)
+		return rl_err_set(err, EBADMSG, "%s/%020" PRIu64 ".seg: bad "
+				  "segment header (not a segment of this stream)",
+				  s->label, base);
+	return 0;
+}
+
+/* Creates segment `base` durably (temporary name, header, fsync, rename,
+ * fsync dir) so a segment file always has a valid header.  Returns the
+ * open fd or -errno. */
+static int seg_create(struct file_stream *s, uint64_t base)
+{
+	char tmp[PATH_MAX], path[PATH_MAX];
+	uint8_t h[SEG_HDR_SIZE] = { 0 };
+	int fd, rc;
+
+	seg_name(path, sizeof(path), s->dir, base);
+	snprintf(tmp, sizeof(tmp), "%s/.new.seg", s->dir);
+	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	memcpy(h, SEG_MAGIC, 8);
+	rl_put_le64(h + 8, base);
+	memcpy(h + 16, s->disk.b, 16);
+	rc = rl_write_full(fd, h, sizeof(h));
+	if (rc == 0 && fdatasync(fd) < 0)
+		rc = -errno;
+	if (rc == 0 && rename(tmp, path) < 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = rl_fsync_dir(s->dir);
+	if (rc < 0) {
+		close(fd);
+		unlink(tmp);
+		return rc;
+	}
+	return fd;
+}
+
+/* ------------------------------------------------------------ head */
+
+static int head_open(struct file_stream *s, bool writer, struct rl_err *err)
+{
+	char path[PATH_MAX];
+	uint8_t h[HEAD_SIZE];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/head", s->dir);
+	fd = open(path, (writer ? O_RDWR | O_CREAT : O_RDONLY) | O_CLOEXEC,
+		  0644);
+	if (fd < 0)
+		return rl_err_set(err, errno, "%s: open head: %s", s->label,
+				  strerror(errno));
+	n = rl_pread_full(fd, h, sizeof(h), 0);
+	if (n == 0 && writer) {
+		memset(h, 0, sizeof(h));
+		memcpy(h, HEAD_MAGIC, 8);
+		if (rl_write_full(fd, h, sizeof(h)) < 0 || fsync(fd) < 0 ||
+		    rl_fsync_dir(s->dir) < 0) {
+			close(fd);
+			return rl_err_set(err, EIO, "%s: create head: %s",
+					  s->label, strerror(errno));
+		}
+		n = HEAD_SIZE;
+	}
+	if (n != HEAD_SIZE || memcmp(h, HEAD_MAGIC, 8) != 0) {
+		close(fd);
+		return rl_err_set(err, EBADMSG, "%s/head: not a stream head "
+				  "(%zd bytes)", s->label, n);
+	}
+	s->head_map = mmap(NULL, HEAD_SIZE, writer ? PROT_READ | PROT_WRITE :
+			   PROT_READ, MAP_SHARED, fd, 0);
+	if (s->head_map == MAP_FAILED) {
+		s->head_map = NULL;
+		close(fd);
+		return rl_err_set(err, errno, "%s: mmap head: %s", s->label,
+				  strerror(errno));
+	}
+	/* x86-64 and the other targets we build for are little-endian, so
+	 * the u64 at offset 8 is the head's durable end as stored. */
+	s->head = (_Atomic uint64_t *)((char *)s->head_map + 8);
+	s->head_fd = fd;
+	return 0;
+}
+
+static uint64_t head_load(const struct file_stream *s)
+{
+	return atomic_load_explicit(s->head, memory_order_acquire);
+}
+
+/* ------------------------------------------------------------ recovery */
+
+/* Verifies the records of the stream's last segment; cuts a torn tail.
+ * On success the stream's fd, seg_base, seg_bytes, end and durable are set. */
+static int stream_recover(struct file_log *log, struct file_stream *s,
+			  struct rl_err *err)
+{
+	uint64_t *segs = NULL, head = head_load(s);
+	struct rl_decoder dec;
+	uint8_t *buf = NULL;
+	size_t cap = 0;
+	uint64_t off = SEG_HDR_SIZE, pos;
+	struct stat st;
+	char path[PATH_MAX], why[sizeof(err->msg)] = "";
+	int n, fd, rc = 0;
+
+	n = list_segments(s->dir, &segs);
+	if (n < 0)
+		return rl_err_set(err, -n, "%s: list segments: %s", s->label,
+				  strerror(-n));
+	if (n == 0) {
+		free(segs);
+		if (head != 0)
+			return rl_err_set(err, EIO, "%s: no segment, but the "
+					  "head says %" PRIu64 " records are "
+					  "durable", s->label, head);
+		fd = seg_create(s, 0);
+		if (fd < 0)
+			return rl_err_set(err, -fd, "%s: create segment: %s",
+					  s->label, strerror(-fd));
+		s->fd = fd;
+		s->seg_base = s->end = s->durable = 0;
+		s->seg_bytes = SEG_HDR_SIZE;
+		return 0;
+	}
+	s->seg_base = pos = segs[n - 1];
+	free(segs);
+	seg_name(path, sizeof(path), s->dir, s->seg_base);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return rl_err_set(err, errno, "%s: open %s: %s", s->label, path,
+				  strerror(errno));
+	rc = seg_check_header(s, fd, s->seg_base, err);
+	if (rc < 0 || fstat(fd, &st) < 0) {
+		close(fd);
+		return rc < 0 ? rc : rl_err_set(err, errno, "fstat %s: %s",
+						path, strerror(errno));
+	}
+
+	rl_decoder_init(&dec);
+	for (;;) {
+		uint8_t hdr[RL_RECORD_HDR_SIZE];
+		struct rl_err e;
+		struct rl_record r;
+		ssize_t got = rl_pread_full(fd, hdr, sizeof(hdr), (off_t)off);
+		ssize_t stored;
+
+		if (got < 0) {
+			rc = rl_err_set(err, (int)-got, "read %s: %s", path,
+					strerror((int)-got));
+			goto out;
+		}
+		if (got == 0)
+			break;
+		if (got < (ssize_t)sizeof(hdr)) {
+			snprintf(why, sizeof(why), "incomplete header");
+			break;
+		}
+		stored = rl_record_check_header(hdr, &e);
+		if (stored < 0) {
+			snprintf(why, sizeof(why), "%s", e.msg);
+			break;
+		}
+		size_t len = RL_RECORD_HDR_SIZE + (size_t)stored;
+
+		if (len > cap) {
+			uint8_t *nb = realloc(buf, len);
+
+			if (!nb) {
+				rc = rl_err_set(err, ENOMEM, "out of memory");
+				goto out;
+			}
+			buf = nb;
+			cap = len;
+		}
+		got = rl_pread_full(fd, buf, len, (off_t)off);
+		if (got < 0) {
+			rc = rl_err_set(err, (int)-got, "read %s: %s", path,
+					strerror((int)-got));
+			goto out;
+		}
+		if ((size_t)got < len) {
+			snprintf(why, sizeof(why), "incomplete record");
+			break;
+		}
+		if (rl_record_decode(&dec, buf, len, &r, &e) < 0) {
+			snprintf(why, sizeof(why), "%s", e.msg);
+			break;
+		}
+		off += len;
+		pos++;
+	}
+
+	if (pos < head) {
+		rc = rl_err_set(err, EIO, "%s: record at position %" PRIu64
+				" (%s byte %" PRIu64 ") is bad: %s; the head "
+				"says %" PRIu64 " records are durable, so this "
+				"is damage, not a torn tail: refusing to cut "
+				"acknowledged records", s->label, pos, path,
+				off, why[0] ? why : "missing", head);
+		goto out;
+	}
+	if ((uint64_t)st.st_size > off) {
+		if (ftruncate(fd, (off_t)off) < 0 || fdatasync(fd) < 0) {
+			rc = rl_err_set(err, errno, "truncate %s: %s", path,
+					strerror(errno));
+			goto out;
+		}
+		if (!log->quiet)
+			fprintf(stderr, "repdisk: file log: %s: cut torn tail "
+				"at byte %" PRIu64 " (position %" PRIu64 "): "
+				"%" PRIu64 " bytes dropped: %s\n", path, off,
+				pos, (uint64_t)st.st_size - off, why);
+	} else if (fdatasync(fd) < 0) {
+		/* records a crashed writer left in the page cache */
+		rc = rl_err_set(err, errno, "fdatasync %s: %s", path,
+				strerror(errno));
+		goto out;
+	}
+	s->fd = fd;
+	s->seg_bytes = off;
+	s->end = s->durable = pos;
+	atomic_store_explicit(s->head, pos, memory_order_release);
+out:
+	if (rc < 0)
+		close(fd);
+	rl_decoder_free(&dec);
+	free(buf);
+	return rc;
+}
+
+/* ------------------------------------------------------------ flusher */
+
+static void pending_push(struct pending_vec *q, rl_append_cb cb, void *opaque,
+			 int *rc)
+{
+	if (q->n == q->cap) {
+		size_t cap = q->cap ? 2 * q->cap : 64;
+		struct pending *v = realloc(q->v, cap * sizeof(*v));
+
+		if (!v) {
+			*rc = -ENOMEM;
+			return;
+		}
+		q->v = v;
+		q->cap = cap;
+	}
+	q->v[q->n++] = (struct pending){ cb, opaque };
+}
+
+static void flush_stream(struct file_log *log, struct file_stream *s,
+			 struct pending_vec *batch)
+{
+	uint64_t first, target;
+	int fd, rc = 0;
+
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < s->n_retired; i++)
+		close(s->retired[i]);
+	s->n_retired = 0;
+	/* swap queues: appenders go on filling the (empty) batch vector */
+	struct pending_vec q = s->queue;
+
+	s->queue = *batch;
+	s->queue.n = 0;
+	*batch = q;
+	first = s->durable;
+	target = s->end;
+	fd = s->fd;
+	pthread_mutex_unlock(&s->lock);
+
+	if (atomic_load(&log->failed))
+		rc = atomic_load(&log->failed);
+	else if (fdatasync(fd) < 0)
+		rc = -errno;
+
+	if (rc < 0) {
+		int expected = 0;
+
+		if (atomic_compare_exchange_strong(&log->failed, &expected,
+						   -EIO))
+			fprintf(stderr, "repdisk: file log: %s: fdatasync "
+				"failed: %s; the log refuses appends until it "
+				"is reopened\n", s->label, strerror(-rc));
+		rc = -EIO;
+	} else {
+		pthread_mutex_lock(&s->lock);
+		s->durable = target;
+		atomic_store_explicit(s->head, target, memory_order_release);
+		pthread_mutex_unlock(&s->lock);
+	}
+	for (size_t i = 0; i < batch->n; i++)
+		batch->v[i].cb(batch->v[i].opaque, rc, first + i);
+	batch->n = 0;
+}
+
+static void *flusher_main(void *arg)
+{
+	struct file_log *log = arg;
+	struct pending_vec batch = { 0 };
+
+	pthread_mutex_lock(&log->lock);
+	for (;;) {
+		while (!log->dirty && !log->stop)
+			pthread_cond_wait(&log->work, &log->lock);
+		if (!log->dirty)
+			break;	/* stop, and nothing left to flush */
+		struct file_stream *list = log->dirty;
+
+		log->dirty = NULL;
+		for (struct file_stream *s = list; s; s = s->dirty_next)
+			s->dirty = false;
+		pthread_mutex_unlock(&log->lock);
+
+		while (list) {
+			struct file_stream *s = list;
+
+			list = s->dirty_next;
+			flush_stream(log, s, &batch);
+		}
+
+		pthread_mutex_lock(&log->lock);
+	}
+	pthread_mutex_unlock(&log->lock);
+	free(batch.v);
+	return NULL;
+}
+
+/* ------------------------------------------------------------ append */
+
+static int file_append(struct rl_stream *base, const void *rec, size_t len,
+		       rl_append_cb cb, void *opaque)
+{
+	struct file_stream *s = FSTREAM(base);
+	struct file_log *log = FLOG(base->log);
+	int rc;
+
+	if (atomic_load(&log->failed))
+		return -EIO;
+	pthread_mutex_lock(&s->lock);
+	if (s->seg_bytes >= log->segment_bytes) {
+		/* roll over: the old segment is made durable here, so the
+		 * flusher only syncs the current one */
+		int fd;
+
+		if (fdatasync(s->fd) < 0) {
+			rc = -errno;
+			pthread_mutex_unlock(&s->lock);
+			return rc;
+		}
+		fd = seg_create(s, s->end);
+		if (fd < 0) {
+			pthread_mutex_unlock(&s->lock);
+			return fd;
+		}
+		int *r = realloc(s->retired, (s->n_retired + 1) * sizeof(int));
+
+		if (!r) {
+			close(fd);
+			pthread_mutex_unlock(&s->lock);
+			return -ENOMEM;
+		}
+		s->retired = r;
+		s->retired[s->n_retired++] = s->fd;
+		s->fd = fd;
+		s->seg_base = s->end;
+		s->seg_bytes = SEG_HDR_SIZE;
+	}
+	rc = 0;
+	pending_push(&s->queue, cb, opaque, &rc);
+	if (rc == 0) {
+		rc = rl_write_full(s->fd, rec, len);
+		if (rc < 0) {
+			s->queue.n--;
+			/* cut a partial record back; if even that fails the
+			 * segment's tail is unknown: stop the log */
+			if (ftruncate(s->fd, (off_t)s->seg_bytes) < 0) {
+				atomic_store(&log->failed, -EIO);
+				fprintf(stderr, "repdisk: file log: %s: cannot "
+					"cut a failed append: %s; the log "
+					"refuses appends until it is reopened\n",
+					s->label, strerror(errno));
+			}
+		}
+	}
+	if (rc == 0) {
+		s->seg_bytes += len;
+		s->end++;
+		pthread_mutex_lock(&log->lock);
+		if (!s->dirty) {
+			s->dirty = true;
+			s->dirty_next = log->dirty;
+			log->dirty = s;
+			pthread_cond_signal(&log->work);
+		}
+		pthread_mutex_unlock(&log->lock);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+static int file_end(struct rl_stream *base, uint64_t *end)
+{
+	*end = head_load(FSTREAM(base));
+	return 0;
+}
+
+static void file_describe(struct rl_stream *base, uint64_t pos, char *buf,
+			  size_t size)
+{
+	struct file_stream *s = FSTREAM(base);
+	uint64_t *segs = NULL, seg = 0;
+	int n = list_segments(s->dir, &segs);
+
+	for (int i = 0; i < n; i++)
+		if (segs[i] <= pos)
+			seg = segs[i];
+	free(segs);
+	snprintf(buf, size, "%s/%020" PRIu64 ".seg position %" PRIu64,
+		 s->label, seg, pos);
+}
+
+/* ------------------------------------------------------------ streams */
+
+static void stream_free(struct file_stream *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->n_retired; i++)
+		close(s->retired[i]);
+	free(s->retired);
+	free(s->queue.v);
+	if (s->fd >= 0)
+		close(s->fd);
+	if (s->head_map)
+		munmap(s->head_map, HEAD_SIZE);
+	if (s->head_fd >= 0)
+		close(s->head_fd);
+	pthread_mutex_destroy(&s->lock);
+	free(s->dir);
+	free(s);
+}
+
+static int stream_open(struct rl_log *base, const struct rl_uuid *disk,
+		       struct rl_stream **out, struct rl_err *err)
+{
+	struct file_log *log = FLOG(base);
+	bool writer = base->flags & RL_LOG_WRITE;
+	struct file_stream *s;
+	char path[PATH_MAX];
+	int rc;
+
+	pthread_mutex_lock(&log->lock);
+	for (s = log->streams; s; s = s->next) {
+		if ((disk && rl_uuid_eq(&s->disk, disk)) ||
+		    (!disk && rl_uuid_is_nil(&s->disk)))
+			break;
+	}
+	pthread_mutex_unlock(&log->lock);
+	if (s) {
+		*out = &s->base;
+		return 0;
+	}
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return rl_err_set(err, ENOMEM, "out of memory");
+	s->base.log = base;
+	s->fd = s->head_fd = -1;
+	pthread_mutex_init(&s->lock, NULL);
+	if (disk) {
+		char u[RL_UUID_STRLEN + 1];
+
+		if (rl_uuid_is_nil(disk)) {
+			stream_free(s);
+			return rl_err_set(err, EINVAL, "nil disk uuid");
+		}
+		s->disk = *disk;
+		rl_uuid_format(disk, u);
+		snprintf(s->label, sizeof(s->label), "disks/%s", u);
+	} else {
+		snprintf(s->label, sizeof(s->label), "catalog");
+	}
+	snprintf(path, sizeof(path), "%s/%s", log->dir, s->label);
+	s->dir = strdup(path);
+	if (!s->dir) {
+		stream_free(s);
+		return rl_err_set(err, ENOMEM, "out of memory");
+	}
+	if (writer && mkdir(path, 0755) == 0) {
+		char parent[PATH_MAX];
+
+		snprintf(parent, sizeof(parent), "%s%s", log->dir,
+			 disk ? "/disks" : "");
+		rl_fsync_dir(parent);
+	} else if (access(path, F_OK) < 0) {
+		rc = errno;
+		stream_free(s);
+		return rl_err_set(err, rc, "log %s: %s: %s", log->dir, path,
+				  rc == ENOENT ? "no such stream" : strerror(rc));
+	}
+	rc = head_open(s, writer, err);
+	if (rc == 0 && writer)
+		rc = stream_recover(log, s, err);
+	if (rc < 0) {
+		stream_free(s);
+		return rc;
+	}
+
+	pthread_mutex_lock(&log->lock);
+	s->next = log->streams;
+	log->streams = s;
+	pthread_mutex_unlock(&log->lock);
+	*out = &s->base;
+	return 0;
+}
+
+static int file_stream_get(struct rl_log *base, const struct rl_uuid *disk,
+			   struct rl_stream **out, struct rl_err *err)
+{
+	struct file_log *log = FLOG(base);
+	int rc;
+
+	pthread_mutex_lock(&log->open_lock);
+	rc = stream_open(base, disk, out, err);
+	pthread_mutex_unlock(&log->open_lock);
+	return rc;
+}
+
+static int file_list(struct rl_log *base, struct rl_uuid *uuids, size_t max,
+		     struct rl_err *err)
+{
+	struct file_log *log = FLOG(base);
+	char path[PATH_MAX];
+	struct dirent *e;
+	DIR *d;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "%s/disks", log->dir);
+	d = opendir(path);
+	if (!d)
+		return rl_err_set(err, errno, "log %s: %s", path,
+				  strerror(errno));
+	while ((e = readdir(d))) {
+		struct rl_uuid u;
+
+		if (rl_uuid_parse(e->d_name, &u) < 0)
+			continue;
+		if ((size_t)n < max)
+			uuids[n] = u;
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* ------------------------------------------------------------ open/close */
+
+static void file_close(struct rl_log *base)
+{
+	struct file_log *log = FLOG(base);
+	struct file_stream *s, *next;
+
+	if (log->has_flusher) {
+		pthread_mutex_lock(&log->lock);
+		log->stop = true;
+		pthread_cond_signal(&log->work);
+		pthread_mutex_unlock(&log->lock);
+		pthread_join(log->flusher, NULL);
+	}
+	for (s = log->streams; s; s = next) {
+		next = s->next;
+		stream_free(s);
+	}
+	if (log->lock_fd >= 0)
+		close(log->lock_fd);	/* releases the flock */
+	pthread_cond_destroy(&log->work);
+	pthread_mutex_destroy(&log->lock);
+	pthread_mutex_destroy(&log->open_lock);
+	free(log->dir);
+	free(log);
+}
+
+static int take_writer_lock(struct file_log *log, struct rl_err *err)
+{
+	char path[PATH_MAX], pid[32];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/lock", log->dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return rl_err_set(err, errno, "log %s: %s: %s", log->dir, path,
+				  strerror(errno));
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		ssize_t n = rl_pread_full(fd, pid, sizeof(pid) - 1, 0);
+
+		close(fd);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		if (e == EWOULDBLOCK)
+			return rl_err_set(err, EBUSY, "log %s: already open "
+					  "for writing by another process%s%s%s",
+					  log->dir, pid[0] ? " (pid " : "", pid,
+					  pid[0] ? ")" : "");
+		return rl_err_set(err, e, "log %s: lock: %s", log->dir,
+				  strerror(e));
+	}
+	snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, strlen(pid), 0) < 0) {
+		/* the pid is only a hint for messages */
+	}
+	log->lock_fd = fd;
+	return 0;
+}
+
+static int file_open(const char *where, unsigned flags,
+		     const struct rl_log_opts *opts, struct rl_log **out,
+		     struct rl_err *err)
+{
+	bool writer = flags & RL_LOG_WRITE;
+	struct file_log *log;
+	char path[PATH_MAX];
+	struct stat st;
+	int rc;
+
+	if (strlen(where) > PATH_MAX - 128)
+		return rl_err_set(err, ENAMETOOLONG, "log %s: path too long",
+				  where);
+	if (writer) {
+		if (mkdir(where, 0755) < 0 && errno != EEXIST)
+			return rl_err_set(err, errno, "log %s: mkdir: %s",
+					  where, strerror(errno));
+		snprintf(path, sizeof(path), "%s/disks", where);
+		if (mkdir(path, 0755) < 0 && errno != EEXIST)
+			return rl_err_set(err, errno, "log %s: mkdir: %s",
+					  path, strerror(errno));
+	}
+	if (stat(where, &st) < 0)
+		return rl_err_set(err, errno, "log %s: %s", where,
+				  errno == ENOENT ? "no such log" :
+				  strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return rl_err_set(err, ENOTDIR, "log %s: not a directory",
+				  where);
+
+	log = calloc(1, sizeof(*log));
+	if (!log || !(log->dir = strdup(where))) {
+		free(log);
+		return rl_err_set(err, ENOMEM, "out of memory");
+	}
+	log->base.be = &rl_backend_file;
+	log->base.flags = flags;
+	log->lock_fd = -1;
+	log->segment_bytes = opts->segment_bytes ? opts->segment_bytes :
+			     DEFAULT_SEGMENT_BYTES;
+	log->quiet = opts->quiet;
+	pthread_mutex_init(&log->lock, NULL);
+	pthread_cond_init(&log->work, NULL);
+	pthread_mutex_init(&log->open_lock, NULL);
+
+	if (writer) {
+		rc = take_writer_lock(log, err);
+		if (rc == 0) {
+			rc = -pthread_create(&log->flusher, NULL, flusher_main,
+					     log);
+			if (rc < 0)
+				rl_err_set(err, -rc, "log %s: start flusher: %s",
+					   where, strerror(-rc));
+			log->has_flusher = rc == 0;
+		}
+		if (rc < 0) {
+			file_close(&log->base);
+			return rc;
+		}
+	}
+	*out = &log->base;
+	return 0;
+}
+
+/* ------------------------------------------------------------ readers */
+
+static void reader_drop_segment(struct file_reader *r)
+{
+	if (r->fd >= 0)
+		close(r->fd);
+	r->fd = -1;
+	r->buf_len = 0;
+}
+
+static int reader_open_segment(struct file_reader *r, uint64_t base,
+			       struct rl_err *err)
+{
+	char path[PATH_MAX];
+	int fd, rc;
+
+	reader_drop_segment(r);
+	seg_name(path, sizeof(path), r->s->dir, base);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return rl_err_set(err, errno == ENOENT ? EBADMSG : errno,
+				  "%s: segment %020" PRIu64 ".seg: %s "
+				  "(position %" PRIu64 ")", r->s->label, base,
+				  strerror(errno), r->pos);
+	rc = seg_check_header(r->s, fd, base, err);
+	if (rc < 0) {
+		close(fd);
+		return rc;
+	}
+	r->fd = fd;
+	r->seg_base = base;
+	r->off = SEG_HDR_SIZE;
+	return 0;
+}
+
+/* Makes bytes [r->off, r->off + need) available in r->buf.  Returns 1 if
+ * they are, 0 at the end of the segment file (fewer bytes exist), or -errno.
+ * Bytes of records below r->buf_durable are complete: the durable end is
+ * loaded before the read, and records below it were written before it was
+ * published. */
+static int reader_fill(struct file_reader *r, size_t need)
+{
+	uint64_t durable = head_load(r->s);
+
+	if (r->off >= r->buf_off && r->off + need <= r->buf_off + r->buf_len &&
+	    r->pos < r->buf_durable)
+		return 1;
+	size_t want = need > READ_CHUNK ? need : READ_CHUNK;
+
+	if (want > r->buf_cap) {
+		uint8_t *nb = realloc(r->buf, want);
+
+		if (!nb)
+			return -ENOMEM;
+		r->buf = nb;
+		r->buf_cap = want;
+	}
+	ssize_t n = rl_pread_full(r->fd, r->buf, want, (off_t)r->off);
+
+	if (n < 0)
+		return (int)n;
+	r->buf_off = r->off;
+	r->buf_len = (size_t)n;
+	r->buf_durable = durable;
+	return (size_t)n >= need ? 1 : 0;
+}
+
+/* Reads the record at r->off without checking its checksum (used to skip
+ * to a position).  Returns its length, 0 at the end of the segment, or an
+ * error. */
+static ssize_t reader_peek(struct file_reader *r, struct rl_err *err)
+{
+	int rc = reader_fill(r, RL_RECORD_HDR_SIZE);
+	ssize_t stored;
+
+	if (rc <= 0)
+		return rc;
+	stored = rl_record_check_header(r->buf + (r->off - r->buf_off), err);
+	if (stored < 0)
+		return stored;
+	return RL_RECORD_HDR_SIZE + stored;
+}
+
+static int reader_fail(struct file_reader *r, int code, const char *why,
+		       struct rl_err *err)
+{
+	char msg[sizeof(err->msg)];
+
+	snprintf(msg, sizeof(msg), "%s", why);
+	return rl_err_set(err, code, "%s/%020" PRIu64 ".seg byte %" PRIu64
+			  " (position %" PRIu64 "): %s", r->s->label,
+			  r->seg_base, r->off, r->pos, msg);
+}
+
+static int file_reader_next(struct rl_reader *base, struct rl_record *rec,
+			    uint64_t *pos, int timeout_ms, struct rl_err *err)
+{
+	struct file_reader *r = (struct file_reader *)base;
+	struct timespec nap = { 0, 1000000 };
+	int waited = 0;
+
+	for (;;) {
+		uint64_t durable = head_load(r->s);
+
+		if (r->pos < durable)
+			break;
+		if (waited >= timeout_ms)
+			return 0;
+		nanosleep(&nap, NULL);
+		waited += (int)(nap.tv_nsec / 1000000);
+		if (nap.tv_nsec < 8000000)
+			nap.tv_nsec *= 2;	/* back off to 8 ms when idle */
+	}
+
+	struct rl_err e;
+	ssize_t len = reader_peek(r, &e);
+
+	if (len == 0) {
+		/* end of this segment: the durable record at r->pos is the
+		 * first of the next one */
+		int rc = reader_open_segment(r, r->pos, err);
+
+		if (rc < 0)
+			return rc;
+		len = reader_peek(r, &e);
+		if (len == 0)
+			return reader_fail(r, EBADMSG, "empty segment below "
+					   "the durable end", err);
+	}
+	if (len < 0)
+		return reader_fail(r, (int)-len, e.msg, err);
+	int rc = reader_fill(r, (size_t)len);
+
+	if (rc < 0)
+		return reader_fail(r, -rc, strerror(-rc), err);
+	if (rc == 0)
+		return reader_fail(r, EBADMSG, "record cut short below the "
+				   "durable end", err);
+	rc = rl_record_decode(&r->dec, r->buf + (r->off - r->buf_off),
+			      (size_t)len, rec, &e);
+	if (rc < 0)
+		return reader_fail(r, -rc, e.msg, err);
+	if (!rl_uuid_eq(&rec->disk, &r->s->disk) && !rl_uuid_is_nil(&r->s->disk))
+		return reader_fail(r, EBADMSG, "record of another disk", err);
+	*pos = r->pos++;
+	r->off += (uint64_t)len;
+	return 1;
+}
+
+static void file_reader_close(struct rl_reader *base)
+{
+	struct file_reader *r = (struct file_reader *)base;
+
+	reader_drop_segment(r);
+	rl_decoder_free(&r->dec);
+	free(r->buf);
+	free(r);
+}
+
+static int file_reader_open(struct rl_stream *base, uint64_t pos,
+			    struct rl_reader **out, struct rl_err *err)
+{
+	struct file_stream *s = FSTREAM(base);
+	struct file_reader *r;
+	uint64_t *segs = NULL, seg, end = head_load(s);
+	int n, rc;
+
+	if (pos > end)
+		return rl_err_set(err, ERANGE, "%s: position %" PRIu64 " is "
+				  "past the end of the log (%" PRIu64 ")",
+				  s->label, pos, end);
+	n = list_segments(s->dir, &segs);
+	if (n <= 0 || segs[0] > pos) {
+		free(segs);
+		return rl_err_set(err, n < 0 ? -n : ENOENT, "%s: no segment "
+				  "holds position %" PRIu64, s->label, pos);
+	}
+	seg = segs[0];
+	for (int i = 0; i < n; i++)
+		if (segs[i] <= pos)
+			seg = segs[i];
+	free(segs);
+
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return rl_err_set(err, ENOMEM, "out of memory");
+	r->base.stream = base;
+	r->s = s;
+	r->fd = -1;
+	r->pos = seg;
+	rl_decoder_init(&r->dec);
+	rc = reader_open_segment(r, seg, err);
+	/* skip to pos over durable records, reading headers only */
+	while (rc == 0 && r->pos < pos) {
+		struct rl_err e;
+		ssize_t len = reader_peek(r, &e);
+
+		if (len <= 0)
+			rc = reader_fail(r, len < 0 ? (int)-len : EBADMSG,
+					 len < 0 ? e.msg : "segment ends early",
+					 err);
+		else {
+			r->off += (uint64_t)len;
+			r->pos++;
+		}
+	}
+	if (rc < 0) {
+		file_reader_close(&r->base);
+		return rc;
+	}
+	*out = &r->base;
+	return 0;
+}
+
+const struct rl_backend rl_backend_file = {
+	.scheme = "file",
+	.open = file_open,
+	.close = file_close,
+	.stream = file_stream_get,
+	.list = file_list,
+	.append = file_append,
+	.end = file_end,
+	.describe = file_describe,
+	.reader_open = file_reader_open,
+	.reader_next = file_reader_next,
+	.reader_close = file_reader_close,
+};

@@ -1,0 +1,458 @@
+/* Records: the versioned binary format of every change to a disk.
+ *
+ * Design notes
+ * ------------
+ * A record is a fixed 96-byte header followed by a payload (docs/FORMAT.md
+ * has the byte layout).  All integers are little-endian.  The header ends
+ * with a BLAKE2b-256 checksum over the first 64 header bytes and the stored
+ * payload, so any flipped bit anywhere in a record is caught before a byte
+ * of it is applied.
+ *
+ * Decoding is strict and all-or-nothing: every field is checked against
+ * the rules of its type (lengths add up, reserved bytes are zero, offsets
+ * do not overflow, names are valid), the checksum is verified, and a zstd
+ * payload must decompress to exactly the declared length.  Only then is the
+ * caller's struct filled in, so a bad record is never partly seen.
+ *
+ * WRITE payloads of at least `zstd_min` bytes are compressed with zstd at
+ * level 1 (fast: this runs on the write path) and kept compressed only when
+ * that saves space.  Compression contexts are per thread and reused.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+#include <zstd.h>
+
+#define RL_MAGIC	0x524c4452u	/* "RDLR" as little-endian bytes */
+#define OFF_MAGIC	0
+#define OFF_VERSION	4
+#define OFF_TYPE	6
+#define OFF_CODEC	7
+#define OFF_DISK	8
+#define OFF_EPOCH	24
+#define OFF_SEQ		32
+#define OFF_OFFSET	40
+#define OFF_LENGTH	48
+#define OFF_PAYLOAD_LEN	56
+#define OFF_RESERVED	60
+#define OFF_CHECKSUM	64
+#define CHECKSUM_LEN	32
+#define ATTR_LEN	12	/* mode, uid, gid */
+#define HOST_MAX	255
+#define ZSTD_LEVEL	1
+
+_Static_assert(OFF_CHECKSUM + CHECKSUM_LEN == RL_RECORD_HDR_SIZE,
+	       "header layout");
+
+const char *rl_type_name(enum rl_type t)
+{
+	switch (t) {
+	case RL_WRITE: return "WRITE";
+	case RL_ZERO: return "ZERO";
+	case RL_DISCARD: return "DISCARD";
+	case RL_RESIZE: return "RESIZE";
+	case RL_CLAIM: return "CLAIM";
+	case RL_CREATE: return "CREATE";
+	case RL_RENAME: return "RENAME";
+	case RL_DELETE: return "DELETE";
+	case RL_SETATTR: return "SETATTR";
+	}
+	return NULL;
+}
+
+static void checksum(const uint8_t *hdr, const void *payload, size_t len,
+		     uint8_t out[CHECKSUM_LEN])
+{
+	crypto_generichash_state st;
+
+	crypto_generichash_init(&st, NULL, 0, CHECKSUM_LEN);
+	crypto_generichash_update(&st, hdr, OFF_CHECKSUM);
+	if (len)
+		crypto_generichash_update(&st, payload, len);
+	crypto_generichash_final(&st, out, CHECKSUM_LEN);
+}
+
+/* The rules every record of a type obeys, whether encoded or decoded.
+ * `stored` is the payload length as stored, `raw` the payload after
+ * decompression.  Returns 0 or -EBADMSG/-EINVAL-style code via err. */
+static int check_fields(const struct rl_record *r, size_t stored, size_t raw,
+			int code, struct rl_err *err)
+{
+	const char *tn = rl_type_name(r->type);
+
+	if (!tn)
+		return rl_err_set(err, code, "unknown record type %d", r->type);
+	if (r->codec != RL_CODEC_NONE && r->codec != RL_CODEC_ZSTD)
+		return rl_err_set(err, code, "%s record: unknown codec %d", tn,
+				  r->codec);
+	if (r->codec == RL_CODEC_ZSTD && r->type != RL_WRITE)
+		return rl_err_set(err, code, "%s record: only WRITE payloads "
+				  "may be compressed", tn);
+	if (stored > RL_RECORD_MAX_PAYLOAD)
+		return rl_err_set(err, code, "%s record: payload of %zu bytes, "
+				  "at most %u", tn, stored, RL_RECORD_MAX_PAYLOAD);
+	if (r->codec == RL_CODEC_NONE && stored != raw)
+		return rl_err_set(err, code, "%s record: stored length %zu "
+				  "differs from length %zu", tn, stored, raw);
+	if (r->codec == RL_CODEC_ZSTD && (stored == 0 || stored >= raw))
+		return rl_err_set(err, code, "%s record: compressed payload of "
+				  "%zu bytes for %zu bytes of data", tn, stored,
+				  raw);
+	if (rl_uuid_is_nil(&r->disk))
+		return rl_err_set(err, code, "%s record: nil disk uuid", tn);
+
+	switch (r->type) {
+	case RL_WRITE:
+	case RL_ZERO:
+	case RL_DISCARD:
+		if (r->length == 0)
+			return rl_err_set(err, code, "%s record: zero length",
+					  tn);
+		if (r->offset > INT64_MAX || r->length > INT64_MAX - r->offset)
+			return rl_err_set(err, code, "%s record: range %llu+%llu "
+					  "overflows", tn,
+					  (unsigned long long)r->offset,
+					  (unsigned long long)r->length);
+		if (r->type == RL_WRITE) {
+			if (r->length > RL_RECORD_MAX_DATA || raw != r->length)
+				return rl_err_set(err, code, "WRITE record: "
+						  "length %llu but %zu bytes of "
+						  "data",
+						  (unsigned long long)r->length,
+						  raw);
+		} else if (raw != 0) {
+			return rl_err_set(err, code, "%s record: unexpected "
+					  "payload of %zu bytes", tn, raw);
+		}
+		return 0;
+	case RL_RESIZE:
+		if (r->offset > INT64_MAX || r->length != 0 || raw != 0)
+			return rl_err_set(err, code, "RESIZE record: bad size "
+					  "%llu, length %llu or payload %zu",
+					  (unsigned long long)r->offset,
+					  (unsigned long long)r->length, raw);
+		return 0;
+	case RL_CLAIM:
+		if (r->epoch == 0 || r->offset || r->length || raw > HOST_MAX)
+			return rl_err_set(err, code, "CLAIM record: bad epoch "
+					  "%llu, offset, length or host",
+					  (unsigned long long)r->epoch);
+		return 0;
+	case RL_CREATE:
+	case RL_RENAME:
+	case RL_DELETE:
+	case RL_SETATTR:
+		if (r->offset || r->length)
+			return rl_err_set(err, code, "%s record: offset and "
+					  "length must be 0", tn);
+		if ((r->type == RL_DELETE && raw != 0) ||
+		    (r->type == RL_SETATTR && raw != ATTR_LEN) ||
+		    (r->type == RL_CREATE && raw <= ATTR_LEN) ||
+		    (r->type == RL_RENAME && raw == 0))
+			return rl_err_set(err, code, "%s record: payload of %zu "
+					  "bytes", tn, raw);
+		return 0;
+	}
+	return rl_err_set(err, code, "unknown record type %d", r->type);
+}
+
+size_t rl_record_encoded_max(const struct rl_record *r)
+{
+	size_t payload;
+
+	switch (r->type) {
+	case RL_WRITE:
+		payload = ZSTD_compressBound(r->data_len);
+		break;
+	case RL_CLAIM:
+		payload = r->data_len;
+		break;
+	case RL_CREATE:
+	case RL_RENAME:
+		payload = ATTR_LEN + (r->name ? strlen(r->name) : 0);
+		break;
+	case RL_SETATTR:
+		payload = ATTR_LEN;
+		break;
+	default:
+		payload = 0;
+	}
+	return RL_RECORD_HDR_SIZE + payload;
+}
+
+static pthread_key_t cctx_key;
+static pthread_once_t cctx_once = PTHREAD_ONCE_INIT;
+
+static void cctx_free(void *p)
+{
+	ZSTD_freeCCtx(p);
+}
+
+static void cctx_key_init(void)
+{
+	if (pthread_key_create(&cctx_key, cctx_free) != 0)
+		abort();
+}
+
+static ZSTD_CCtx *thread_cctx(void)
+{
+	ZSTD_CCtx *c;
+
+	pthread_once(&cctx_once, cctx_key_init);
+	c = pthread_getspecific(cctx_key);
+	if (!c) {
+		c = ZSTD_createCCtx();
+		if (c)
+			pthread_setspecific(cctx_key, c);
+	}
+	return c;
+}
+
+/* Compresses src into dst (of `cap` bytes); returns the compressed size or
+ * 0 when compression fails or does not save space. */
+static size_t try_zstd(void *dst, size_t cap, const void *src, size_t len)
+{
+	ZSTD_CCtx *c = thread_cctx();
+	size_t n;
+
+	if (!c)
+		return 0;
+	n = ZSTD_compressCCtx(c, dst, cap < len ? cap : len - 1, src, len,
+			      ZSTD_LEVEL);
+	if (ZSTD_isError(n) || n >= len)
+		return 0;
+	return n;
+}
+
+ssize_t rl_record_encode(const struct rl_record *r, size_t zstd_min,
+			 void *buf, size_t size, struct rl_err *err)
+{
+	uint8_t *h = buf, *p = h + RL_RECORD_HDR_SIZE;
+	struct rl_record e = *r;
+	size_t stored = 0, raw = 0, name_len = r->name ? strlen(r->name) : 0;
+
+	if (size < rl_record_encoded_max(r))
+		return rl_err_set(err, ENOBUFS, "encode: buffer too small");
+
+	e.codec = RL_CODEC_NONE;
+	switch (r->type) {
+	case RL_WRITE:
+		raw = r->data_len;
+		if (zstd_min && raw >= zstd_min)
+			stored = try_zstd(p, size - RL_RECORD_HDR_SIZE,
+					  r->data, raw);
+		if (stored) {
+			e.codec = RL_CODEC_ZSTD;
+		} else {
+			memcpy(p, r->data, raw);
+			stored = raw;
+		}
+		break;
+	case RL_CLAIM:
+		memcpy(p, r->data, r->data_len);
+		stored = raw = r->data_len;
+		break;
+	case RL_CREATE:
+	case RL_RENAME:
+	case RL_SETATTR:
+		if (r->type != RL_RENAME) {
+			rl_put_le32(p, r->mode);
+			rl_put_le32(p + 4, r->uid);
+			rl_put_le32(p + 8, r->gid);
+			stored = ATTR_LEN;
+		}
+		if (r->type != RL_SETATTR) {
+			int rc;
+
+			if (!r->name)
+				return rl_err_set(err, EINVAL, "%s record: no name",
+						  rl_type_name(r->type));
+			rc = rl_name_check(r->name, err);
+			if (rc < 0)
+				return rc;
+			memcpy(p + stored, r->name, name_len);
+			stored += name_len;
+		}
+		raw = stored;
+		break;
+	default:
+		break;
+	}
+
+	int rc = check_fields(&e, stored, raw, EINVAL, err);
+
+	if (rc < 0)
+		return rc;
+
+	memset(h, 0, RL_RECORD_HDR_SIZE);
+	rl_put_le32(h + OFF_MAGIC, RL_MAGIC);
+	rl_put_le16(h + OFF_VERSION, RL_RECORD_VERSION);
+	h[OFF_TYPE] = (uint8_t)e.type;
+	h[OFF_CODEC] = (uint8_t)e.codec;
+	memcpy(h + OFF_DISK, e.disk.b, 16);
+	rl_put_le64(h + OFF_EPOCH, e.epoch);
+	rl_put_le64(h + OFF_SEQ, e.seq);
+	rl_put_le64(h + OFF_OFFSET, e.offset);
+	rl_put_le64(h + OFF_LENGTH, e.length);
+	rl_put_le32(h + OFF_PAYLOAD_LEN, (uint32_t)stored);
+	checksum(h, p, stored, h + OFF_CHECKSUM);
+	return (ssize_t)(RL_RECORD_HDR_SIZE + stored);
+}
+
+void rl_decoder_init(struct rl_decoder *d)
+{
+	memset(d, 0, sizeof(*d));
+}
+
+void rl_decoder_free(struct rl_decoder *d)
+{
+	free(d->buf);
+	ZSTD_freeDCtx(d->zctx);
+	memset(d, 0, sizeof(*d));
+}
+
+static int decoder_reserve(struct rl_decoder *d, size_t n)
+{
+	void *p;
+
+	if (n <= d->cap)
+		return 0;
+	p = realloc(d->buf, n);
+	if (!p)
+		return -ENOMEM;
+	d->buf = p;
+	d->cap = n;
+	return 0;
+}
+
+ssize_t rl_record_check_header(const void *hdr, struct rl_err *err)
+{
+	const uint8_t *h = hdr;
+	uint32_t magic = rl_get_le32(h + OFF_MAGIC);
+	uint16_t version = rl_get_le16(h + OFF_VERSION);
+	uint32_t stored = rl_get_le32(h + OFF_PAYLOAD_LEN);
+
+	if (magic != RL_MAGIC)
+		return rl_err_set(err, EBADMSG, "bad magic 0x%08x", magic);
+	if (version != RL_RECORD_VERSION)
+		return rl_err_set(err, EPROTO, "unknown record version %u "
+				  "(this build reads version %d)", version,
+				  RL_RECORD_VERSION);
+	if (!rl_type_name(h[OFF_TYPE]))
+		return rl_err_set(err, EBADMSG, "unknown record type %u",
+				  h[OFF_TYPE]);
+	if (h[OFF_CODEC] > RL_CODEC_ZSTD)
+		return rl_err_set(err, EBADMSG, "unknown codec %u", h[OFF_CODEC]);
+	if (rl_get_le32(h + OFF_RESERVED) != 0)
+		return rl_err_set(err, EBADMSG, "reserved header field is not 0");
+	if (stored > RL_RECORD_MAX_PAYLOAD)
+		return rl_err_set(err, EBADMSG, "payload of %u bytes, at most %u",
+				  stored, RL_RECORD_MAX_PAYLOAD);
+	return (ssize_t)stored;
+}
+
+int rl_record_decode(struct rl_decoder *d, const void *buf, size_t len,
+		     struct rl_record *out, struct rl_err *err)
+{
+	const uint8_t *h = buf, *p = h + RL_RECORD_HDR_SIZE;
+	uint8_t sum[CHECKSUM_LEN];
+	struct rl_record r;
+	ssize_t stored;
+	size_t raw;
+	int rc;
+
+	if (len < RL_RECORD_HDR_SIZE)
+		return rl_err_set(err, EBADMSG, "truncated record: %zu bytes, "
+				  "header is %d", len, RL_RECORD_HDR_SIZE);
+	stored = rl_record_check_header(h, err);
+	if (stored < 0)
+		return (int)stored;
+	if (len != RL_RECORD_HDR_SIZE + (size_t)stored)
+		return rl_err_set(err, EBADMSG, "%s record: %zu bytes, header "
+				  "says %zu", len < RL_RECORD_HDR_SIZE + (size_t)stored ?
+				  "truncated" : "oversized", len,
+				  RL_RECORD_HDR_SIZE + (size_t)stored);
+	checksum(h, p, (size_t)stored, sum);
+	if (sodium_memcmp(sum, h + OFF_CHECKSUM, CHECKSUM_LEN) != 0)
+		return rl_err_set(err, EBADMSG, "bad checksum");
+
+	memset(&r, 0, sizeof(r));
+	r.type = h[OFF_TYPE];
+	r.codec = h[OFF_CODEC];
+	memcpy(r.disk.b, h + OFF_DISK, 16);
+	r.epoch = rl_get_le64(h + OFF_EPOCH);
+	r.seq = rl_get_le64(h + OFF_SEQ);
+	r.offset = rl_get_le64(h + OFF_OFFSET);
+	r.length = rl_get_le64(h + OFF_LENGTH);
+	r.stored_len = (uint32_t)stored;
+
+	raw = (size_t)stored;
+	r.data = p;
+	if (r.codec == RL_CODEC_ZSTD) {
+		unsigned long long n = ZSTD_getFrameContentSize(p, (size_t)stored);
+
+		if (r.type != RL_WRITE || n == ZSTD_CONTENTSIZE_ERROR ||
+		    n == ZSTD_CONTENTSIZE_UNKNOWN || n != r.length ||
+		    n > RL_RECORD_MAX_DATA)
+			return rl_err_set(err, EBADMSG, "%s record: corrupt zstd "
+					  "frame header", rl_type_name(r.type));
+		if (decoder_reserve(d, (size_t)n) < 0)
+			return rl_err_set(err, ENOMEM, "decode: out of memory");
+		if (!d->zctx && !(d->zctx = ZSTD_createDCtx()))
+			return rl_err_set(err, ENOMEM, "decode: out of memory");
+		size_t got = ZSTD_decompressDCtx(d->zctx, d->buf, (size_t)n, p,
+						 (size_t)stored);
+		if (ZSTD_isError(got) || got != n)
+			return rl_err_set(err, EBADMSG, "WRITE record: corrupt "
+					  "zstd frame: %s", ZSTD_isError(got) ?
+					  ZSTD_getErrorName(got) : "short");
+		raw = (size_t)n;
+		r.data = d->buf;
+	}
+	rc = check_fields(&r, (size_t)stored, raw, EBADMSG, err);
+	if (rc < 0)
+		return rc;
+	r.data_len = raw;
+
+	switch (r.type) {
+	case RL_CREATE:
+	case RL_SETATTR:
+		r.mode = rl_get_le32(p);
+		r.uid = rl_get_le32(p + 4);
+		r.gid = rl_get_le32(p + 8);
+		if (r.type == RL_SETATTR)
+			break;
+		p += ATTR_LEN;
+		raw -= ATTR_LEN;
+		/* fall through */
+	case RL_RENAME:
+		if (raw > RL_NAME_MAX || decoder_reserve(d, raw + 1) < 0)
+			return rl_err_set(err, EBADMSG, "%s record: bad name",
+					  rl_type_name(r.type));
+		memcpy(d->buf, p, raw);
+		((char *)d->buf)[raw] = '\0';
+		if (memchr(p, '\0', raw))
+			return rl_err_set(err, EBADMSG, "%s record: NUL in name",
+					  rl_type_name(r.type));
+		struct rl_err why;
+
+		if (rl_name_check(d->buf, &why) < 0)
+			return rl_err_set(err, EBADMSG, "%s record: %s",
+					  rl_type_name(r.type), why.msg);
+		r.name = d->buf;
+		break;
+	default:
+		break;
+	}
+	if (r.type != RL_WRITE && r.type != RL_CLAIM) {
+		r.data = NULL;
+		r.data_len = 0;
+	}
+	*out = r;
+	return 0;
+}

@@ -1,0 +1,344 @@
+/* replog: the replicated write log of repdisk, with no FUSE dependency.
+ *
+ * This is the one header that fs/ and tools/ include.  It has four parts:
+ *
+ *   records   the versioned binary format of every change (record.c)
+ *   log       ordered, durable streams of records behind a backend table
+ *             chosen by URI scheme: file:PATH (log_file.c), later kafka:
+ *   applier   the only code that modifies images: records in log order ->
+ *             DATADIR/NAME, with checkpoints beside the image (apply.c),
+ *             and the catalog of names (catalog.c)
+ *   follower  catch up and tail a log into a data directory (follow.c)
+ *
+ * Error convention: functions return 0 (or a count) on success and a negative
+ * errno on failure.  Those that take a `struct rl_err *` also leave there a
+ * message that names what was wrong ("what: object: reason"), so the caller
+ * prints it once where it knows the context.  The pointer may be NULL.
+ */
+#ifndef REPLOG_H
+#define REPLOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ errors */
+
+struct rl_err {
+	int code;		/* positive errno, 0 if no error was set */
+	char msg[512];
+};
+
+/* Formats a message into err (if not NULL) and returns -code. */
+int rl_err_set(struct rl_err *err, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* ------------------------------------------------------------------ uuids */
+
+struct rl_uuid {
+	uint8_t b[16];
+};
+
+#define RL_UUID_STRLEN 36	/* without the NUL */
+
+void rl_uuid_generate(struct rl_uuid *u);
+void rl_uuid_format(const struct rl_uuid *u, char out[RL_UUID_STRLEN + 1]);
+int rl_uuid_parse(const char *s, struct rl_uuid *u);	/* 0 or -EINVAL */
+bool rl_uuid_is_nil(const struct rl_uuid *u);
+bool rl_uuid_eq(const struct rl_uuid *a, const struct rl_uuid *b);
+
+/* ------------------------------------------------------------------ names */
+
+#define RL_NAME_MAX 255
+
+/* Checks a disk name: 1..RL_NAME_MAX bytes, no '/', no control characters,
+ * not "." or "..", and not starting with ".repdisk" (reserved for repdisk's
+ * own state).  Returns 0, -EINVAL or -ENAMETOOLONG with a message. */
+int rl_name_check(const char *name, struct rl_err *err);
+
+/* ------------------------------------------------------------------ records
+ *
+ * The byte layout is in docs/FORMAT.md.  A disk's stream holds CLAIM, WRITE,
+ * ZERO, DISCARD and RESIZE records; the catalog stream holds CREATE, RENAME,
+ * DELETE and SETATTR records.
+ */
+
+#define RL_RECORD_VERSION	1
+#define RL_RECORD_HDR_SIZE	96
+#define RL_RECORD_MAX_PAYLOAD	(16u << 20)	/* stored bytes, 16 MiB */
+#define RL_RECORD_MAX_DATA	(16u << 20)	/* uncompressed WRITE data */
+
+enum rl_type {
+	/* disk stream */
+	RL_WRITE = 1,	/* offset, length, data */
+	RL_ZERO = 2,	/* offset, length: the range reads as zeros */
+	RL_DISCARD = 3,	/* offset, length: the guest no longer needs the range */
+	RL_RESIZE = 4,	/* offset = new size in bytes */
+	RL_CLAIM = 5,	/* a writer takes the disk with a new epoch; data = host */
+	/* catalog stream */
+	RL_CREATE = 16,	/* disk, name, mode, uid, gid */
+	RL_RENAME = 17,	/* disk, name (the new name) */
+	RL_DELETE = 18,	/* disk */
+	RL_SETATTR = 19,	/* disk, mode, uid, gid */
+};
+
+enum rl_codec {
+	RL_CODEC_NONE = 0,
+	RL_CODEC_ZSTD = 1,
+};
+
+/* A decoded record, or one to encode.  `data` is the uncompressed payload
+ * (WRITE data, CLAIM host name); `name` is set for CREATE and RENAME. */
+struct rl_record {
+	enum rl_type type;
+	enum rl_codec codec;	/* how the payload is (or was) stored */
+	struct rl_uuid disk;
+	uint64_t epoch;
+	uint64_t seq;		/* per writer and epoch, from 0 */
+	uint64_t offset;	/* WRITE/ZERO/DISCARD: byte offset; RESIZE: size */
+	uint64_t length;	/* WRITE/ZERO/DISCARD: byte length */
+	const void *data;
+	size_t data_len;
+	const char *name;
+	uint32_t mode, uid, gid;
+	uint32_t stored_len;	/* payload bytes as stored (decode only) */
+};
+
+const char *rl_type_name(enum rl_type t);	/* "WRITE", ..., or NULL */
+
+/* Upper bound of the encoded size of r. */
+size_t rl_record_encoded_max(const struct rl_record *r);
+
+/* Encodes r into buf (at least rl_record_encoded_max(r) bytes).  A WRITE
+ * payload of at least `zstd_min` bytes is compressed with zstd when that
+ * makes it smaller (zstd_min 0: never).  Returns the encoded size or a
+ * negative errno (-EINVAL for a record that breaks the format's rules). */
+ssize_t rl_record_encode(const struct rl_record *r, size_t zstd_min,
+			 void *buf, size_t size, struct rl_err *err);
+
+/* Reusable decoding state: owns the buffer that decompressed payloads and
+ * names of the last decoded record point into. */
+struct rl_decoder {
+	void *buf;
+	size_t cap;
+	void *zctx;		/* ZSTD_DCtx */
+};
+
+void rl_decoder_init(struct rl_decoder *d);
+void rl_decoder_free(struct rl_decoder *d);
+
+/* Validates a header alone: magic, version, type, codec, reserved fields,
+ * lengths.  On success returns the stored payload length (>= 0), so a reader
+ * knows how many bytes follow.  -EBADMSG (or -EPROTO for an unknown version)
+ * with a message otherwise. */
+ssize_t rl_record_check_header(const void *hdr, struct rl_err *err);
+
+/* Strictly decodes exactly `len` bytes into *r.  Pointers in *r point into
+ * buf or into d's buffer and stay valid until the next decode with d.
+ * Errors: -EBADMSG (corrupt, truncated, bad checksum, bad zstd frame),
+ * -EPROTO (unknown version), each with a message; *r is then untouched. */
+int rl_record_decode(struct rl_decoder *d, const void *buf, size_t len,
+		     struct rl_record *r, struct rl_err *err);
+
+/* ------------------------------------------------------------------ log
+ *
+ * A log holds one stream per disk plus one catalog stream.  A position is
+ * the index of a record in its stream, from 0; a stream's end is the
+ * position the next record will get.  Only the durable prefix of a stream
+ * is ever visible to readers.
+ */
+
+struct rl_log;
+struct rl_stream;
+struct rl_reader;
+
+enum {
+	RL_LOG_WRITE = 1 << 0,	/* writer: exclusive, recovers torn tails */
+};
+
+struct rl_log_opts {
+	uint64_t segment_bytes;	/* file: roll segments at this size; 0 = default */
+	bool quiet;		/* do not print recovery notes to stderr */
+};
+
+/* Completion of an append: called once, from the log's completion thread,
+ * in position order for each stream, after the record is durable (err 0)
+ * or when it cannot be (err < 0, then pos is meaningless).  It must not
+ * block for long: a slow callback delays every later completion. */
+typedef void (*rl_append_cb)(void *opaque, int err, uint64_t pos);
+
+/* Opens the log named by uri ("file:PATH" or a bare path).  With
+ * RL_LOG_WRITE the caller becomes the only writer: a second writer gets
+ * -EBUSY with a message at once.  Readers may open a log any number of
+ * times, while it is written.  Errors: -EINVAL (bad uri), -ENOENT, -EBUSY,
+ * -EIO, and what the backend's system calls return. */
+int rl_log_open(const char *uri, unsigned flags, const struct rl_log_opts *opts,
+		struct rl_log **out, struct rl_err *err);
+/* Waits for appends in flight to complete, then closes.  Streams and
+ * readers of the log must be closed first. */
+void rl_log_close(struct rl_log *log);
+
+/* The stream of a disk (disk != NULL) or the catalog (disk == NULL).  A
+ * writer creates it if missing; a reader gets -ENOENT if it does not exist.
+ * The stream belongs to the log and lives until rl_log_close(). */
+int rl_log_stream(struct rl_log *log, const struct rl_uuid *disk,
+		  struct rl_stream **out, struct rl_err *err);
+
+/* Lists the disk streams present in the log: fills up to max uuids and
+ * returns how many there are (which may be more than max). */
+int rl_log_list(struct rl_log *log, struct rl_uuid *uuids, size_t max,
+		struct rl_err *err);
+
+/* Appends one encoded record (a writer's log only).  The bytes are copied
+ * before this returns; cb runs later.  Returns 0 when the append is under
+ * way (cb will run), or a negative errno when it is refused (cb will not
+ * run): -EROFS on a reader's log, -EIO once the log has failed (sticky). */
+int rl_log_append(struct rl_stream *s, const void *rec, size_t len,
+		  rl_append_cb cb, void *opaque);
+
+/* Appends and waits until the record is durable.  Returns its position
+ * (>= 0) or a negative errno. */
+int64_t rl_log_append_sync(struct rl_stream *s, const void *rec, size_t len);
+
+/* The durable end of the stream: every position below it is durable. */
+int rl_log_end(struct rl_stream *s, uint64_t *end);
+
+/* Where a position lives, for messages ("disks/UUID/000...0.seg byte 96"). */
+void rl_log_describe(struct rl_stream *s, uint64_t pos, char *buf, size_t size);
+
+/* Opens a reader at position pos (pos may equal the end: it then tails). */
+int rl_reader_open(struct rl_stream *s, uint64_t pos, struct rl_reader **out,
+		   struct rl_err *err);
+
+/* Reads and strictly decodes the next record.  Returns 1 with *rec and *pos
+ * set (pointers valid until the next call), 0 if no durable record came
+ * within timeout_ms (0: do not wait), or a negative errno with a message that
+ * names the stream, segment, byte offset and position of the bad record.
+ * After an error the reader stays at the bad record. */
+int rl_reader_next(struct rl_reader *r, struct rl_record *rec, uint64_t *pos,
+		   int timeout_ms, struct rl_err *err);
+void rl_reader_close(struct rl_reader *r);
+
+/* ------------------------------------------------------------------ images
+ *
+ * The applier.  An image is DATADIR/NAME, a plain raw file; its checkpoint
+ * is DATADIR/.repdisk/ckpt/UUID, a small text file written atomically after
+ * the image was fdatasync'd, holding the next position to apply, the newest
+ * claimed epoch and the last sequence number applied in that epoch.
+ */
+
+struct rl_image;
+
+/* Opens (creating if missing) the image of disk at path and loads its
+ * checkpoint from ckpt_dir. */
+int rl_image_open(const char *path, const char *ckpt_dir,
+		  const struct rl_uuid *disk, struct rl_image **out,
+		  struct rl_err *err);
+void rl_image_close(struct rl_image *img);
+
+/* The next log position to apply (0 for a new image). */
+uint64_t rl_image_next_pos(const struct rl_image *img);
+uint64_t rl_image_epoch(const struct rl_image *img);
+uint64_t rl_image_last_seq(const struct rl_image *img);
+int rl_image_fd(const struct rl_image *img);
+
+enum rl_apply_result {
+	RL_APPLIED = 0,
+	RL_IGNORED_STALE = 1,	/* an epoch older than the newest claim */
+	RL_IGNORED_DUP = 2,	/* a sequence number already applied */
+};
+
+/* Applies the record at position pos.  Positions must come in order: pos
+ * must equal rl_image_next_pos() (-EINVAL otherwise); then next_pos becomes
+ * pos + 1.  Returns an rl_apply_result (>= 0), or a negative errno: -EBADMSG
+ * for a record that does not belong here (another disk, a catalog type, an
+ * epoch newer than the newest claim), -EIO and others from the image's
+ * system calls.  On error nothing is applied and next_pos does not move. */
+int rl_image_apply(struct rl_image *img, const struct rl_record *r,
+		   uint64_t pos, struct rl_err *err);
+
+/* Makes what was applied durable: fdatasync the image, then atomically
+ * replace the checkpoint file.  No-op when nothing changed. */
+int rl_image_checkpoint(struct rl_image *img, struct rl_err *err);
+
+/* ------------------------------------------------------------------ catalog
+ *
+ * The names of a data directory's disks.  State is DATADIR/.repdisk/catalog,
+ * replaced atomically after every applied catalog record (they are rare).
+ */
+
+struct rl_catalog;
+
+struct rl_disk_info {
+	struct rl_uuid uuid;
+	char name[RL_NAME_MAX + 1];
+	uint32_t mode, uid, gid;
+};
+
+int rl_catalog_open(const char *datadir, struct rl_catalog **out,
+		    struct rl_err *err);
+void rl_catalog_close(struct rl_catalog *cat);
+uint64_t rl_catalog_next_pos(const struct rl_catalog *cat);
+
+/* Applies a catalog record at pos (== next_pos): creates, renames or deletes
+ * the image file and its checkpoint, or changes its mode and owner.  Returns
+ * 0 or a negative errno; -EBADMSG for a record that breaks the catalog's
+ * rules (a name in use by another disk, a disk type in the catalog stream). */
+int rl_catalog_apply(struct rl_catalog *cat, const struct rl_record *r,
+		     uint64_t pos, struct rl_err *err);
+
+/* The disks, in no particular order: returns their count and, if out is
+ * not NULL, copies up to max of them. */
+size_t rl_catalog_disks(const struct rl_catalog *cat, struct rl_disk_info *out,
+			size_t max);
+int rl_catalog_find_name(const struct rl_catalog *cat, const char *name,
+			 struct rl_disk_info *out);	/* 0 or -ENOENT */
+int rl_catalog_find_uuid(const struct rl_catalog *cat,
+			 const struct rl_uuid *uuid,
+			 struct rl_disk_info *out);	/* 0 or -ENOENT */
+
+/* ------------------------------------------------------------------ datadir */
+
+/* DATADIR/.repdisk and its subdirectories; created if missing. */
+int rl_datadir_prepare(const char *datadir, struct rl_err *err);
+/* Takes DATADIR/.repdisk/lock exclusively (one process applies into a data
+ * directory).  Returns the lock's fd, or -EBUSY with a message. */
+int rl_datadir_lock(const char *datadir, struct rl_err *err);
+
+/* ------------------------------------------------------------------ follower
+ *
+ * Catch up a data directory to a log, the same way on a primary at mount and
+ * on a follower host: catalog first, then each disk from its checkpoint.
+ */
+
+struct rl_follower;
+
+struct rl_follow_opts {
+	uint64_t checkpoint_records;	/* checkpoint a disk after this many
+					   applied records; 0 = default */
+};
+
+/* The caller holds the data directory's lock. */
+int rl_follower_open(struct rl_log *log, const char *datadir,
+		     const struct rl_follow_opts *opts,
+		     struct rl_follower **out, struct rl_err *err);
+void rl_follower_close(struct rl_follower *f);
+
+/* Applies what is durable in the log now (bounded work per disk per call)
+ * and returns the number of records applied (0 when caught up), or a
+ * negative errno with a message naming the disk and the bad record. */
+int rl_follower_step(struct rl_follower *f, struct rl_err *err);
+
+/* Checkpoints every disk. */
+int rl_follower_checkpoint(struct rl_follower *f, struct rl_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* REPLOG_H */

@@ -1,0 +1,220 @@
+/* Small shared helpers: error messages, uuids, disk names, durable file
+ * replacement. */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+int rl_err_set(struct rl_err *err, int code, const char *fmt, ...)
+{
+	if (err) {
+		va_list ap;
+
+		va_start(ap, fmt);
+		vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+		va_end(ap);
+		err->code = code;
+	}
+	return -code;
+}
+
+void rl_uuid_generate(struct rl_uuid *u)
+{
+	randombytes_buf(u->b, sizeof(u->b));
+	u->b[6] = (u->b[6] & 0x0f) | 0x40;	/* version 4 */
+	u->b[8] = (u->b[8] & 0x3f) | 0x80;	/* RFC 4122 variant */
+}
+
+void rl_uuid_format(const struct rl_uuid *u, char out[RL_UUID_STRLEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	char *p = out;
+
+	for (int i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			*p++ = '-';
+		*p++ = hex[u->b[i] >> 4];
+		*p++ = hex[u->b[i] & 15];
+	}
+	*p = '\0';
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int rl_uuid_parse(const char *s, struct rl_uuid *u)
+{
+	struct rl_uuid v;
+
+	for (int i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10) {
+			if (*s++ != '-')
+				return -EINVAL;
+		}
+		int hi = hexval(s[0]), lo = hi < 0 ? -1 : hexval(s[1]);
+
+		if (hi < 0 || lo < 0)
+			return -EINVAL;
+		v.b[i] = (uint8_t)(hi << 4 | lo);
+		s += 2;
+	}
+	if (*s != '\0')
+		return -EINVAL;
+	*u = v;
+	return 0;
+}
+
+bool rl_uuid_is_nil(const struct rl_uuid *u)
+{
+	static const struct rl_uuid nil;
+
+	return memcmp(u, &nil, sizeof(nil)) == 0;
+}
+
+bool rl_uuid_eq(const struct rl_uuid *a, const struct rl_uuid *b)
+{
+	return memcmp(a, b, sizeof(*a)) == 0;
+}
+
+int rl_name_check(const char *name, struct rl_err *err)
+{
+	size_t len = strlen(name);
+
+	if (len == 0)
+		return rl_err_set(err, EINVAL, "invalid disk name: empty");
+	if (len > RL_NAME_MAX)
+		return rl_err_set(err, ENAMETOOLONG,
+				  "invalid disk name: %zu bytes, at most %d",
+				  len, RL_NAME_MAX);
+	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+		return rl_err_set(err, EINVAL, "invalid disk name: \"%s\"", name);
+	if (strncmp(name, ".repdisk", 8) == 0)
+		return rl_err_set(err, EINVAL,
+				  "invalid disk name: %s: names starting with "
+				  "\".repdisk\" are reserved", name);
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+		if (*p == '/')
+			return rl_err_set(err, EINVAL,
+					  "invalid disk name: %s: contains '/'",
+					  name);
+		if (*p < 0x20 || *p == 0x7f)
+			return rl_err_set(err, EINVAL,
+					  "invalid disk name: contains control "
+					  "character 0x%02x", *p);
+	}
+	return 0;
+}
+
+int rl_fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+int rl_write_atomic(const char *dir, const char *name, const void *buf,
+		    size_t len, struct rl_err *err)
+{
+	char tmp[4096], dst[4096];
+	int fd, rc = 0;
+
+	snprintf(dst, sizeof(dst), "%s/%s", dir, name);
+	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return rl_err_set(err, errno, "create %s: %s", tmp,
+				  strerror(errno));
+	if (rl_write_full(fd, buf, len) < 0 || fdatasync(fd) < 0) {
+		rc = rl_err_set(err, errno, "write %s: %s", tmp,
+				strerror(errno));
+		close(fd);
+		unlink(tmp);
+		return rc;
+	}
+	close(fd);
+	if (rename(tmp, dst) < 0) {
+		rc = rl_err_set(err, errno, "rename %s: %s", dst,
+				strerror(errno));
+		unlink(tmp);
+		return rc;
+	}
+	rc = rl_fsync_dir(dir);
+	if (rc < 0)
+		return rl_err_set(err, -rc, "fsync %s: %s", dir, strerror(-rc));
+	return 0;
+}
+
+int rl_write_full(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+ssize_t rl_pread_full(int fd, void *buf, size_t len, off_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(fd, (char *)buf + done, len - done,
+				  off + (off_t)done);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
+}
+
+int rl_read_small_file(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = rl_pread_full(fd, buf, size - 1, 0);
+	close(fd);
+	if (n < 0)
+		return (int)n;
+	if ((size_t)n == size - 1)
+		return -EFBIG;
+	buf[n] = '\0';
+	return (int)n;
+}
