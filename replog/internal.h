@@ -37,6 +37,7 @@ struct rl_log {
 
 struct rl_stream {
 	struct rl_log *log;
+	struct rl_uuid disk;	/* nil for the catalog */
 };
 
 struct rl_reader {

@@ -104,6 +104,11 @@ int64_t rl_log_append_sync(struct rl_stream *s, const void *rec, size_t len)
 	return w.err < 0 ? w.err : (int64_t)w.pos;
 }
 
+const struct rl_uuid *rl_stream_disk(const struct rl_stream *s)
+{
+	return &s->disk;
+}
+
 int rl_log_end(struct rl_stream *s, uint64_t *end)
 {
 	return s->log->be->end(s, end);

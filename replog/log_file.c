@@ -676,7 +676,7 @@ static int stream_open(struct rl_log *base, const struct rl_uuid *disk,
 			stream_free(s);
 			return rl_err_set(err, EINVAL, "nil disk uuid");
 		}
-		s->disk = *disk;
+		s->disk = s->base.disk = *disk;
 		rl_uuid_format(disk, u);
 		snprintf(s->label, sizeof(s->label), "disks/%s", u);
 	} else {

@@ -4,9 +4,12 @@
  * ------------
  * A record is a fixed 96-byte header followed by a payload (docs/FORMAT.md
  * has the byte layout).  All integers are little-endian.  The header ends
- * with a BLAKE2b-256 checksum over the first 64 header bytes and the stored
- * payload, so any flipped bit anywhere in a record is caught before a byte
- * of it is applied.
+ * with a BLAKE2b-256 checksum over the stored payload and then the first 64
+ * header bytes, so any flipped bit anywhere in a record is caught before a
+ * byte of it is applied.  Hashing the payload first lets a writer compress
+ * and hash in parallel threads and stamp the epoch and sequence number
+ * (which must follow log order) later, under its lock, at the cost of
+ * hashing 64 bytes: rl_record_prepare() then rl_record_seal().
  *
  * Decoding is strict and all-or-nothing: every field is checked against
  * the rules of its type (lengths add up, reserved bytes are zero, offsets
@@ -65,16 +68,21 @@ const char *rl_type_name(enum rl_type t)
 	return NULL;
 }
 
-static void checksum(const uint8_t *hdr, const void *payload, size_t len,
-		     uint8_t out[CHECKSUM_LEN])
-{
-	crypto_generichash_state st;
+_Static_assert(sizeof(crypto_generichash_state) <= sizeof(((struct rl_sealer *)0)->state),
+	       "rl_sealer too small for a BLAKE2b state");
 
-	crypto_generichash_init(&st, NULL, 0, CHECKSUM_LEN);
-	crypto_generichash_update(&st, hdr, OFF_CHECKSUM);
+static void payload_hash(crypto_generichash_state *st, const void *payload,
+			 size_t len)
+{
+	crypto_generichash_init(st, NULL, 0, CHECKSUM_LEN);
 	if (len)
-		crypto_generichash_update(&st, payload, len);
-	crypto_generichash_final(&st, out, CHECKSUM_LEN);
+		crypto_generichash_update(st, payload, len);
+}
+
+static void header_hash(crypto_generichash_state *st, uint8_t *hdr)
+{
+	crypto_generichash_update(st, hdr, OFF_CHECKSUM);
+	crypto_generichash_final(st, hdr + OFF_CHECKSUM, CHECKSUM_LEN);
 }
 
 /* The rules every record of a type obeys, whether encoded or decoded.
@@ -229,8 +237,9 @@ static size_t try_zstd(void *dst, size_t cap, const void *src, size_t len)
 	return n;
 }
 
-ssize_t rl_record_encode(const struct rl_record *r, size_t zstd_min,
-			 void *buf, size_t size, struct rl_err *err)
+ssize_t rl_record_prepare(const struct rl_record *r, size_t zstd_min,
+			  void *buf, size_t size, struct rl_sealer *sealer,
+			  struct rl_err *err)
 {
 	uint8_t *h = buf, *p = h + RL_RECORD_HDR_SIZE;
 	struct rl_record e = *r;
@@ -295,14 +304,35 @@ ssize_t rl_record_encode(const struct rl_record *r, size_t zstd_min,
 	h[OFF_TYPE] = (uint8_t)e.type;
 	h[OFF_CODEC] = (uint8_t)e.codec;
 	memcpy(h + OFF_DISK, e.disk.b, 16);
-	rl_put_le64(h + OFF_EPOCH, e.epoch);
-	rl_put_le64(h + OFF_SEQ, e.seq);
 	rl_put_le64(h + OFF_OFFSET, e.offset);
 	rl_put_le64(h + OFF_LENGTH, e.length);
 	rl_put_le32(h + OFF_PAYLOAD_LEN, (uint32_t)stored);
-	checksum(h, p, stored, h + OFF_CHECKSUM);
+	payload_hash((crypto_generichash_state *)sealer->state, p, stored);
+	sealer->codec = e.codec;
 	return (ssize_t)(RL_RECORD_HDR_SIZE + stored);
 }
+
+void rl_record_seal(void *buf, struct rl_sealer *sealer, uint64_t epoch,
+		    uint64_t seq)
+{
+	uint8_t *h = buf;
+
+	rl_put_le64(h + OFF_EPOCH, epoch);
+	rl_put_le64(h + OFF_SEQ, seq);
+	header_hash((crypto_generichash_state *)sealer->state, h);
+}
+
+ssize_t rl_record_encode(const struct rl_record *r, size_t zstd_min,
+			 void *buf, size_t size, struct rl_err *err)
+{
+	struct rl_sealer sealer;
+	ssize_t n = rl_record_prepare(r, zstd_min, buf, size, &sealer, err);
+
+	if (n >= 0)
+		rl_record_seal(buf, &sealer, r->epoch, r->seq);
+	return n;
+}
+
 
 void rl_decoder_init(struct rl_decoder *d)
 {
@@ -377,7 +407,15 @@ int rl_record_decode(struct rl_decoder *d, const void *buf, size_t len,
 				  "says %zu", len < RL_RECORD_HDR_SIZE + (size_t)stored ?
 				  "truncated" : "oversized", len,
 				  RL_RECORD_HDR_SIZE + (size_t)stored);
-	checksum(h, p, (size_t)stored, sum);
+	{
+		crypto_generichash_state st;
+		uint8_t hdr[RL_RECORD_HDR_SIZE];
+
+		memcpy(hdr, h, OFF_CHECKSUM);
+		payload_hash(&st, p, (size_t)stored);
+		header_hash(&st, hdr);
+		memcpy(sum, hdr + OFF_CHECKSUM, CHECKSUM_LEN);
+	}
 	if (sodium_memcmp(sum, h + OFF_CHECKSUM, CHECKSUM_LEN) != 0)
 		return rl_err_set(err, EBADMSG, "bad checksum");
 

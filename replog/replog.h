@@ -121,6 +121,22 @@ size_t rl_record_encoded_max(const struct rl_record *r);
 ssize_t rl_record_encode(const struct rl_record *r, size_t zstd_min,
 			 void *buf, size_t size, struct rl_err *err);
 
+/* Two-phase encoding, for writers that number records under a lock:
+ * rl_record_prepare() does the expensive part (copy or compress the
+ * payload, hash it) and leaves the epoch and sequence number blank;
+ * rl_record_seal() writes them and finishes the checksum (64 bytes of
+ * hashing).  rl_record_encode() is both in one call. */
+struct rl_sealer {
+	_Alignas(64) unsigned char state[384];	/* crypto_generichash_state */
+	enum rl_codec codec;	/* how prepare stored the payload */
+};
+
+ssize_t rl_record_prepare(const struct rl_record *r, size_t zstd_min,
+			  void *buf, size_t size, struct rl_sealer *sealer,
+			  struct rl_err *err);
+void rl_record_seal(void *buf, struct rl_sealer *sealer, uint64_t epoch,
+		    uint64_t seq);
+
 /* Reusable decoding state: owns the buffer that decompressed payloads and
  * names of the last decoded record point into. */
 struct rl_decoder {
@@ -205,6 +221,9 @@ int rl_log_append(struct rl_stream *s, const void *rec, size_t len,
  * (>= 0) or a negative errno. */
 int64_t rl_log_append_sync(struct rl_stream *s, const void *rec, size_t len);
 
+/* The disk a stream belongs to (the nil uuid for the catalog). */
+const struct rl_uuid *rl_stream_disk(const struct rl_stream *s);
+
 /* The durable end of the stream: every position below it is durable. */
 int rl_log_end(struct rl_stream *s, uint64_t *end);
 
@@ -265,6 +284,55 @@ int rl_image_apply(struct rl_image *img, const struct rl_record *r,
 /* Makes what was applied durable: fdatasync the image, then atomically
  * replace the checkpoint file.  No-op when nothing changed. */
 int rl_image_checkpoint(struct rl_image *img, struct rl_err *err);
+
+/* Replays the stream into img from its next position up to the stream's
+ * durable end.  Returns the number of records applied or a negative errno. */
+int rl_replay(struct rl_stream *s, struct rl_image *img, struct rl_err *err);
+
+/* ------------------------------------------------------------------ writer
+ *
+ * The write pipeline of one disk (writer.c): records go in from any thread,
+ * are sealed with the writer's epoch and the next sequence number, appended,
+ * and applied to the image in log order once durable; then the submitter's
+ * completion runs (on the log's completion thread).
+ */
+
+struct rl_writer;
+
+struct rl_writer_opts {
+	const char *host;	/* named in the CLAIM record */
+	size_t zstd_min;	/* compress WRITE payloads from this size; 0 off */
+};
+
+/* Completion of a submitted record: err is 0 once the record is durable and
+ * applied, -EIO if the log or the image failed, -EROFS if the writer was
+ * fenced by a newer claim. */
+typedef void (*rl_done_cb)(void *opaque, int err);
+
+/* Replays s into img, then claims the disk with the next epoch (a CLAIM
+ * naming opts->host), and checkpoints.  The caller owns s (a writer's log)
+ * and img, which must outlive the writer. */
+int rl_writer_open(struct rl_stream *s, struct rl_image *img, const char *name,
+		   const struct rl_writer_opts *opts, struct rl_writer **out,
+		   struct rl_err *err);
+/* Waits for records in flight, then frees the writer (no checkpoint). */
+void rl_writer_close(struct rl_writer *w);
+
+/* Submits a WRITE, ZERO, DISCARD or RESIZE record (epoch and seq are the
+ * writer's own).  The data is copied before this returns.  Returns 0 (cb will
+ * run) or a negative errno (cb will not run): -EIO once the writer failed,
+ * -EINVAL for a bad record, -ENOMEM. */
+int rl_writer_submit(struct rl_writer *w, const struct rl_record *r,
+		     rl_done_cb cb, void *opaque);
+/* Submits and waits; returns the completion's err. */
+int rl_writer_submit_sync(struct rl_writer *w, const struct rl_record *r);
+/* Waits until no record is in flight. */
+void rl_writer_drain(struct rl_writer *w);
+/* Checkpoints the image (safe while records complete). */
+int rl_writer_checkpoint(struct rl_writer *w, struct rl_err *err);
+uint64_t rl_writer_epoch(const struct rl_writer *w);
+/* 0, or the sticky error that makes the writer refuse submits. */
+int rl_writer_failed(struct rl_writer *w);
 
 /* ------------------------------------------------------------------ catalog
  *

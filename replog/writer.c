@@ -1,0 +1,356 @@
+/* The writer of a disk: claim, number, append, apply, complete.
+ *
+ * Notes on the design
+ * -------------------
+ * rl_writer is the write pipeline of one disk, without FUSE: the mount
+ * hands it records and gets a completion per record once the record is
+ * durable in the log and applied to the image.
+ *
+ *   submit (any thread)      prepare: copy or compress the payload, hash it
+ *                            (no lock: parallel across callers)
+ *                            under w->lock: seal with epoch and the next
+ *                            sequence number, append (positions and
+ *                            sequence numbers rise together)
+ *   log completion thread    in position order: apply to the image, then
+ *                            call the submitter's completion
+ *
+ * Many records are in flight at once; nothing waits for a round trip under
+ * a lock.  Opening a writer first replays the log into the image from its
+ * checkpoint (so the image holds everything the log does), then appends a
+ * CLAIM with the next epoch, which makes records of any older writer stale
+ * for every applier.
+ *
+ * Errors are sticky.  If the log fails an append or the image cannot be
+ * written, the writer fails every later submit with -EIO: a record that is
+ * durable but not applied leaves the image behind the log, and only a
+ * restart (replay from the checkpoint) can close that gap.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct rl_writer {
+	struct rl_stream *stream;
+	struct rl_image *img;
+	char name[RL_NAME_MAX + 1];	/* for messages */
+	size_t zstd_min;
+
+	pthread_mutex_t lock;		/* orders seal + append */
+	uint64_t epoch;			/* constant after open */
+	uint64_t seq;			/* last sequence number used, under lock */
+
+	/* The image is changed by the completion thread and checkpointed
+	 * by the owner: apply_lock keeps the two apart.  Lock order: lock,
+	 * then apply_lock (never both in practice). */
+	pthread_mutex_t apply_lock;
+	struct rl_decoder dec;		/* under apply_lock */
+	_Atomic int failed;		/* sticky -errno */
+
+	pthread_mutex_t idle_lock;
+	pthread_cond_t idle;
+	uint64_t in_flight;		/* under idle_lock */
+};
+
+struct submission {
+	struct rl_writer *w;
+	rl_done_cb cb;
+	void *opaque;
+	uint8_t *buf;			/* the encoded record */
+	size_t len;
+	struct rl_record rec;		/* what to apply; data points into buf
+					   unless the payload is compressed */
+	bool compressed;
+};
+
+static void writer_fail(struct rl_writer *w, int code, const char *what)
+{
+	int expected = 0;
+
+	if (atomic_compare_exchange_strong(&w->failed, &expected, -EIO))
+		fprintf(stderr, "repdisk: %s: %s: %s; the disk refuses writes "
+			"until it is mounted again\n", w->name, what,
+			strerror(-code));
+}
+
+static void in_flight_add(struct rl_writer *w, int d)
+{
+	pthread_mutex_lock(&w->idle_lock);
+	w->in_flight += (uint64_t)(int64_t)d;
+	if (w->in_flight == 0)
+		pthread_cond_broadcast(&w->idle);
+	pthread_mutex_unlock(&w->idle_lock);
+}
+
+/* Runs on the log's completion thread, in position order. */
+static void writer_durable(void *opaque, int err, uint64_t pos)
+{
+	struct submission *sub = opaque;
+	struct rl_writer *w = sub->w;
+	const struct rl_record *r = &sub->rec;
+	struct rl_record decoded;
+	struct rl_err e = { 0 };
+	int rc = err;
+
+	if (rc < 0) {
+		writer_fail(w, rc, "log append failed");
+	} else {
+		pthread_mutex_lock(&w->apply_lock);
+		rc = atomic_load(&w->failed);
+		if (rc == 0 && sub->compressed) {
+			rc = rl_record_decode(&w->dec, sub->buf, sub->len,
+					      &decoded, &e);
+			r = &decoded;
+		}
+		if (rc == 0)
+			rc = rl_image_apply(w->img, r, pos, &e);
+		pthread_mutex_unlock(&w->apply_lock);
+		if (rc > 0) {
+			/* our own record ignored as stale: a newer writer
+			 * claimed the disk */
+			writer_fail(w, -EROFS, "fenced by a newer claim");
+			rc = -EROFS;
+		} else if (rc < 0 && e.code) {
+			fprintf(stderr, "repdisk: %s: %s\n", w->name, e.msg);
+			writer_fail(w, rc, "apply failed");
+			rc = -EIO;
+		}
+	}
+	sub->cb(sub->opaque, rc < 0 ? rc : 0);
+	free(sub->buf);
+	free(sub);
+	in_flight_add(w, -1);
+}
+
+int rl_writer_submit(struct rl_writer *w, const struct rl_record *r,
+		     rl_done_cb cb, void *opaque)
+{
+	struct submission *sub;
+	struct rl_sealer sealer;
+	size_t cap = rl_record_encoded_max(r);
+	ssize_t len;
+	int rc;
+
+	rc = atomic_load(&w->failed);
+	if (rc < 0)
+		return rc;
+	sub = malloc(sizeof(*sub));
+	if (!sub || !(sub->buf = malloc(cap))) {
+		free(sub);
+		return -ENOMEM;
+	}
+	len = rl_record_prepare(r, w->zstd_min, sub->buf, cap, &sealer, NULL);
+	if (len < 0) {
+		free(sub->buf);
+		free(sub);
+		return (int)len;
+	}
+	sub->w = w;
+	sub->cb = cb;
+	sub->opaque = opaque;
+	sub->len = (size_t)len;
+	sub->rec = *r;
+	sub->compressed = sealer.codec != RL_CODEC_NONE;
+	if (r->data_len)
+		sub->rec.data = sub->buf + RL_RECORD_HDR_SIZE;
+
+	in_flight_add(w, 1);
+	pthread_mutex_lock(&w->lock);
+	sub->rec.epoch = w->epoch;
+	sub->rec.seq = ++w->seq;
+	rl_record_seal(sub->buf, &sealer, sub->rec.epoch, sub->rec.seq);
+	rc = rl_log_append(w->stream, sub->buf, (size_t)len, writer_durable,
+			   sub);
+	pthread_mutex_unlock(&w->lock);
+	if (rc < 0) {
+		in_flight_add(w, -1);
+		free(sub->buf);
+		free(sub);
+	}
+	return rc;
+}
+
+struct sync_done {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+	int err;
+};
+
+static void sync_cb(void *opaque, int err)
+{
+	struct sync_done *s = opaque;
+
+	pthread_mutex_lock(&s->lock);
+	s->done = true;
+	s->err = err;
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+int rl_writer_submit_sync(struct rl_writer *w, const struct rl_record *r)
+{
+	struct sync_done s = { PTHREAD_MUTEX_INITIALIZER,
+			       PTHREAD_COND_INITIALIZER, false, 0 };
+	int rc = rl_writer_submit(w, r, sync_cb, &s);
+
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&s.lock);
+	while (!s.done)
+		pthread_cond_wait(&s.cond, &s.lock);
+	pthread_mutex_unlock(&s.lock);
+	return s.err;
+}
+
+void rl_writer_drain(struct rl_writer *w)
+{
+	pthread_mutex_lock(&w->idle_lock);
+	while (w->in_flight > 0)
+		pthread_cond_wait(&w->idle, &w->idle_lock);
+	pthread_mutex_unlock(&w->idle_lock);
+}
+
+int rl_writer_checkpoint(struct rl_writer *w, struct rl_err *err)
+{
+	int rc;
+
+	pthread_mutex_lock(&w->apply_lock);
+	rc = rl_image_checkpoint(w->img, err);
+	pthread_mutex_unlock(&w->apply_lock);
+	return rc;
+}
+
+uint64_t rl_writer_epoch(const struct rl_writer *w)
+{
+	return w->epoch;
+}
+
+int rl_writer_failed(struct rl_writer *w)
+{
+	return atomic_load(&w->failed);
+}
+
+static void writer_free(struct rl_writer *w)
+{
+	rl_decoder_free(&w->dec);
+	pthread_mutex_destroy(&w->lock);
+	pthread_mutex_destroy(&w->apply_lock);
+	pthread_mutex_destroy(&w->idle_lock);
+	pthread_cond_destroy(&w->idle);
+	free(w);
+}
+
+int rl_replay(struct rl_stream *s, struct rl_image *img, struct rl_err *err)
+{
+	struct rl_reader *r;
+	uint64_t end;
+	int rc, n = 0;
+
+	rc = rl_log_end(s, &end);
+	if (rc < 0)
+		return rl_err_set(err, -rc, "log end: %s", strerror(-rc));
+	if (rl_image_next_pos(img) >= end)
+		return 0;
+	rc = rl_reader_open(s, rl_image_next_pos(img), &r, err);
+	if (rc < 0)
+		return rc;
+	while (rl_image_next_pos(img) < end) {
+		struct rl_record rec;
+		uint64_t pos;
+
+		rc = rl_reader_next(r, &rec, &pos, 0, err);
+		if (rc == 0)
+			rc = rl_err_set(err, EIO, "log ends before its "
+					"durable end %" PRIu64, end);
+		if (rc > 0)
+			rc = rl_image_apply(img, &rec, pos, err);
+		if (rc < 0)
+			break;
+		n++;
+	}
+	rl_reader_close(r);
+	return rc < 0 ? rc : n;
+}
+
+int rl_writer_open(struct rl_stream *s, struct rl_image *img,
+		   const char *name, const struct rl_writer_opts *opts,
+		   struct rl_writer **out, struct rl_err *err)
+{
+	struct rl_writer *w = calloc(1, sizeof(*w));
+	struct rl_record claim = { .type = RL_CLAIM };
+	uint8_t *buf;
+	int64_t pos;
+	int rc;
+
+	if (!w)
+		return rl_err_set(err, ENOMEM, "out of memory");
+	w->stream = s;
+	w->img = img;
+	snprintf(w->name, sizeof(w->name), "%s", name);
+	w->zstd_min = opts ? opts->zstd_min : 0;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_mutex_init(&w->apply_lock, NULL);
+	pthread_mutex_init(&w->idle_lock, NULL);
+	pthread_cond_init(&w->idle, NULL);
+	rl_decoder_init(&w->dec);
+
+	rc = rl_replay(s, img, err);
+	if (rc < 0) {
+		writer_free(w);
+		return rc;
+	}
+
+	/* claim the disk: every record of an older epoch is stale from here */
+	w->epoch = rl_image_epoch(img) + 1;
+	claim.disk = *rl_stream_disk(s);
+	claim.epoch = w->epoch;
+	claim.seq = 0;
+	claim.data = opts && opts->host ? opts->host : "";
+	claim.data_len = strlen(claim.data);
+	buf = malloc(rl_record_encoded_max(&claim));
+	pos = buf ? rl_record_encode(&claim, 0, buf, rl_record_encoded_max(&claim),
+				     err) : rl_err_set(err, ENOMEM, "out of memory");
+	if (pos >= 0) {
+		size_t len = (size_t)pos;
+
+		pos = rl_log_append_sync(s, buf, len);
+		if (pos < 0)
+			rl_err_set(err, (int)-pos, "%s: claim: log append "
+				   "failed: %s", name, strerror((int)-pos));
+	}
+	if (pos >= 0) {
+		/* the claim went in after everything replayed, or someone
+		 * else appended meanwhile: then replay again and apply it */
+		rc = rl_replay(s, img, err);
+		if (rc >= 0 && rl_image_epoch(img) != w->epoch)
+			rc = rl_err_set(err, EBUSY, "%s: claimed epoch %" PRIu64
+					" but the log's newest claim is %" PRIu64,
+					name, w->epoch, rl_image_epoch(img));
+		if (rc >= 0)
+			rc = rl_image_checkpoint(img, err);
+	} else {
+		rc = (int)pos;
+	}
+	free(buf);
+	if (rc < 0) {
+		writer_free(w);
+		return rc;
+	}
+	w->seq = 0;
+	*out = w;
+	return 0;
+}
+
+void rl_writer_close(struct rl_writer *w)
+{
+	if (!w)
+		return;
+	rl_writer_drain(w);
+	writer_free(w);
+}
