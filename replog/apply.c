@@ -54,27 +54,45 @@ struct rl_image {
 	uint64_t ckpt_pos;	/* next_pos as of the last checkpoint */
 };
 
-static int ckpt_load(struct rl_image *img, struct rl_err *err)
+int rl_checkpoint_read(const char *ckpt_dir, const struct rl_uuid *disk,
+		       struct rl_checkpoint *out, struct rl_err *err)
 {
 	char path[PATH_MAX], buf[512], uuid[RL_UUID_STRLEN + 1];
+	char want[RL_UUID_STRLEN + 1];
 	unsigned long long pos, epoch, seq;
 	int n;
 
-	snprintf(path, sizeof(path), "%s/%s", img->ckpt_dir, img->uuid_str);
+	rl_uuid_format(disk, want);
+	snprintf(path, sizeof(path), "%s/%s", ckpt_dir, want);
 	n = rl_read_small_file(path, buf, sizeof(buf));
-	if (n == -ENOENT)
-		return 0;	/* a new image: apply from position 0 */
+	if (n == -ENOENT) {
+		memset(out, 0, sizeof(*out));	/* apply from position 0 */
+		return -ENOENT;
+	}
 	if (n < 0)
 		return rl_err_set(err, -n, "checkpoint %s: %s", path,
 				  strerror(-n));
 	if (sscanf(buf, CKPT_MAGIC "\ndisk %36s\nnext_pos %llu\nepoch %llu\n"
 		   "last_seq %llu\n", uuid, &pos, &epoch, &seq) != 4 ||
-	    strcmp(uuid, img->uuid_str) != 0)
+	    strcmp(uuid, want) != 0)
 		return rl_err_set(err, EBADMSG, "checkpoint %s: not a "
-				  "checkpoint of disk %s", path, img->uuid_str);
-	img->next_pos = img->ckpt_pos = pos;
-	img->epoch = epoch;
-	img->last_seq = seq;
+				  "checkpoint of disk %s", path, want);
+	out->next_pos = pos;
+	out->epoch = epoch;
+	out->last_seq = seq;
+	return 0;
+}
+
+static int ckpt_load(struct rl_image *img, struct rl_err *err)
+{
+	struct rl_checkpoint c;
+	int rc = rl_checkpoint_read(img->ckpt_dir, &img->disk, &c, err);
+
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+	img->next_pos = img->ckpt_pos = c.next_pos;
+	img->epoch = c.epoch;
+	img->last_seq = c.last_seq;
 	return 0;
 }
 

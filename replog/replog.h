@@ -253,6 +253,17 @@ void rl_reader_close(struct rl_reader *r);
 
 struct rl_image;
 
+struct rl_checkpoint {
+	uint64_t next_pos;	/* the next log position to apply */
+	uint64_t epoch;		/* the newest claimed epoch applied */
+	uint64_t last_seq;	/* the last sequence number applied in it */
+};
+
+/* Reads a disk's checkpoint without touching anything.  -ENOENT (with *out
+ * zeroed) when the disk has none yet; -EBADMSG for a damaged one. */
+int rl_checkpoint_read(const char *ckpt_dir, const struct rl_uuid *disk,
+		       struct rl_checkpoint *out, struct rl_err *err);
+
 /* Opens (creating if missing) the image of disk at path and loads its
  * checkpoint from ckpt_dir. */
 int rl_image_open(const char *path, const char *ckpt_dir,

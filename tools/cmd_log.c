@@ -1,0 +1,224 @@
+/* repdisk log: look at a log.  "dump" prints one line per record (no
+ * payload bytes); "bench" is in cmd_bench.c. */
+#include "repdisk.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+	"usage: repdisk log dump --log URI [DISK]\n"
+	"       repdisk log bench [--dir DIR] [--seconds N]\n"
+	"\n"
+	"dump prints every durable record of the log, one line each:\n"
+	"  STREAM POSITION TYPE epoch=E seq=S offset=O length=L codec=C stored=N ...\n"
+	"STREAM is the disk's name (or uuid) or \"catalog\".  Without DISK it\n"
+	"prints the catalog, then every disk; DISK is a name, a uuid or \"catalog\".\n"
+	"A bad record stops the dump with a message naming its segment, byte\n"
+	"offset and position, and exit status 1.\n"
+	"\n"
+	"  -l, --log URI   the log: file:PATH\n"
+	"  -h, --help      show this help\n";
+
+/* Names of disks as the catalog stream says, for labels. */
+struct names {
+	struct rl_disk_info *v;
+	size_t n;
+};
+
+static struct rl_disk_info *names_find(struct names *nm,
+				       const struct rl_uuid *u)
+{
+	for (size_t i = 0; i < nm->n; i++)
+		if (rl_uuid_eq(&nm->v[i].uuid, u))
+			return &nm->v[i];
+	return NULL;
+}
+
+static void names_note(struct names *nm, const struct rl_record *r)
+{
+	struct rl_disk_info *d = names_find(nm, &r->disk);
+
+	if ((r->type != RL_CREATE && r->type != RL_RENAME) || !r->name)
+		return;
+	if (!d) {
+		void *v = realloc(nm->v, (nm->n + 1) * sizeof(*nm->v));
+
+		if (!v)
+			return;
+		nm->v = v;
+		d = &nm->v[nm->n++];
+		memset(d, 0, sizeof(*d));
+		d->uuid = r->disk;
+	}
+	snprintf(d->name, sizeof(d->name), "%s", r->name);
+}
+
+static void print_record(const char *label, uint64_t pos,
+			 const struct rl_record *r)
+{
+	char u[RL_UUID_STRLEN + 1];
+
+	printf("%s %" PRIu64 " %s epoch=%" PRIu64 " seq=%" PRIu64, label, pos,
+	       rl_type_name(r->type), r->epoch, r->seq);
+	switch (r->type) {
+	case RL_WRITE:
+	case RL_ZERO:
+	case RL_DISCARD:
+		printf(" offset=%" PRIu64 " length=%" PRIu64, r->offset,
+		       r->length);
+		break;
+	case RL_RESIZE:
+		printf(" size=%" PRIu64, r->offset);
+		break;
+	case RL_CLAIM:
+		printf(" host=%.*s", (int)r->data_len, (const char *)r->data);
+		break;
+	default:
+		rl_uuid_format(&r->disk, u);
+		printf(" disk=%s", u);
+		if (r->name)
+			printf(" name=%s", r->name);
+		if (r->type == RL_CREATE || r->type == RL_SETATTR)
+			printf(" mode=%04o uid=%u gid=%u", r->mode, r->uid,
+			       r->gid);
+	}
+	printf(" codec=%s stored=%u\n", r->codec == RL_CODEC_ZSTD ? "zstd" :
+	       "none", r->stored_len);
+}
+
+/* Dumps one stream from position 0 to its durable end.  Returns 0 or -1. */
+static int dump_stream(struct rl_log *log, const struct rl_uuid *disk,
+		       const char *label, struct names *nm, bool print)
+{
+	struct rl_stream *s;
+	struct rl_reader *r;
+	struct rl_err err;
+	int rc;
+
+	rc = rl_log_stream(log, disk, &s, &err);
+	if (rc == -ENOENT && !disk)
+		return 0;	/* no catalog yet: an empty log */
+	if (rc == 0)
+		rc = rl_reader_open(s, 0, &r, &err);
+	if (rc < 0) {
+		tool_error("log dump", "%s", err.msg);
+		return -1;
+	}
+	for (;;) {
+		struct rl_record rec;
+		uint64_t pos;
+
+		rc = rl_reader_next(r, &rec, &pos, 0, &err);
+		if (rc <= 0)
+			break;
+		if (!disk)
+			names_note(nm, &rec);
+		if (print)
+			print_record(label, pos, &rec);
+	}
+	rl_reader_close(r);
+	if (rc < 0) {
+		fflush(stdout);
+		tool_error("log dump", "%s", err.msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int log_dump(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "log", required_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	const char *uri = NULL, *which = NULL;
+	struct names nm = { 0 };
+	struct rl_log *log = NULL;
+	struct rl_uuid *uuids = NULL;
+	struct rl_err err;
+	int c, n, status = 1;
+
+	while ((c = getopt_long(argc, argv, "l:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'l':
+			uri = optarg;
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
+		default:
+			return tool_usage_error(usage, "log dump: bad option");
+		}
+	}
+	if (!uri)
+		return tool_usage_error(usage, "log dump: --log is required");
+	if (argc - optind > 1)
+		return tool_usage_error(usage, "log dump: at most one DISK");
+	which = optind < argc ? argv[optind] : NULL;
+
+	if (rl_log_open(uri, 0, NULL, &log, &err) < 0) {
+		tool_error("log dump", "%s", err.msg);
+		return 1;
+	}
+	/* the catalog gives names; print it unless one disk was asked for */
+	if (dump_stream(log, NULL, "catalog", &nm,
+			!which || strcmp(which, "catalog") == 0) < 0)
+		goto out;
+	if (which && strcmp(which, "catalog") == 0) {
+		status = 0;
+		goto out;
+	}
+	n = rl_log_list(log, NULL, 0, &err);
+	if (n < 0 || !(uuids = calloc((size_t)n + 1, sizeof(*uuids))) ||
+	    (n = rl_log_list(log, uuids, (size_t)n, &err)) < 0) {
+		tool_error("log dump", "%s", n < 0 ? err.msg : "out of memory");
+		goto out;
+	}
+	status = 0;
+	bool found = false;
+
+	for (int i = 0; i < n; i++) {
+		char u[RL_UUID_STRLEN + 1];
+		struct rl_disk_info *d = names_find(&nm, &uuids[i]);
+		const char *label = d ? d->name : u;
+
+		rl_uuid_format(&uuids[i], u);
+		if (which && strcmp(which, u) != 0 &&
+		    !(d && strcmp(which, d->name) == 0))
+			continue;
+		found = true;
+		if (dump_stream(log, &uuids[i], label, &nm, true) < 0) {
+			status = 1;
+			break;
+		}
+	}
+	if (which && !found) {
+		tool_error("log dump", "no disk \"%s\" in log %s", which, uri);
+		status = 1;
+	}
+out:
+	free(uuids);
+	free(nm.v);
+	rl_log_close(log);
+	return status;
+}
+
+int cmd_log(int argc, char **argv)
+{
+	if (argc < 2)
+		return tool_usage_error(usage, "log: expected dump or bench");
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		fputs(usage, stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "dump") == 0)
+		return log_dump(argc - 1, argv + 1);
+	if (strcmp(argv[1], "bench") == 0)
+		return cmd_log_bench(argc - 1, argv + 1);
+	return tool_usage_error(usage, "log: unknown subcommand \"%s\"",
+				argv[1]);
+}

@@ -1,0 +1,95 @@
+/* repdisk: the command-line tool.  Dispatches to one subcommand per file
+ * (tools/cmd_*.c).  Conventions: every subcommand has --help (usage on
+ * stdout, exit 0); a wrong option or a missing argument prints usage to
+ * stderr and exits 2; a runtime failure prints one line
+ * "repdisk CMD: what: object: reason" and exits 1. */
+#include "repdisk.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+static const char usage[] =
+	"usage: repdisk COMMAND [OPTIONS] ...\n"
+	"\n"
+	"repdisk keeps virtual-machine disks replicated: every change to a disk\n"
+	"is appended to a durable log and applied to a plain raw image.\n"
+	"\n"
+	"commands:\n"
+	"  follow    keep a data directory's images up to date from a log\n"
+	"  status    show each disk of a data directory: size, position, lag\n"
+	"  log dump  print the records of a log, one line each\n"
+	"  log bench measure the file log's durable append rate\n"
+	"\n"
+	"Run 'repdisk COMMAND --help' for a command's options.\n";
+
+void tool_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "repdisk %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int tool_usage_error(const char *u, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("repdisk: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n%s", u);
+	return EXIT_USAGE;
+}
+
+int tool_parse_u64(const char *s, unsigned long long *out)
+{
+	char *end;
+
+	if (!s || *s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	*out = strtoull(s, &end, 10);
+	return errno || *end ? -1 : 0;
+}
+
+void tool_default_log(const char *datadir, char *buf, size_t size)
+{
+	snprintf(buf, size, "file:%s/.repdisk/log", datadir);
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd = argc > 1 ? argv[1] : NULL;
+
+	if (sodium_init() < 0) {
+		fprintf(stderr, "repdisk: libsodium failed to initialise\n");
+		return 1;
+	}
+	if (!cmd)
+		return tool_usage_error(usage, "no command given");
+	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 ||
+	    strcmp(cmd, "help") == 0) {
+		fputs(usage, stdout);
+		return 0;
+	}
+	if (strcmp(cmd, "--version") == 0) {
+		printf("repdisk %s (record format %d)\n", REPDISK_VERSION,
+		       RL_RECORD_VERSION);
+		return 0;
+	}
+	if (strcmp(cmd, "follow") == 0)
+		return cmd_follow(argc - 1, argv + 1);
+	if (strcmp(cmd, "status") == 0)
+		return cmd_status(argc - 1, argv + 1);
+	if (strcmp(cmd, "log") == 0)
+		return cmd_log(argc - 1, argv + 1);
+	return tool_usage_error(usage, "unknown command \"%s\"", cmd);
+}
