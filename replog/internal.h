@@ -49,6 +49,9 @@ extern const struct rl_backend rl_backend_file;
 /* util.c */
 int rl_fsync_dir(const char *dir);
 int rl_write_full(int fd, const void *buf, size_t len);
+/* Writes all of buf at off (appends go at a tracked end, never at the
+ * fd's file offset, which recovery does not move). */
+int rl_pwrite_full(int fd, const void *buf, size_t len, off_t off);
 ssize_t rl_pread_full(int fd, void *buf, size_t len, off_t off);
 /* Reads a whole small file into buf as a string; bytes read or -errno. */
 int rl_read_small_file(const char *path, char *buf, size_t size);

@@ -570,7 +570,7 @@ static int file_append(struct rl_stream *base, const void *rec, size_t len,
 	rc = 0;
 	pending_push(&s->queue, cb, opaque, &rc);
 	if (rc == 0) {
-		rc = rl_write_full(s->fd, rec, len);
+		rc = rl_pwrite_full(s->fd, rec, len, (off_t)s->seg_bytes);
 		if (rc < 0) {
 			s->queue.n--;
 			/* cut a partial record back; if even that fails the

@@ -1,0 +1,100 @@
+# Shared helpers for repdisk's integration tests.  Source it first:
+#
+#   . "$(dirname "$0")/../lib/lib.sh"
+#
+# It makes a scratch directory ($T), removed at exit together with anything
+# registered with `cleanup`: processes started with `start_bg` are killed,
+# mounts registered with `cleanup_mount` are unmounted lazily, even when
+# the test fails.  `requires CMD` skips the test (exit 77) when a tool is
+# missing.  `fail MSG` ends the test with a message.
+#
+# ctest passes the binaries as REPDISK and RL_TESTWRITER.
+
+set -euo pipefail
+
+REPDISK=${REPDISK:-repdisk}
+RL_TESTWRITER=${RL_TESTWRITER:-rl_testwriter}
+TEST_NAME=$(basename "$0" .sh)
+
+_cleanups=()
+cleanup() { _cleanups+=("$*"); }
+
+_run_cleanups() {
+	local rc=$?
+	set +e
+	for ((i = ${#_cleanups[@]} - 1; i >= 0; i--)); do
+		eval "${_cleanups[i]}" >/dev/null 2>&1
+	done
+	if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && [ -n "${T:-}" ] && [ -d "$T" ]; then
+		echo "$TEST_NAME: failed (exit $rc); logs:" >&2
+		for f in "$T"/*.log; do
+			[ -f "$f" ] || continue
+			echo "--- $f" >&2
+			tail -n 30 "$f" >&2
+		done
+	fi
+	[ -n "${T:-}" ] && rm -rf "$T"
+	exit "$rc"
+}
+trap _run_cleanups EXIT
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/repdisk-$TEST_NAME.XXXXXX")
+
+fail() {
+	echo "$TEST_NAME: FAIL: $*" >&2
+	exit 1
+}
+
+say() { echo "$TEST_NAME: $*"; }
+
+requires() {
+	for c in "$@"; do
+		command -v "$c" >/dev/null 2>&1 || {
+			echo "$TEST_NAME: SKIP: $c is not installed" >&2
+			exit 77
+		}
+	done
+}
+
+# start_bg LOGFILE CMD...: runs CMD in the background, its output in
+# LOGFILE; sets $! and makes sure it is killed at exit.
+start_bg() {
+	local log=$1
+	shift
+	"$@" >"$log" 2>&1 &
+	cleanup "kill -9 $! 2>/dev/null; wait $! 2>/dev/null"
+}
+
+cleanup_mount() { cleanup "fusermount3 -uz '$1' 2>/dev/null || umount -l '$1' 2>/dev/null"; }
+
+# expect_exit CODE CMD...: runs CMD, which must exit with CODE; its stderr
+# is left in $T/stderr for the caller to check.
+expect_exit() {
+	local want=$1 rc=0
+	shift
+	"$@" >"$T/stdout" 2>"$T/stderr" || rc=$?
+	if [ "$rc" -ne "$want" ]; then
+		echo "--- stdout" >&2; cat "$T/stdout" >&2
+		echo "--- stderr" >&2; cat "$T/stderr" >&2
+		fail "expected exit $want, got $rc: $*"
+	fi
+}
+
+# expect_stderr REGEX: the last expect_exit's stderr matches REGEX.
+expect_stderr() {
+	grep -Eq -- "$1" "$T/stderr" || {
+		cat "$T/stderr" >&2
+		fail "stderr does not match /$1/"
+	}
+}
+
+# status_field DATADIR NAME COLUMN: a column of `repdisk status` for a disk
+# (COLUMN: size, applied, log_end, lag, epoch).
+status_field() {
+	local col
+	case $3 in
+	size) col=3 ;; applied) col=4 ;; log_end) col=5 ;; lag) col=6 ;;
+	epoch) col=7 ;; *) fail "status_field: unknown column $3" ;;
+	esac
+	"$REPDISK" status "$1" | awk -v n="$2" -v c="$col" 'NR > 1 && $1 == n { print $c }'
+}
