@@ -258,12 +258,16 @@ ssize_t rl_record_prepare(const struct rl_record *r, size_t zstd_min,
 		if (stored) {
 			e.codec = RL_CODEC_ZSTD;
 		} else {
-			memcpy(p, r->data, raw);
+			/* data may be NULL when raw is 0 (refused below), and
+			 * memcpy() from NULL is undefined even for 0 bytes */
+			if (raw)
+				memcpy(p, r->data, raw);
 			stored = raw;
 		}
 		break;
 	case RL_CLAIM:
-		memcpy(p, r->data, r->data_len);
+		if (r->data_len)
+			memcpy(p, r->data, r->data_len);
 		stored = raw = r->data_len;
 		break;
 	case RL_CREATE:
