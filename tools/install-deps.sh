@@ -1,0 +1,20 @@
+#!/bin/bash
+# Installs what repdisk needs to build and test, from Debian's archive.
+# Run as root on Debian 12.  Safe to run again.
+set -euo pipefail
+
+packages=(
+	build-essential cmake pkg-config
+	libfuse3-dev fuse3 librdkafka-dev libzstd-dev libsodium-dev check
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+		missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update
+	apt-get install -y --no-install-recommends "${missing[@]}"
+fi
