@@ -263,6 +263,11 @@ int rl_image_apply(struct rl_image *img, const struct rl_record *r,
 		return rl_err_set(err, EBADMSG, "image %s: position %" PRIu64
 				  ": %s record in a disk stream", img->path,
 				  pos, tn ? tn : "unknown");
+	if (img->epoch == 0)
+		return rl_err_set(err, EBADMSG, "image %s: position %" PRIu64
+				  ": %s record before any CLAIM: written by no "
+				  "writer that claimed the disk", img->path,
+				  pos, tn);
 	if (r->epoch < img->epoch) {
 		img->next_pos++;
 		return RL_IGNORED_STALE;
@@ -293,23 +298,38 @@ int rl_image_apply(struct rl_image *img, const struct rl_record *r,
 	return RL_APPLIED;
 }
 
-int rl_image_checkpoint(struct rl_image *img, struct rl_err *err)
+void rl_image_snapshot(const struct rl_image *img, struct rl_checkpoint *c)
+{
+	c->next_pos = img->next_pos;
+	c->epoch = img->epoch;
+	c->last_seq = img->last_seq;
+}
+
+int rl_image_commit(struct rl_image *img, const struct rl_checkpoint *c,
+		    struct rl_err *err)
 {
 	char buf[256];
-	int n;
+	int n, rc;
 
-	if (img->next_pos == img->ckpt_pos)
+	if (c->next_pos == img->ckpt_pos)
 		return 0;
+	/* covers at least everything applied up to the snapshot */
 	if (fdatasync(img->fd) < 0)
 		return rl_err_set(err, errno, "image %s: fdatasync: %s",
 				  img->path, strerror(errno));
 	n = snprintf(buf, sizeof(buf), CKPT_MAGIC "\ndisk %s\nnext_pos %"
 		     PRIu64 "\nepoch %" PRIu64 "\nlast_seq %" PRIu64 "\n",
-		     img->uuid_str, img->next_pos, img->epoch, img->last_seq);
-	int rc = rl_write_atomic(img->ckpt_dir, img->uuid_str, buf, (size_t)n,
-				 err);
-
+		     img->uuid_str, c->next_pos, c->epoch, c->last_seq);
+	rc = rl_write_atomic(img->ckpt_dir, img->uuid_str, buf, (size_t)n, err);
 	if (rc == 0)
-		img->ckpt_pos = img->next_pos;
+		img->ckpt_pos = c->next_pos;
 	return rc;
+}
+
+int rl_image_checkpoint(struct rl_image *img, struct rl_err *err)
+{
+	struct rl_checkpoint c;
+
+	rl_image_snapshot(img, &c);
+	return rl_image_commit(img, &c, err);
 }

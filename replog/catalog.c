@@ -31,7 +31,7 @@
 #include <unistd.h>
 
 #define CATALOG_MAGIC "repdisk-catalog 1"
-#define STATE_MAX (1u << 20)
+#define STATE_MAX (16u << 20)	/* ~50k disks with long names */
 
 struct rl_catalog {
 	char *datadir;
@@ -107,11 +107,12 @@ static int state_parse(struct rl_catalog *cat, char *buf, struct rl_err *err)
 		} else if (sscanf(line, "next_pos %llu", &pos) == 1) {
 			cat->next_pos = pos;
 			have_pos = true;
-		} else if (sscanf(line, "disk %36s %o %u %u %n", uuid, &d.mode,
+		} else if (sscanf(line, "disk %36s %o %u %u%n", uuid, &d.mode,
 				  &d.uid, &d.gid, &off) == 4 && off > 0 &&
+			   line[off] == ' ' &&	/* the name is all the rest */
 			   rl_uuid_parse(uuid, &d.uuid) == 0 &&
-			   rl_name_check(line + off, NULL) == 0) {
-			snprintf(d.name, sizeof(d.name), "%s", line + off);
+			   rl_name_check(line + off + 1, NULL) == 0) {
+			snprintf(d.name, sizeof(d.name), "%s", line + off + 1);
 			if (cat->n == cat->cap) {
 				size_t cap = cat->cap ? 2 * cat->cap : 16;
 				void *v = realloc(cat->disks, cap * sizeof(d));

@@ -247,23 +247,19 @@ static int head_open(struct file_stream *s, bool writer, struct rl_err *err)
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/head", s->dir);
-	fd = open(path, (writer ? O_RDWR | O_CREAT : O_RDONLY) | O_CLOEXEC,
-		  0644);
+	if (writer && access(path, F_OK) < 0) {
+		/* appears whole (write, sync, rename): a reader never sees
+		 * an empty head */
+		memset(h, 0, sizeof(h));
+		memcpy(h, HEAD_MAGIC, 8);
+		if (rl_write_atomic(s->dir, "head", h, sizeof(h), err) < 0)
+			return -EIO;
+	}
+	fd = open(path, (writer ? O_RDWR : O_RDONLY) | O_CLOEXEC);
 	if (fd < 0)
 		return rl_err_set(err, errno, "%s: open head: %s", s->label,
 				  strerror(errno));
 	n = rl_pread_full(fd, h, sizeof(h), 0);
-	if (n == 0 && writer) {
-		memset(h, 0, sizeof(h));
-		memcpy(h, HEAD_MAGIC, 8);
-		if (rl_write_full(fd, h, sizeof(h)) < 0 || fsync(fd) < 0 ||
-		    rl_fsync_dir(s->dir) < 0) {
-			close(fd);
-			return rl_err_set(err, EIO, "%s: create head: %s",
-					  s->label, strerror(errno));
-		}
-		n = HEAD_SIZE;
-	}
 	if (n != HEAD_SIZE || memcmp(h, HEAD_MAGIC, 8) != 0) {
 		close(fd);
 		return rl_err_set(err, EBADMSG, "%s/head: not a stream head "
@@ -545,9 +541,20 @@ static int file_append(struct rl_stream *base, const void *rec, size_t len,
 		int fd;
 
 		if (fdatasync(s->fd) < 0) {
+			/* sticky, as in the flusher: the kernel reports a
+			 * writeback error once, so a later fdatasync of this
+			 * segment could "succeed" over lost records */
+			int expected = 0;
+
 			rc = -errno;
+			if (atomic_compare_exchange_strong(&log->failed,
+							   &expected, -EIO))
+				fprintf(stderr, "repdisk: file log: %s: "
+					"fdatasync failed: %s; the log refuses "
+					"appends until it is reopened\n",
+					s->label, strerror(-rc));
 			pthread_mutex_unlock(&s->lock);
-			return rc;
+			return -EIO;
 		}
 		fd = seg_create(s, s->end);
 		if (fd < 0) {

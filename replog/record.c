@@ -252,7 +252,9 @@ ssize_t rl_record_prepare(const struct rl_record *r, size_t zstd_min,
 	switch (r->type) {
 	case RL_WRITE:
 		raw = r->data_len;
-		if (zstd_min && raw >= zstd_min)
+		/* data already in place (a writer's zero-copy buffer) cannot
+		 * be compressed over itself */
+		if (zstd_min && raw >= zstd_min && r->data != p)
 			stored = try_zstd(p, size - RL_RECORD_HDR_SIZE,
 					  r->data, raw);
 		if (stored) {
@@ -260,7 +262,7 @@ ssize_t rl_record_prepare(const struct rl_record *r, size_t zstd_min,
 		} else {
 			/* data may be NULL when raw is 0 (refused below), and
 			 * memcpy() from NULL is undefined even for 0 bytes */
-			if (raw)
+			if (raw && r->data != p)
 				memcpy(p, r->data, raw);
 			stored = raw;
 		}

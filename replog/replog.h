@@ -296,6 +296,14 @@ int rl_image_apply(struct rl_image *img, const struct rl_record *r,
  * replace the checkpoint file.  No-op when nothing changed. */
 int rl_image_checkpoint(struct rl_image *img, struct rl_err *err);
 
+/* The same in two steps, for an image applied to by another thread: take
+ * the snapshot under the lock that serializes applies, then commit without
+ * it (the fdatasync can take long; applies go on meanwhile).  Commits of
+ * one image must not run concurrently. */
+void rl_image_snapshot(const struct rl_image *img, struct rl_checkpoint *c);
+int rl_image_commit(struct rl_image *img, const struct rl_checkpoint *c,
+		    struct rl_err *err);
+
 /* Replays the stream into img from its next position up to the stream's
  * durable end.  Returns the number of records applied or a negative errno. */
 int rl_replay(struct rl_stream *s, struct rl_image *img, struct rl_err *err);
@@ -335,6 +343,12 @@ void rl_writer_close(struct rl_writer *w);
  * -EINVAL for a bad record, -ENOMEM. */
 int rl_writer_submit(struct rl_writer *w, const struct rl_record *r,
 		     rl_done_cb cb, void *opaque);
+/* The same without copying the data: buf (malloc'ed, cap bytes) already
+ * holds the WRITE data at buf + RL_RECORD_HDR_SIZE, where r->data points.
+ * The writer owns buf from this call on, whatever it returns.  cap must be
+ * at least RL_RECORD_HDR_SIZE + r->data_len. */
+int rl_writer_submit_buf(struct rl_writer *w, const struct rl_record *r,
+			 void *buf, size_t cap, rl_done_cb cb, void *opaque);
 /* Submits and waits; returns the completion's err. */
 int rl_writer_submit_sync(struct rl_writer *w, const struct rl_record *r);
 /* Waits until no record is in flight. */

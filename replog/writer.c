@@ -50,6 +50,7 @@ struct rl_writer {
 	 * then apply_lock (never both in practice). */
 	pthread_mutex_t apply_lock;
 	struct rl_decoder dec;		/* under apply_lock */
+	pthread_mutex_t ckpt_lock;	/* one checkpoint at a time */
 	_Atomic int failed;		/* sticky -errno */
 
 	pthread_mutex_t idle_lock;
@@ -127,24 +128,55 @@ static void writer_durable(void *opaque, int err, uint64_t pos)
 	in_flight_add(w, -1);
 }
 
-int rl_writer_submit(struct rl_writer *w, const struct rl_record *r,
-		     rl_done_cb cb, void *opaque)
+/* Seals and appends a prepared record; takes ownership of sub. */
+static int writer_append(struct rl_writer *w, struct submission *sub,
+			 struct rl_sealer *sealer)
+{
+	int rc;
+
+	in_flight_add(w, 1);
+	pthread_mutex_lock(&w->lock);
+	sub->rec.epoch = w->epoch;
+	sub->rec.seq = ++w->seq;
+	rl_record_seal(sub->buf, sealer, sub->rec.epoch, sub->rec.seq);
+	rc = rl_log_append(w->stream, sub->buf, sub->len, writer_durable, sub);
+	pthread_mutex_unlock(&w->lock);
+	if (rc < 0) {
+		if (rc == -EIO)
+			writer_fail(w, rc, "log append refused");
+		in_flight_add(w, -1);
+		free(sub->buf);
+		free(sub);
+	}
+	return rc;
+}
+
+int rl_writer_submit_buf(struct rl_writer *w, const struct rl_record *r,
+			 void *buf, size_t cap, rl_done_cb cb, void *opaque)
 {
 	struct submission *sub;
 	struct rl_sealer sealer;
-	size_t cap = rl_record_encoded_max(r);
+	size_t want = rl_record_encoded_max(r);
 	ssize_t len;
 	int rc;
 
 	rc = atomic_load(&w->failed);
-	if (rc < 0)
-		return rc;
-	sub = malloc(sizeof(*sub));
-	if (!sub || !(sub->buf = malloc(cap))) {
-		free(sub);
-		return -ENOMEM;
+	sub = rc ? NULL : malloc(sizeof(*sub));
+	if (!sub) {
+		free(buf);
+		return rc ? rc : -ENOMEM;
 	}
-	len = rl_record_prepare(r, w->zstd_min, sub->buf, cap, &sealer, NULL);
+	if (w->zstd_min && r->type == RL_WRITE && r->data_len >= w->zstd_min) {
+		/* compression needs a second buffer: it cannot run in place */
+		sub->buf = malloc(want);
+		cap = want;
+	} else {
+		sub->buf = buf;
+		buf = NULL;
+	}
+	len = sub->buf ? rl_record_prepare(r, w->zstd_min, sub->buf, cap,
+					   &sealer, NULL) : -ENOMEM;
+	free(buf);
 	if (len < 0) {
 		free(sub->buf);
 		free(sub);
@@ -158,21 +190,18 @@ int rl_writer_submit(struct rl_writer *w, const struct rl_record *r,
 	sub->compressed = sealer.codec != RL_CODEC_NONE;
 	if (r->data_len)
 		sub->rec.data = sub->buf + RL_RECORD_HDR_SIZE;
+	return writer_append(w, sub, &sealer);
+}
 
-	in_flight_add(w, 1);
-	pthread_mutex_lock(&w->lock);
-	sub->rec.epoch = w->epoch;
-	sub->rec.seq = ++w->seq;
-	rl_record_seal(sub->buf, &sealer, sub->rec.epoch, sub->rec.seq);
-	rc = rl_log_append(w->stream, sub->buf, (size_t)len, writer_durable,
-			   sub);
-	pthread_mutex_unlock(&w->lock);
-	if (rc < 0) {
-		in_flight_add(w, -1);
-		free(sub->buf);
-		free(sub);
-	}
-	return rc;
+int rl_writer_submit(struct rl_writer *w, const struct rl_record *r,
+		     rl_done_cb cb, void *opaque)
+{
+	size_t cap = rl_record_encoded_max(r);
+	void *buf = malloc(cap);
+
+	if (!buf)
+		return -ENOMEM;
+	return rl_writer_submit_buf(w, r, buf, cap, cb, opaque);
 }
 
 struct sync_done {
@@ -218,11 +247,17 @@ void rl_writer_drain(struct rl_writer *w)
 
 int rl_writer_checkpoint(struct rl_writer *w, struct rl_err *err)
 {
+	struct rl_checkpoint c;
 	int rc;
 
+	/* snapshot under apply_lock, fdatasync without it: applies go on
+	 * while the image is flushed */
+	pthread_mutex_lock(&w->ckpt_lock);
 	pthread_mutex_lock(&w->apply_lock);
-	rc = rl_image_checkpoint(w->img, err);
+	rl_image_snapshot(w->img, &c);
 	pthread_mutex_unlock(&w->apply_lock);
+	rc = rl_image_commit(w->img, &c, err);
+	pthread_mutex_unlock(&w->ckpt_lock);
 	return rc;
 }
 
@@ -241,6 +276,7 @@ static void writer_free(struct rl_writer *w)
 	rl_decoder_free(&w->dec);
 	pthread_mutex_destroy(&w->lock);
 	pthread_mutex_destroy(&w->apply_lock);
+	pthread_mutex_destroy(&w->ckpt_lock);
 	pthread_mutex_destroy(&w->idle_lock);
 	pthread_cond_destroy(&w->idle);
 	free(w);
@@ -296,6 +332,7 @@ int rl_writer_open(struct rl_stream *s, struct rl_image *img,
 	w->zstd_min = opts ? opts->zstd_min : 0;
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_mutex_init(&w->apply_lock, NULL);
+	pthread_mutex_init(&w->ckpt_lock, NULL);
 	pthread_mutex_init(&w->idle_lock, NULL);
 	pthread_cond_init(&w->idle, NULL);
 	rl_decoder_init(&w->dec);
