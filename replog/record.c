@@ -245,7 +245,13 @@ ssize_t rl_record_prepare(const struct rl_record *r, size_t zstd_min,
 	struct rl_record e = *r;
 	size_t stored = 0, raw = 0, name_len = r->name ? strlen(r->name) : 0;
 
-	if (size < rl_record_encoded_max(r))
+	/* room for the worst case, or for the data as it is when it will
+	 * not be compressed (a writer's zero-copy buffer is exactly that) */
+	bool compress = r->type == RL_WRITE && zstd_min &&
+			r->data_len >= zstd_min && r->data != p;
+
+	if (size < (compress || r->type != RL_WRITE ?
+		    rl_record_encoded_max(r) : RL_RECORD_HDR_SIZE + r->data_len))
 		return rl_err_set(err, ENOBUFS, "encode: buffer too small");
 
 	e.codec = RL_CODEC_NONE;
@@ -254,7 +260,7 @@ ssize_t rl_record_prepare(const struct rl_record *r, size_t zstd_min,
 		raw = r->data_len;
 		/* data already in place (a writer's zero-copy buffer) cannot
 		 * be compressed over itself */
-		if (zstd_min && raw >= zstd_min && r->data != p)
+		if (compress)
 			stored = try_zstd(p, size - RL_RECORD_HDR_SIZE,
 					  r->data, raw);
 		if (stored) {

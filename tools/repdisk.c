@@ -19,6 +19,7 @@ static const char usage[] =
 	"is appended to a durable log and applied to a plain raw image.\n"
 	"\n"
 	"commands:\n"
+	"  mount     mount a data directory's disks (FUSE), writing through the log\n"
 	"  follow    keep a data directory's images up to date from a log\n"
 	"  status    show each disk of a data directory: size, position, lag\n"
 	"  log dump  print the records of a log, one line each\n"
@@ -85,6 +86,8 @@ int main(int argc, char **argv)
 		       RL_RECORD_VERSION);
 		return 0;
 	}
+	if (strcmp(cmd, "mount") == 0)
+		return cmd_mount(argc - 1, argv + 1);
 	if (strcmp(cmd, "follow") == 0)
 		return cmd_follow(argc - 1, argv + 1);
 	if (strcmp(cmd, "status") == 0)

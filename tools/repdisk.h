@@ -9,6 +9,7 @@
 #define EXIT_USAGE 2
 
 /* One subcommand: tools/cmd_NAME.c */
+int cmd_mount(int argc, char **argv);
 int cmd_follow(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_log(int argc, char **argv);

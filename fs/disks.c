@@ -1,0 +1,317 @@
+/* The disks of a mount and every change to the catalog.
+ *
+ * Notes on the design
+ * -------------------
+ * A catalog change (create, rename, delete, mode/owner) is one record in
+ * the catalog stream: encoded, appended and waited for (durable), then
+ * applied by the same catalog applier followers run, which changes the
+ * image file.  Only then is the FUSE request answered.  Catalog changes are
+ * rare and serialized under fs->lock, so waiting for each is fine; the
+ * data path never takes fs->lock for long.
+ *
+ * Every disk gets a writer at mount (or at create): the writer replays the
+ * disk's log into its image from the checkpoint, then appends a CLAIM with
+ * a new epoch.  Disk structures live until unmount, deleted ones too, so a
+ * kernel that still holds an inode number gets ENOENT, never a dangling
+ * pointer.
+ */
+#include "fs.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Appends a catalog record, waits until durable, applies it. */
+static int catalog_change(struct fs *fs, struct rl_record *r)
+{
+	uint8_t buf[RL_RECORD_HDR_SIZE + RL_NAME_MAX + 64];
+	struct rl_err err;
+	ssize_t len;
+	int64_t pos;
+	int rc;
+
+	r->epoch = 0;	/* the catalog's writer is fenced by the log's lock */
+	len = rl_record_encode(r, 0, buf, sizeof(buf), &err);
+	if (len < 0)
+		return (int)len;
+	pos = rl_log_append_sync(fs->cat_stream, buf, (size_t)len);
+	if (pos < 0) {
+		fprintf(stderr, "repdisk: catalog: log append failed: %s\n",
+			strerror((int)-pos));
+		return -EIO;
+	}
+	rc = rl_catalog_apply(fs->cat, r, (uint64_t)pos, &err);
+	if (rc < 0) {
+		/* durable in the log but not applied: the catalog would
+		 * disagree with the log until a remount replays it */
+		fprintf(stderr, "repdisk: %s; remount to replay the catalog\n",
+			err.msg);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Opens a disk's stream, image and writer (replay, claim). */
+static int disk_open(struct fs *fs, struct disk *d, struct rl_err *err)
+{
+	struct rl_writer_opts wopts = { .host = fs->host,
+					.zstd_min = fs->zstd_min };
+	char path[PATH_MAX], ckpt[PATH_MAX];
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/%s", fs->datadir, d->name);
+	snprintf(ckpt, sizeof(ckpt), "%s/.repdisk/ckpt", fs->datadir);
+	rc = rl_log_stream(fs->log, &d->uuid, &d->stream, err);
+	if (rc == 0)
+		rc = rl_image_open(path, ckpt, &d->uuid, &d->img, err);
+	if (rc == 0)
+		rc = rl_writer_open(d->stream, d->img, d->name, &wopts, &d->w,
+				    err);
+	if (rc < 0) {
+		rl_image_close(d->img);
+		d->img = NULL;
+	}
+	return rc;
+}
+
+static struct disk *disk_new(struct fs *fs, const struct rl_disk_info *info)
+{
+	struct disk *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return NULL;
+	d->ino = fs->next_ino++;
+	d->uuid = info->uuid;
+	snprintf(d->name, sizeof(d->name), "%s", info->name);
+	d->mode = info->mode;
+	d->uid = info->uid;
+	d->gid = info->gid;
+	return d;
+}
+
+int fs_disks_load(struct fs *fs, struct rl_err *err)
+{
+	struct rl_disk_info *info = NULL;
+	struct rl_reader *r;
+	size_t n;
+	int rc;
+
+	fs->next_ino = FUSE_ROOT_ID + 1;
+	rc = rl_catalog_open(fs->datadir, &fs->cat, err);
+	if (rc == 0)
+		rc = rl_log_stream(fs->log, NULL, &fs->cat_stream, err);
+	if (rc < 0)
+		return rc;
+
+	/* the catalog first: replay what the log holds past the state */
+	rc = rl_reader_open(fs->cat_stream, rl_catalog_next_pos(fs->cat), &r,
+			    err);
+	while (rc == 0) {
+		struct rl_record rec;
+		uint64_t pos;
+
+		rc = rl_reader_next(r, &rec, &pos, 0, err);
+		if (rc > 0)
+			rc = rl_catalog_apply(fs->cat, &rec, pos, err);
+		else if (rc == 0) {
+			rl_reader_close(r);
+			break;
+		}
+		if (rc < 0)
+			rl_reader_close(r);
+	}
+	if (rc < 0)
+		return rc;
+
+	n = rl_catalog_disks(fs->cat, NULL, 0);
+	info = calloc(n ? n : 1, sizeof(*info));
+	if (!info)
+		return rl_err_set(err, ENOMEM, "out of memory");
+	n = rl_catalog_disks(fs->cat, info, n);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		struct disk *d = disk_new(fs, &info[i]);
+
+		if (!d) {
+			rc = rl_err_set(err, ENOMEM, "out of memory");
+			break;
+		}
+		d->next = fs->disks;
+		fs->disks = d;
+		rc = disk_open(fs, d, err);
+	}
+	free(info);
+	return rc;
+}
+
+void fs_disks_close(struct fs *fs)
+{
+	struct disk *d, *next;
+	struct rl_err err;
+
+	for (d = fs->disks; d; d = next) {
+		next = d->next;
+		if (d->w) {
+			rl_writer_drain(d->w);
+			if (rl_writer_checkpoint(d->w, &err) < 0)
+				fprintf(stderr, "repdisk: %s: %s\n", d->name,
+					err.msg);
+			rl_writer_close(d->w);
+		}
+		rl_image_close(d->img);
+		free(d);
+	}
+	fs->disks = NULL;
+	rl_catalog_close(fs->cat);
+	fs->cat = NULL;
+}
+
+struct disk *fs_disk_by_ino(struct fs *fs, fuse_ino_t ino)
+{
+	for (struct disk *d = fs->disks; d; d = d->next)
+		if (d->ino == ino && !d->deleted)
+			return d;
+	return NULL;
+}
+
+struct disk *fs_disk_by_name(struct fs *fs, const char *name)
+{
+	for (struct disk *d = fs->disks; d; d = d->next)
+		if (!d->deleted && strcmp(d->name, name) == 0)
+			return d;
+	return NULL;
+}
+
+int fs_disk_create(struct fs *fs, const char *name, mode_t mode, uid_t uid,
+		   gid_t gid, struct disk **out)
+{
+	struct rl_record r = { .type = RL_CREATE, .name = name,
+			       .mode = mode & 07777, .uid = uid, .gid = gid };
+	struct rl_disk_info info;
+	struct rl_err err;
+	struct disk *d;
+	int rc;
+
+	rc = rl_name_check(name, &err);
+	if (rc < 0)
+		return rc;
+	rl_uuid_generate(&r.disk);
+	rc = catalog_change(fs, &r);
+	if (rc < 0)
+		return rc;
+	info.uuid = r.disk;
+	snprintf(info.name, sizeof(info.name), "%s", name);
+	info.mode = r.mode;
+	info.uid = uid;
+	info.gid = gid;
+	d = disk_new(fs, &info);
+	if (!d)
+		return -ENOMEM;
+	rc = disk_open(fs, d, &err);
+	if (rc < 0) {
+		/* in the catalog, but unusable until a remount */
+		fprintf(stderr, "repdisk: %s: %s\n", name, err.msg);
+		d->deleted = true;
+	}
+	/* published whole: the checkpoint thread walks the list unlocked */
+	d->next = fs->disks;
+	fs->disks = d;
+	*out = d;
+	return rc < 0 ? -EIO : 0;
+}
+
+int fs_disk_delete(struct fs *fs, struct disk *d)
+{
+	struct rl_record r = { .type = RL_DELETE, .disk = d->uuid };
+
+	if (d->open_count)
+		return -EBUSY;
+	pthread_mutex_lock(&fs->close_lock);
+	if (d->w) {
+		rl_writer_drain(d->w);
+		rl_writer_close(d->w);
+		d->w = NULL;
+	}
+	rl_image_close(d->img);
+	d->img = NULL;
+	pthread_mutex_unlock(&fs->close_lock);
+	d->deleted = true;
+	return catalog_change(fs, &r);
+}
+
+int fs_disk_rename(struct fs *fs, struct disk *d, const char *name)
+{
+	struct rl_record r = { .type = RL_RENAME, .disk = d->uuid,
+			       .name = name };
+	struct rl_err err;
+	int rc = rl_name_check(name, &err);
+
+	if (rc == 0)
+		rc = catalog_change(fs, &r);
+	if (rc == 0)
+		snprintf(d->name, sizeof(d->name), "%s", name);
+	return rc;
+}
+
+int fs_disk_setattr(struct fs *fs, struct disk *d, uint32_t mode, uint32_t uid,
+		    uint32_t gid)
+{
+	struct rl_record r = { .type = RL_SETATTR, .disk = d->uuid,
+			       .mode = mode & 07777, .uid = uid, .gid = gid };
+	int rc = catalog_change(fs, &r);
+
+	if (rc == 0) {
+		d->mode = r.mode;
+		d->uid = uid;
+		d->gid = gid;
+	}
+	return rc;
+}
+
+int fs_checkpoint_all(struct fs *fs)
+{
+	struct disk *list;
+	struct rl_err err;
+	int rc = 0;
+
+	/* disks are never freed while mounted: walk without fs->lock, so
+	 * a long fdatasync does not hold up lookups; close_lock keeps a
+	 * writer from being closed under us */
+	pthread_mutex_lock(&fs->lock);
+	list = fs->disks;
+	pthread_mutex_unlock(&fs->lock);
+	pthread_mutex_lock(&fs->close_lock);
+	for (struct disk *d = list; d; d = d->next) {
+		if (d->w && rl_writer_checkpoint(d->w, &err) < 0) {
+			fprintf(stderr, "repdisk: %s: %s\n", d->name, err.msg);
+			rc = -EIO;
+		}
+	}
+	pthread_mutex_unlock(&fs->close_lock);
+	return rc;
+}
+
+/* Checkpoints every disk once a second, so a restart replays little. */
+void *fs_checkpoint_main(void *arg)
+{
+	struct fs *fs = arg;
+
+	pthread_mutex_lock(&fs->ckpt_wait_lock);
+	while (!fs->stop) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&fs->ckpt_wait, &fs->ckpt_wait_lock, &ts);
+		if (fs->stop)
+			break;
+		pthread_mutex_unlock(&fs->ckpt_wait_lock);
+		fs_checkpoint_all(fs);
+		pthread_mutex_lock(&fs->ckpt_wait_lock);
+	}
+	pthread_mutex_unlock(&fs->ckpt_wait_lock);
+	return NULL;
+}

@@ -1,0 +1,93 @@
+/* The repdisk FUSE daemon: shared state of the handlers.
+ *
+ *   main.c    options, daemon start-up with a readiness pipe, teardown
+ *   disks.c   the table of disks and every catalog change (create, rename,
+ *             delete, attributes): record -> log -> catalog applier
+ *   ops.c     metadata handlers: lookup, getattr, setattr, readdir, create,
+ *             unlink, rename, statfs, open, fsync, lseek, refusals
+ *   io.c      the data path: read (spliced from the image), write_buf (the
+ *             write pipeline), fallocate
+ *
+ * Lock order: fs->lock (disk table, catalog), then fs->close_lock (writers
+ * being closed vs. checkpointed), then replog's own locks.
+ */
+#ifndef REPDISK_FS_H
+#define REPDISK_FS_H
+
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "replog.h"
+
+struct disk {
+	fuse_ino_t ino;
+	struct rl_uuid uuid;
+	char name[RL_NAME_MAX + 1];	/* under fs->lock */
+	uint32_t mode, uid, gid;	/* under fs->lock */
+	unsigned open_count;		/* under fs->lock */
+	bool deleted;			/* under fs->lock */
+	struct rl_stream *stream;
+	struct rl_image *img;		/* NULL once deleted */
+	struct rl_writer *w;		/* NULL once deleted */
+	struct disk *next;		/* under fs->lock */
+};
+
+struct fs {
+	const char *datadir;
+	const char *log_uri;
+	char host[64];
+	int datadir_lock_fd;
+	size_t zstd_min;
+
+	struct rl_log *log;
+	struct rl_stream *cat_stream;
+	struct rl_catalog *cat;		/* under lock */
+
+	pthread_mutex_t lock;
+	struct disk *disks;		/* all, deleted ones too; under lock */
+	fuse_ino_t next_ino;		/* under lock */
+
+	pthread_mutex_t close_lock;	/* writers closed vs checkpointed */
+
+	/* back-pressure: bytes of writes in flight */
+	pthread_mutex_t flight_lock;
+	pthread_cond_t flight_cond;
+	size_t flight_bytes, max_flight_bytes;	/* under flight_lock */
+
+	pthread_t ckpt_thread;
+	pthread_mutex_t ckpt_wait_lock;
+	pthread_cond_t ckpt_wait;
+	bool stop;			/* under ckpt_wait_lock */
+};
+
+/* disks.c */
+int fs_disks_load(struct fs *fs, struct rl_err *err);
+void fs_disks_close(struct fs *fs);
+struct disk *fs_disk_by_ino(struct fs *fs, fuse_ino_t ino);	/* fs->lock */
+struct disk *fs_disk_by_name(struct fs *fs, const char *name);	/* fs->lock */
+/* The catalog changes; each returns 0 or -errno with fs->lock held. */
+int fs_disk_create(struct fs *fs, const char *name, mode_t mode, uid_t uid,
+		   gid_t gid, struct disk **out);
+int fs_disk_delete(struct fs *fs, struct disk *d);
+int fs_disk_rename(struct fs *fs, struct disk *d, const char *name);
+int fs_disk_setattr(struct fs *fs, struct disk *d, uint32_t mode, uint32_t uid,
+		    uint32_t gid);
+int fs_checkpoint_all(struct fs *fs);
+void *fs_checkpoint_main(void *arg);
+
+/* ops.c, io.c */
+extern const struct fuse_lowlevel_ops fs_ops;
+void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		struct fuse_file_info *fi);
+void fs_op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
+		     off_t off, struct fuse_file_info *fi);
+void fs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
+		     off_t len, struct fuse_file_info *fi);
+/* Submits a RESIZE and waits for it: 0 or -errno. */
+int fs_resize(struct fs *fs, struct disk *d, uint64_t size);
+/* Maps a writer's error to what a client sees: EROFS when fenced, EIO. */
+int fs_write_errno(int err);
+
+#endif

@@ -1,0 +1,315 @@
+/* repdisk-mount: the FUSE daemon ("repdisk mount" runs it).
+ *
+ * Start-up order: check the options and directories; fork (unless -f),
+ * the parent waiting on a pipe for the child's readiness; take the data
+ * directory's lock and open the log as its writer (a second mount of the
+ * same data directory or log fails here, with the other's pid); replay
+ * the catalog and every disk from its checkpoint and claim each disk;
+ * mount; then report readiness, so the parent exits 0 only once the mount
+ * is usable.  Until then every error goes to the caller's terminal and
+ * the parent exits 1; afterwards the daemon writes to its log file.
+ *
+ * Teardown (fusermount3 -u, umount, SIGTERM, SIGINT): the FUSE loop ends,
+ * every write in flight completes, every disk is checkpointed, the log is
+ * closed, exit 0.
+ */
+#include "fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+static const char usage[] =
+	"usage: repdisk mount [OPTIONS] DATADIR MOUNTPOINT\n"
+	"\n"
+	"Mounts the disks of DATADIR on MOUNTPOINT: each file there is one disk,\n"
+	"every change is appended to the log, then applied to the raw image\n"
+	"DATADIR/NAME.  Runs as a daemon once the mount is usable.\n"
+	"\n"
+	"  -l, --log URI          the log (default file:DATADIR/.repdisk/log)\n"
+	"  -f, --foreground       stay in the foreground, messages on stderr\n"
+	"  -o OPT[,OPT...]        FUSE mount options, e.g. allow_other,\n"
+	"                         default_permissions (for QEMU as another user)\n"
+	"      --log-file PATH    the daemon's messages (default\n"
+	"                         DATADIR/.repdisk/mount.log)\n"
+	"      --host NAME        named in each disk's claim (default: hostname)\n"
+	"      --zstd-min BYTES   compress writes of at least BYTES (default 0: off)\n"
+	"      --max-inflight-mb N  bytes of writes in flight at most (default 64)\n"
+	"  -h, --help             show this help\n"
+	"\n"
+	"Stop with: fusermount3 -u MOUNTPOINT (or umount, or SIGTERM).\n";
+
+static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("repdisk mount: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n%s", usage);
+	return 2;
+}
+
+struct options {
+	const char *log_uri, *mountpoint, *log_file, *fuse_opts;
+	char datadir[PATH_MAX];
+	bool foreground;
+	char host[64];
+	unsigned long long zstd_min, inflight_mb;
+};
+
+static int parse_u64(const char *s, unsigned long long *out)
+{
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	*out = strtoull(s, &end, 10);
+	return errno || *end ? -1 : 0;
+}
+
+static int parse_options(int argc, char **argv, struct options *o)
+{
+	static const struct option opts[] = {
+		{ "log", required_argument, NULL, 'l' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "log-file", required_argument, NULL, 'L' },
+		{ "host", required_argument, NULL, 'H' },
+		{ "zstd-min", required_argument, NULL, 'z' },
+		{ "max-inflight-mb", required_argument, NULL, 'm' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	int c;
+
+	o->inflight_mb = 64;
+	gethostname(o->host, sizeof(o->host) - 1);
+	while ((c = getopt_long(argc, argv, "l:fo:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'l': o->log_uri = optarg; break;
+		case 'f': o->foreground = true; break;
+		case 'o': o->fuse_opts = optarg; break;
+		case 'L': o->log_file = optarg; break;
+		case 'H':
+			snprintf(o->host, sizeof(o->host), "%s", optarg);
+			break;
+		case 'z':
+			if (parse_u64(optarg, &o->zstd_min) < 0)
+				return usage_error("bad --zstd-min \"%s\"", optarg);
+			break;
+		case 'm':
+			if (parse_u64(optarg, &o->inflight_mb) < 0 ||
+			    o->inflight_mb == 0 || o->inflight_mb > 65536)
+				return usage_error("bad --max-inflight-mb \"%s\"",
+						   optarg);
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return 1;
+		default:
+			return usage_error("bad option");
+		}
+	}
+	if (argc - optind != 2)
+		return usage_error("expected DATADIR and MOUNTPOINT");
+	if (!realpath(argv[optind], o->datadir)) {
+		fprintf(stderr, "repdisk mount: data directory %s: %s\n",
+			argv[optind], strerror(errno));
+		return 3;
+	}
+	o->mountpoint = argv[optind + 1];
+	return 0;
+}
+
+/* Sends the daemon's output to its log file once it is running. */
+static int redirect_output(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 || null < 0)
+		return -1;
+	dup2(null, STDIN_FILENO);
+	dup2(fd, STDOUT_FILENO);
+	dup2(fd, STDERR_FILENO);
+	close(fd);
+	close(null);
+	setvbuf(stderr, NULL, _IOLBF, 0);
+	return 0;
+}
+
+/* Forks; the parent waits for the child's readiness byte and exits.
+ * Returns the write end of the pipe in the child. */
+static int daemonize(void)
+{
+	int p[2];
+	pid_t pid;
+	char c;
+
+	if (pipe(p) < 0 || (pid = fork()) < 0) {
+		fprintf(stderr, "repdisk mount: fork: %s\n", strerror(errno));
+		exit(1);
+	}
+	if (pid > 0) {
+		int status;
+
+		close(p[1]);
+		if (read(p[0], &c, 1) == 1)
+			exit(0);	/* mounted and ready */
+		waitpid(pid, &status, 0);
+		exit(WIFEXITED(status) && WEXITSTATUS(status) ?
+		     WEXITSTATUS(status) : 1);
+	}
+	close(p[0]);
+	setsid();
+	return p[1];
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = { 0 };
+	struct fs fs = { .datadir_lock_fd = -1 };
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct fuse_session *se = NULL;
+	struct fuse_loop_config *cfg = NULL;
+	char uri[PATH_MAX + 32], fsname[PATH_MAX + 64], logf[PATH_MAX + 32];
+	struct rl_err err;
+	struct stat st;
+	int rc, ready_fd = -1, status = 1;
+	bool mounted = false, ckpt_thread = false;
+
+	rc = parse_options(argc, argv, &o);
+	if (rc)
+		return rc == 1 ? 0 : rc == 3 ? 1 : rc;
+	if (stat(o.mountpoint, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "repdisk mount: mount point %s: %s\n",
+			o.mountpoint, errno ? strerror(errno) : "not a directory");
+		return 1;
+	}
+	if (!o.log_uri) {
+		snprintf(uri, sizeof(uri), "file:%s/.repdisk/log", o.datadir);
+		o.log_uri = uri;
+	}
+	snprintf(logf, sizeof(logf), "%s/.repdisk/mount.log", o.datadir);
+	if (!o.log_file)
+		o.log_file = logf;
+
+	if (!o.foreground)
+		ready_fd = daemonize();
+	if (sodium_init() < 0) {
+		fprintf(stderr, "repdisk mount: libsodium failed to start\n");
+		return 1;
+	}
+
+	fs.datadir = o.datadir;
+	fs.log_uri = o.log_uri;
+	fs.zstd_min = o.zstd_min;
+	fs.max_flight_bytes = o.inflight_mb << 20;
+	snprintf(fs.host, sizeof(fs.host), "%s", o.host);
+	pthread_mutex_init(&fs.lock, NULL);
+	pthread_mutex_init(&fs.close_lock, NULL);
+	pthread_mutex_init(&fs.flight_lock, NULL);
+	pthread_cond_init(&fs.flight_cond, NULL);
+	pthread_mutex_init(&fs.ckpt_wait_lock, NULL);
+	pthread_cond_init(&fs.ckpt_wait, NULL);
+
+	rc = rl_datadir_prepare(o.datadir, &err);
+	if (rc == 0)
+		rc = fs.datadir_lock_fd = rl_datadir_lock(o.datadir, &err);
+	if (rc >= 0)
+		rc = rl_log_open(o.log_uri, RL_LOG_WRITE, NULL, &fs.log, &err);
+	if (rc >= 0)
+		rc = fs_disks_load(&fs, &err);
+	if (rc < 0) {
+		fprintf(stderr, "repdisk mount: %s\n", err.msg);
+		goto out;
+	}
+
+	snprintf(fsname, sizeof(fsname), "-osubtype=repdisk,fsname=repdisk:%s",
+		 o.datadir);
+	if (fuse_opt_add_arg(&args, "repdisk") || fuse_opt_add_arg(&args, fsname) ||
+	    (o.fuse_opts && (fuse_opt_add_arg(&args, "-o") ||
+			     fuse_opt_add_arg(&args, o.fuse_opts)))) {
+		fprintf(stderr, "repdisk mount: out of memory\n");
+		goto out;
+	}
+	se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), &fs);
+	if (!se) {
+		fprintf(stderr, "repdisk mount: bad mount options \"%s\"\n",
+			o.fuse_opts ? o.fuse_opts : "");
+		goto out;
+	}
+	if (fuse_set_signal_handlers(se) != 0)
+		goto out;
+	if (fuse_session_mount(se, o.mountpoint) != 0) {
+		fprintf(stderr, "repdisk mount: cannot mount on %s\n",
+			o.mountpoint);
+		goto out;
+	}
+	mounted = true;
+	if (pthread_create(&fs.ckpt_thread, NULL, fs_checkpoint_main, &fs) != 0)
+		goto out;
+	ckpt_thread = true;
+
+	fprintf(stderr, "repdisk: %s mounted on %s (log %s)\n", o.datadir,
+		o.mountpoint, o.log_uri);
+	if (ready_fd >= 0) {
+		if (redirect_output(o.log_file) < 0) {
+			fprintf(stderr, "repdisk mount: log file %s: %s\n",
+				o.log_file, strerror(errno));
+			goto out;
+		}
+		fprintf(stderr, "repdisk: %s mounted on %s (log %s)\n",
+			o.datadir, o.mountpoint, o.log_uri);
+		if (write(ready_fd, "R", 1) != 1)
+			goto out;
+		close(ready_fd);
+		ready_fd = -1;
+	}
+
+	cfg = fuse_loop_cfg_create();
+	if (!cfg)
+		goto out;
+	fuse_loop_cfg_set_max_threads(cfg, 32);
+	fuse_loop_cfg_set_idle_threads(cfg, 8);
+	rc = fuse_session_loop_mt(se, cfg);
+	status = rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP ? 0 : 1;
+out:
+	if (ckpt_thread) {
+		pthread_mutex_lock(&fs.ckpt_wait_lock);
+		fs.stop = true;
+		pthread_cond_signal(&fs.ckpt_wait);
+		pthread_mutex_unlock(&fs.ckpt_wait_lock);
+		pthread_join(fs.ckpt_thread, NULL);
+	}
+	/* every write in flight is answered and every disk checkpointed
+	 * before the session goes */
+	fs_disks_close(&fs);
+	if (mounted)
+		fuse_session_unmount(se);
+	if (se) {
+		fuse_remove_signal_handlers(se);
+		fuse_session_destroy(se);
+	}
+	fuse_loop_cfg_destroy(cfg);
+	fuse_opt_free_args(&args);
+	rl_log_close(fs.log);
+	if (fs.datadir_lock_fd >= 0)
+		close(fs.datadir_lock_fd);
+	if (status == 0)
+		fprintf(stderr, "repdisk: %s unmounted, disks checkpointed\n",
+			o.mountpoint);
+	return status;
+}
