@@ -1001,8 +1001,15 @@ static int file_reader_next(struct rl_reader *base, struct rl_record *rec,
 	}
 
 	struct rl_err e;
-	ssize_t len = reader_peek(r, &e);
+	ssize_t len;
 
+	if (r->fd < 0) {
+		int rc = reader_open_segment(r, r->pos, err);
+
+		if (rc < 0)
+			return rc;
+	}
+	len = reader_peek(r, &e);
 	if (len == 0) {
 		/* end of this segment: the durable record at r->pos is the
 		 * first of the next one */
@@ -1058,12 +1065,17 @@ static int file_reader_open(struct rl_stream *base, uint64_t pos,
 				  "past the end of the log (%" PRIu64 ")",
 				  s->label, pos, end);
 	n = list_segments(s->dir, &segs);
-	if (n <= 0 || segs[0] > pos) {
+	if (n == 0 && end == 0) {
+		/* a stream being created: its first segment may not exist
+		 * yet; reader_next opens it once a record is durable */
+		seg = 0;
+	} else if (n <= 0 || segs[0] > pos) {
 		free(segs);
 		return rl_err_set(err, n < 0 ? -n : ENOENT, "%s: no segment "
 				  "holds position %" PRIu64, s->label, pos);
+	} else {
+		seg = segs[0];
 	}
-	seg = segs[0];
 	for (int i = 0; i < n; i++)
 		if (segs[i] <= pos)
 			seg = segs[i];
@@ -1077,7 +1089,7 @@ static int file_reader_open(struct rl_stream *base, uint64_t pos,
 	r->fd = -1;
 	r->pos = seg;
 	rl_decoder_init(&r->dec);
-	rc = reader_open_segment(r, seg, err);
+	rc = n == 0 ? 0 : reader_open_segment(r, seg, err);
 	/* skip to pos over durable records, reading headers only */
 	while (rc == 0 && r->pos < pos) {
 		struct rl_err e;

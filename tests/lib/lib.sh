@@ -98,3 +98,61 @@ status_field() {
 	esac
 	"$REPDISK" status "$1" | awk -v n="$2" -v c="$col" 'NR > 1 && $1 == n { print $c }'
 }
+
+# --- mounts and followers ------------------------------------------------
+
+# mount_disks DATADIR MOUNTPOINT [OPTIONS...]: `repdisk mount` as users run
+# it (it daemonises and returns once the mount is usable); unmounted at
+# exit whatever happens.  The daemon's messages are in
+# DATADIR/.repdisk/mount.log.
+mount_disks() {
+	local data=$1 mnt=$2
+	shift 2
+	mkdir -p "$data" "$mnt"
+	cleanup_mount "$mnt"
+	"$REPDISK" mount "$@" "$data" "$mnt" || fail "repdisk mount $data $mnt failed"
+	grep -qs " $(realpath "$mnt") fuse.repdisk " /proc/mounts ||
+		fail "$mnt is not mounted after repdisk mount returned"
+}
+
+# mount_pid MOUNTPOINT: the daemon serving a mount point.
+mount_pid() {
+	pgrep -f "^repdisk mount .* $1\$" | head -1
+}
+
+# unmount_disks MOUNTPOINT: unmount and wait until the daemon has exited
+# (it checkpoints every disk first).
+unmount_disks() {
+	local pid
+	pid=$(mount_pid "$1")
+	fusermount3 -u "$1" || fail "fusermount3 -u $1 failed"
+	for _ in $(seq 200); do
+		[ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	fail "repdisk mount of $1 did not exit after unmount"
+}
+
+# start_follower LOG-URI DATADIR: a follower in the background, killed at
+# exit; sets FOLLOWER_PID.
+start_follower() {
+	mkdir -p "$2"
+	start_bg "$T/follower-$(basename "$2").log" "$REPDISK" follow --log "$1" "$2"
+	FOLLOWER_PID=$!
+}
+
+# converged PRIMARY-DATADIR REPLICA-DATADIR NAME: waits (10 s at most)
+# until the replica has applied the primary's whole log for disk NAME,
+# then checks the two images are byte-identical.
+converged() {
+	local end="" got=""
+	for _ in $(seq 200); do
+		end=$(status_field "$1" "$3" log_end)
+		got=$(status_field "$2" "$3" applied)
+		[ -n "$end" ] && [ "$end" = "$got" ] && break
+		sleep 0.05
+	done
+	[ -n "$end" ] && [ "$end" = "$got" ] ||
+		fail "replica $2 applied $3 up to ${got:-nothing}, the log ends at ${end:-?}"
+	cmp "$1/$3" "$2/$3" || fail "replica's $3 differs from the primary's"
+}
