@@ -14,6 +14,7 @@ set -euo pipefail
 
 REPDISK=${REPDISK:-repdisk}
 RL_TESTWRITER=${RL_TESTWRITER:-rl_testwriter}
+ACKWRITER=${ACKWRITER:-ackwriter}
 TEST_NAME=$(basename "$0" .sh)
 
 _cleanups=()
