@@ -212,9 +212,10 @@ uint64_t rl_catalog_next_pos(const struct rl_catalog *cat)
 size_t rl_catalog_disks(const struct rl_catalog *cat, struct rl_disk_info *out,
 			size_t max)
 {
-	if (out)
-		memcpy(out, cat->disks, (cat->n < max ? cat->n : max) *
-		       sizeof(*out));
+	size_t n = cat->n < max ? cat->n : max;
+
+	if (out && n)	/* cat->disks is NULL while the catalog is empty */
+		memcpy(out, cat->disks, n * sizeof(*out));
 	return cat->n;
 }
 

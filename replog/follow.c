@@ -27,8 +27,9 @@
 
 struct follow_disk {
 	struct rl_uuid uuid;
+	struct rl_stream *stream;
 	struct rl_image *img;
-	struct rl_reader *reader;
+	struct rl_reader *reader;	/* NULL: reopen at the image's next_pos */
 	uint64_t since_ckpt;
 	bool seen;		/* still in the catalog, during a step */
 };
@@ -141,8 +142,14 @@ static int step_catalog(struct rl_follower *f, struct rl_err *err)
 		if (r.type == RL_DELETE)
 			disk_remove(f, &r.disk);	/* before its files go */
 		rc = rl_catalog_apply(f->cat, &r, pos, err);
-		if (rc < 0)
+		if (rc < 0) {
+			/* the reader is past the record: reopen it at the
+			 * catalog's next position, so the next step stops at
+			 * this same record again */
+			rl_reader_close(f->cat_reader);
+			f->cat_reader = NULL;
 			return rc;
+		}
 		applied++;
 	}
 }
@@ -174,6 +181,7 @@ static int attach_disks(struct rl_follower *f, struct rl_err *err)
 					info[i].name, strerror(-rc));
 			break;
 		}
+		d.stream = s;
 		snprintf(path, sizeof(path), "%s/%s", f->datadir, info[i].name);
 		rc = rl_image_open(path, f->ckpt_dir, &d.uuid, &d.img, err);
 		if (rc == 0)
@@ -204,11 +212,29 @@ static int attach_disks(struct rl_follower *f, struct rl_err *err)
 	return rc;
 }
 
+/* Prefixes err's message with the disk's name; returns -code. */
+static int disk_error(struct rl_follower *f, struct follow_disk *d,
+		      struct rl_err *err)
+{
+	struct rl_disk_info info;
+	struct rl_err why = *err;
+
+	if (rl_catalog_find_uuid(f->cat, &d->uuid, &info) < 0)
+		snprintf(info.name, sizeof(info.name), "?");
+	return rl_err_set(err, why.code, "follow: %s: %s", info.name, why.msg);
+}
+
 static int step_disk(struct rl_follower *f, struct follow_disk *d,
 		     struct rl_err *err)
 {
 	int applied = 0, rc;
 
+	if (!d->reader) {
+		rc = rl_reader_open(d->stream, rl_image_next_pos(d->img),
+				    &d->reader, err);
+		if (rc < 0)
+			return disk_error(f, d, err);
+	}
 	while (applied < STEP_BUDGET) {
 		struct rl_record r;
 		uint64_t pos;
@@ -216,16 +242,16 @@ static int step_disk(struct rl_follower *f, struct follow_disk *d,
 		rc = rl_reader_next(d->reader, &r, &pos, 0, err);
 		if (rc == 0)
 			break;
-		if (rc > 0)
-			rc = rl_image_apply(d->img, &r, pos, err);
+		if (rc < 0)
+			return disk_error(f, d, err);
+		rc = rl_image_apply(d->img, &r, pos, err);
 		if (rc < 0) {
-			struct rl_disk_info info;
-			struct rl_err why = *err;
-
-			if (rl_catalog_find_uuid(f->cat, &d->uuid, &info) < 0)
-				snprintf(info.name, sizeof(info.name), "?");
-			return rl_err_set(err, why.code, "follow: %s: %s",
-					  info.name, why.msg);
+			/* the reader is past the refused record: the next
+			 * step reopens it at the image's next position and
+			 * stops at the same record with the same error */
+			rl_reader_close(d->reader);
+			d->reader = NULL;
+			return disk_error(f, d, err);
 		}
 		applied++;
 		if (++d->since_ckpt >= f->checkpoint_records) {

@@ -160,6 +160,14 @@ int rl_writer_submit_buf(struct rl_writer *w, const struct rl_record *r,
 	ssize_t len;
 	int rc;
 
+	/* Only the disk's own changes go through a writer: a CLAIM sealed
+	 * with our epoch, or a catalog record, would be appended durably and
+	 * then refused (or ignored) by every applier, poisoning the stream. */
+	if (r->type != RL_WRITE && r->type != RL_ZERO &&
+	    r->type != RL_DISCARD && r->type != RL_RESIZE) {
+		free(buf);
+		return -EINVAL;
+	}
 	rc = atomic_load(&w->failed);
 	sub = rc ? NULL : malloc(sizeof(*sub));
 	if (!sub) {

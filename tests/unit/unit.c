@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,43 @@ void unit_tmpdir(const char *tag, char *out, size_t size)
 	ck_assert_int_lt(n, (int)size);
 	ck_assert_msg(mkdtemp(out) != NULL, "mkdtemp %s: %s", out,
 		      strerror(errno));
+}
+
+void unit_path(char *out, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(out, size, fmt, ap);
+	va_end(ap);
+	ck_assert_msg(n >= 0 && (size_t)n < size, "path too long: %s", out);
+}
+
+int unit_stderr_begin(const char *path)
+{
+	int saved = dup(2), fd = open(path, O_WRONLY | O_CREAT | O_TRUNC |
+				      O_CLOEXEC, 0644);
+
+	ck_assert_int_ge(saved, 0);
+	ck_assert_msg(fd >= 0, "open %s: %s", path, strerror(errno));
+	fflush(stderr);
+	ck_assert_int_eq(dup2(fd, 2), 2);
+	close(fd);
+	return saved;
+}
+
+char *unit_stderr_end(int saved, const char *path)
+{
+	uint8_t *text;
+	size_t len;
+
+	fflush(stderr);
+	ck_assert_int_eq(dup2(saved, 2), 2);
+	close(saved);
+	len = unit_read_file(path, &text);
+	text[len] = '\0';
+	return (char *)text;
 }
 
 uint64_t unit_rand(uint64_t *state)

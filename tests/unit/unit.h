@@ -23,6 +23,15 @@ int unit_main(Suite *s);
  * (PATH_MAX bytes). */
 void unit_tmpdir(const char *tag, char *out, size_t size);
 
+/* snprintf() into a path buffer, asserting the result fits. */
+void unit_path(char *out, size_t size, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Sends stderr to the file path (truncated) until unit_stderr_end(), which
+ * returns what was written there (malloc'ed, NUL-terminated). */
+int unit_stderr_begin(const char *path);
+char *unit_stderr_end(int saved, const char *path);
+
 /* Removes path and everything under it. */
 void unit_rm_rf(const char *path);
 
