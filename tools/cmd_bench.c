@@ -109,7 +109,7 @@ static int run(const char *dir, int seconds, size_t size, int threads)
 	pthread_t tid[64];
 	struct rl_log *log = NULL;
 	struct rl_err err;
-	char path[PATH_MAX];
+	char path[PATH_MAX + 64];
 	void *data = malloc(size), *rec = NULL;
 	ssize_t len;
 	double t0, elapsed;
