@@ -1,0 +1,80 @@
+#!/bin/bash
+# fio with data verification on a disk in the mount, as a guest's I/O
+# looks: O_DIRECT libaio random writes at iodepth 32, 4 KiB blocks on one
+# half of the disk and a mix of 4 KiB to 1 MiB on the other, every block
+# with a crc32c header that fio reads back and checks (do_verify).  After
+# a remount, a verify_only pass finds every block again; so does one on
+# the follower's image.  A byte flipped through the mount is caught, so
+# the verification can fail.
+. "$(dirname "$0")/../lib/lib.sh"
+requires fio fusermount3 cmp
+
+D=$T/data M=$T/mnt R=$T/replica
+LOG=file:$D/.repdisk/log
+
+mount_disks "$D" "$M"
+start_follower "$LOG" "$R"
+truncate -s 256M "$M/fio.img" || fail "truncate in the mount"
+
+cat > "$T/verify.fio" <<'EOF'
+[global]
+filename=${FIO_FILE}
+ioengine=libaio
+direct=1
+iodepth=32
+rw=randwrite
+verify=crc32c
+do_verify=1
+verify_fatal=1
+verify_state_save=0
+randrepeat=1
+size=128M
+
+[small]
+bs=4k
+offset=0
+
+[mixed]
+stonewall
+bssplit=4k/40:64k/30:256k/20:1m/10
+offset=128M
+EOF
+
+# run_fio FILE FIO-ARGS...: fio must exit 0, each job with err= 0, no
+# verify error, and each job must have read back its whole 128 MiB
+run_fio() {
+	local file=$1 jobs
+	shift
+	FIO_FILE=$file fio "$@" "$T/verify.fio" > "$T/fio.out" 2>&1 ||
+		{ cat "$T/fio.out"; fail "fio $* on $file exited non-zero"; }
+	grep -Ei "verify:|crc32c|bad magic|err= *[1-9]" "$T/fio.out" &&
+		fail "fio $* on $file reported errors"
+	jobs=$(grep -c "^[a-z]*: (groupid=[0-9]*, jobs=1): err= 0:" "$T/fio.out")
+	[ "$jobs" = 2 ] || { cat "$T/fio.out"; fail "fio $*: $jobs jobs ended with err= 0, want 2"; }
+	[ "$(grep -c "^  read: .*(128MiB/[0-9]*msec)" "$T/fio.out")" = 2 ] ||
+		{ cat "$T/fio.out"; fail "fio $*: did not verify 2 x 128 MiB"; }
+}
+
+# --- write and verify, through the mount
+run_fio "$M/fio.img"
+[ "$(grep -c "^  write: .*(128MiB/[0-9]*msec)" "$T/fio.out")" = 2 ] ||
+	{ cat "$T/fio.out"; fail "fio did not write 2 x 128 MiB"; }
+converged "$D" "$R" fio.img
+
+# --- a remount finds every block
+unmount_disks "$M"
+mount_disks "$D" "$M"
+run_fio "$M/fio.img" --verify_only
+# and so does the follower's image, read directly
+run_fio "$R/fio.img" --verify_only
+
+# --- the verification can fail: one byte flipped in a 4 KiB block
+off=$((4096 * 1000 + 2048))
+b=$(od -An -tu1 -j "$off" -N1 "$M/fio.img" | tr -d ' ')
+printf "\\$(printf %03o $(((b + 1) % 256)))" |
+	dd of="$M/fio.img" bs=1 seek="$off" conv=notrunc status=none || fail "dd into the mount"
+expect_exit 1 env FIO_FILE="$M/fio.img" fio --verify_only --section=small "$T/verify.fio"
+grep -q "crc32c: verify failed at file $M/fio.img offset $((4096 * 1000)), length 4096" "$T/stdout" "$T/stderr" ||
+	{ cat "$T/stdout" "$T/stderr"; fail "fio did not report the flipped byte"; }
+converged "$D" "$R" fio.img
+say "ok"
