@@ -98,6 +98,7 @@ static int verify(void)
 	uint64_t *last = acked;
 	uint8_t *buf = malloc(bs);
 	unsigned long long b;
+	int rc = 1;
 
 	if (!buf)
 		return 2;
@@ -107,7 +108,7 @@ static int verify(void)
 		if (pread(disk_fd, buf, bs, (off_t)(b * bs)) != (ssize_t)bs) {
 			fprintf(stderr, "ackwriter: read block %llu: %s\n", b,
 				strerror(errno));
-			return 1;
+			goto out;
 		}
 		for (size_t i = 0; i < bs; i += UNIT) {
 			uint64_t v[UNIT / 8], zero[UNIT / 8] = { 0 };
@@ -120,7 +121,7 @@ static int verify(void)
 			else if (i == 0) {
 				fprintf(stderr, "ackwriter: block %llu holds "
 					"foreign bytes\n", b);
-				return 1;
+				goto out;
 			}
 			if ((gen == 0 && memcmp(v, zero, UNIT) != 0) ||
 			    (gen && (v[0] != MAGIC || v[1] != b || v[2] != gen ||
@@ -128,20 +129,20 @@ static int verify(void)
 				fprintf(stderr, "ackwriter: block %llu is torn "
 					"at byte %zu (generation %" PRIu64
 					" at its start)\n", b, i, gen);
-				return 1;
+				goto out;
 			}
 		}
 		if (gen < last[b]) {
 			fprintf(stderr, "ackwriter: block %llu: acknowledged "
 				"generation %" PRIu64 " lost (holds %" PRIu64
 				")\n", b, last[b], gen);
-			return 1;
+			goto out;
 		}
 		if (gen > last[b] + 1) {
 			fprintf(stderr, "ackwriter: block %llu: generation %"
 				PRIu64 " was never written (last acknowledged %"
 				PRIu64 ")\n", b, gen, last[b]);
-			return 1;
+			goto out;
 		}
 		ahead += gen == last[b] + 1;
 		checked += last[b] > 0;
@@ -150,11 +151,15 @@ static int verify(void)
 		fprintf(stderr, "ackwriter: %" PRIu64 " blocks ahead of their "
 			"acknowledgement, at most %u writes were in flight\n",
 			ahead, threads);
-		return 1;
+		goto out;
 	}
 	printf("verified %" PRIu64 " blocks with acknowledged writes (%" PRIu64
 	       " kept an unacknowledged write in flight)\n", checked, ahead);
-	return 0;
+	rc = 0;
+out:
+	free(buf);
+	free(acked);
+	return rc;
 }
 
 int main(int argc, char **argv)
