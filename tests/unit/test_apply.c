@@ -1095,6 +1095,15 @@ START_TEST(test_catalog_crash_idempotent)
 	expect_file(&d, "two", false);
 	expect_file(&d, "other", true);
 
+	/* a stray file where a new disk goes (no checkpoint of the disk:
+	 * its log replays from 0) is emptied, not replayed over */
+	unit_path(path, sizeof(path), "%s/stray", d.dir);
+	unit_write_file(path, "foreign bytes", 13);
+	cat = cat_open(&d);
+	cat_apply(cat, cat_create(&disk3, "stray", 0644), 5);
+	rl_catalog_close(cat);
+	ck_assert_uint_eq(unit_file_size(path), 0);
+
 	/* the rename kept the data; check it on a fresh directory */
 	datadir_init(&d, "catcrash2");
 	unit_path(state, sizeof(state), "%s/.repdisk/catalog", d.dir);
@@ -1335,6 +1344,23 @@ static void *writer_thread(void *p)
 	return NULL;
 }
 
+/* rl_writer_submit_buf() and wait for the completion. */
+static int submit_buf_sync(struct rl_writer *w, const struct rl_record *r,
+			   void *buf, size_t cap)
+{
+	struct wctx c = { .lock = PTHREAD_MUTEX_INITIALIZER,
+			  .cond = PTHREAD_COND_INITIALIZER };
+	int rc = rl_writer_submit_buf(w, r, buf, cap, wdone, &c);
+
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&c.lock);
+	while (!c.done)
+		pthread_cond_wait(&c.cond, &c.lock);
+	pthread_mutex_unlock(&c.lock);
+	return c.errors ? -EIO : 0;
+}
+
 static struct rl_writer *writer_open(struct rl_stream *s, struct rl_image *img,
 				     size_t zstd_min)
 {
@@ -1438,10 +1464,34 @@ START_TEST(test_writer_pipeline)
 		ck_assert_int_eq(rl_writer_submit_sync(w, &r), 0);
 		r = rec_range(RL_RESIZE, 0, 0, (3 << 20) + 100, 0);
 		ck_assert_int_eq(rl_writer_submit_sync(w, &r), 0);
+
+		/* zero-copy, not compressed: a buffer of exactly header room
+		 * plus data is enough */
+		size_t cap = RL_RECORD_HDR_SIZE + 5000;
+		uint8_t *buf = malloc(cap);
+
+		memset(buf + RL_RECORD_HDR_SIZE, 'q', 5000);
+		r = rec_write(0, 0, 8190, buf + RL_RECORD_HDR_SIZE, 5000);
+		ck_assert_int_eq(submit_buf_sync(w, &r, buf, cap), 0);
+		/* refused: the writer frees the buffer all the same */
+		buf = malloc(cap);
+		r = rec_claim(&disk1, 9);
+		ck_assert_int_eq(rl_writer_submit_buf(w, &r, buf, cap, wdone,
+						      &ctx), -EINVAL);
 	}
-	ck_assert_uint_eq(rl_image_last_seq(img), 2);
+	ck_assert_uint_eq(rl_image_last_seq(img), 3);
+	{
+		char path[PATH_MAX];
+		uint8_t *bytes;
+
+		img_path(&p.dd, "disk.img", path, sizeof(path));
+		ck_assert_uint_ge(unit_read_file(path, &bytes), 8190 + 5000);
+		for (int i = 0; i < 5000; i++)
+			ck_assert_int_eq(bytes[8190 + i], 'q');
+		free(bytes);
+	}
 	rl_writer_close(w);
-	ck_assert_int_eq(follower_catch_up(&fo), 3);
+	ck_assert_int_eq(follower_catch_up(&fo), 4);
 	expect_same(&p.dd, "disk.img", &fo.dd, "disk.img");
 	{
 		char path[PATH_MAX];
@@ -1451,7 +1501,7 @@ START_TEST(test_writer_pipeline)
 	}
 	follower_close(&fo);
 	ck_assert_int_eq(rl_checkpoint_read(fo.dd.ckpt, &disk1, &c, &err), 0);
-	ck_assert_uint_eq(c.next_pos, 4 + W_THREADS * W_PER_THREAD);
+	ck_assert_uint_eq(c.next_pos, 5 + W_THREADS * W_PER_THREAD);
 	ck_assert_uint_eq(c.epoch, 2);
 	rl_image_close(img);
 	primary_close(&p);
@@ -1620,6 +1670,30 @@ START_TEST(test_follower)
 		ck_assert_uint_eq(file_mode(&fo.dd, "b", &st), 0640);
 	}
 
+	/* a disk deleted while followed: its file and checkpoint go, and a
+	 * late record of its stream is not applied anywhere */
+	{
+		static const struct rl_uuid disk4 = { { 4, 4, 4, 4 } };
+		char u4[RL_UUID_STRLEN + 1], ck4[PATH_MAX];
+
+		rl_uuid_format(&disk4, u4);
+		unit_path(ck4, sizeof(ck4), "%s/%s", fo.dd.ckpt, u4);
+		primary_catalog(&p, cat_create(&disk4, "brief", 0644));
+		primary_append(&p, &disk4, rec_claim(&disk4, 1));
+		r = rec_write(1, 1, 0, data[2], 100);
+		primary_append(&p, &disk4, r);
+		ck_assert_int_eq(follower_catch_up(&fo), 1 + 2);
+		expect_file(&fo.dd, "brief", true);
+		ck_assert_int_eq(access(ck4, F_OK), 0);
+		primary_catalog(&p, (struct rl_record){ .type = RL_DELETE,
+							.disk = disk4 });
+		r = rec_write(1, 2, 0, data[2], 100);
+		primary_append(&p, &disk4, r);
+		ck_assert_int_eq(follower_catch_up(&fo), 1);
+		expect_file(&fo.dd, "brief", false);
+		ck_assert_int_eq(access(ck4, F_OK), -1);
+	}
+
 	/* a record no claim covers stops the follower at that record, with
 	 * a message naming the disk and position; nothing after it applies */
 	r = rec_write(5, 1, 0, data[2], 100);
@@ -1638,8 +1712,12 @@ START_TEST(test_follower)
 		ck_assert_msg(strstr(err.msg, "c:") && strstr(err.msg, "position 2")
 			      && strstr(err.msg, "epoch 5"), "message: %s",
 			      err.msg);
-		/* and again: it stays stopped there */
+		/* and again: it stays stopped at that record */
+		memset(&err, 0, sizeof(err));
 		ck_assert_int_eq(rl_follower_step(fo.f, &err), -EBADMSG);
+		ck_assert_msg(strstr(err.msg, "position 2") &&
+			      strstr(err.msg, "epoch 5"), "message: %s",
+			      err.msg);
 	}
 	img_path(&fo.dd, "c", path, sizeof(path));
 	model_check(&m2, path);
