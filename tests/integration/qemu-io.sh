@@ -2,7 +2,7 @@
 # qemu-io, QEMU's own block layer, writing a raw disk in the mount the ways
 # a guest does: batches of parallel aio_write with distinct patterns at
 # many offsets and sizes (512 B to 1 MiB), with O_DIRECT (cache=none) and
-# aio=native, threads and io_uring, then with the host page cache
+# aio=native, threads (from misaligned buffers) and io_uring, then with the host page cache
 # (cache=writeback, some writes unaligned), write-zeroes with and without
 # unmap, and an aio_flush after each batch.  Writes within a batch do not
 # overlap; later batches overwrite parts of earlier ones.  A model of the
@@ -121,7 +121,7 @@ verify() {
 }
 
 run_batch 1 -n -t none -i native
-run_batch 2 -n -t none -i threads
+run_batch 2 -n -t none -i threads -m	# misaligned buffers
 io_uring=threads
 qemu-io -f raw -n -t none -i io_uring -r -c "read 0 512" "$M/vm1.img" > /dev/null 2>&1 && io_uring=io_uring
 run_batch 3 -n -t none -i "$io_uring"
