@@ -451,6 +451,13 @@ int rl_record_decode(struct rl_decoder *d, const void *buf, size_t len,
 		    n > RL_RECORD_MAX_DATA)
 			return rl_err_set(err, EBADMSG, "%s record: corrupt zstd "
 					  "frame header", rl_type_name(r.type));
+		/* exactly one frame, as the encoder writes: the decompressor
+		 * would also take more frames (empty or skippable ones) after
+		 * it, giving one record several encodings */
+		if (ZSTD_findFrameCompressedSize(p, (size_t)stored) !=
+		    (size_t)stored)
+			return rl_err_set(err, EBADMSG, "WRITE record: zstd "
+					  "payload is not exactly one frame");
 		if (decoder_reserve(d, (size_t)n) < 0)
 			return rl_err_set(err, ENOMEM, "decode: out of memory");
 		if (!d->zctx && !(d->zctx = ZSTD_createDCtx()))

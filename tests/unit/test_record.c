@@ -802,6 +802,23 @@ START_TEST(test_forged_zstd)
 	expect_bad(&d, rec, HDR + flen + 8, EBADMSG, "zstd trailing garbage");
 	free(rec);
 
+	/* more frames after the one: an empty frame, a skippable frame */
+	{
+		size_t n = ZSTD_compress(frame + flen, cap + 16 - flen, text, 0, 1);
+
+		ck_assert(!ZSTD_isError(n));
+		rec = craft(RL_WRITE, RL_CODEC_ZSTD, &disk1, 1, 1, 0,
+			    sizeof(text), frame, flen + n);
+		expect_bad(&d, rec, HDR + flen + n, EBADMSG, "zstd 2 frames");
+		free(rec);
+		put_le(frame + flen, 0x184d2a50, 4);	/* skippable magic */
+		put_le(frame + flen + 4, 0, 4);		/* of 0 bytes */
+		rec = craft(RL_WRITE, RL_CODEC_ZSTD, &disk1, 1, 1, 0,
+			    sizeof(text), frame, flen + 8);
+		expect_bad(&d, rec, HDR + flen + 8, EBADMSG, "zstd skippable");
+		free(rec);
+	}
+
 	/* a damaged block inside the frame (the block header's type bits
 	 * made "reserved") */
 	{
