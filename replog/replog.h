@@ -313,7 +313,7 @@ int rl_replay(struct rl_stream *s, struct rl_image *img, struct rl_err *err);
  * The write pipeline of one disk (writer.c): records go in from any thread,
  * are sealed with the writer's epoch and the next sequence number, appended,
  * and applied to the image in log order once durable; then the submitter's
- * completion runs (on the log's completion thread).
+ * completion runs (on the writer's applier thread).
  */
 
 struct rl_writer;

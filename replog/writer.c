@@ -11,7 +11,8 @@
  *                            under w->lock: seal with epoch and the next
  *                            sequence number, append (positions and
  *                            sequence numbers rise together)
- *   log completion thread    in position order: apply to the image, then
+ *   log completion thread    in position order: queue for the applier
+ *   applier thread           in position order: apply to the image, then
  *                            call the submitter's completion
  *
  * Many records are in flight at once; nothing waits for a round trip under
@@ -45,7 +46,7 @@ struct rl_writer {
 	uint64_t epoch;			/* constant after open */
 	uint64_t seq;			/* last sequence number used, under lock */
 
-	/* The image is changed by the completion thread and checkpointed
+	/* The image is changed by the applier thread and checkpointed
 	 * by the owner: apply_lock keeps the two apart.  Lock order: lock,
 	 * then apply_lock (never both in practice). */
 	pthread_mutex_t apply_lock;
@@ -56,6 +57,16 @@ struct rl_writer {
 	pthread_mutex_t idle_lock;
 	pthread_cond_t idle;
 	uint64_t in_flight;		/* under idle_lock */
+
+	/* Durable records wait here for the applier thread, so the log's
+	 * completion thread goes back to its next fdatasync at once and
+	 * applying one batch overlaps making the next durable. */
+	pthread_t applier;
+	bool has_applier;
+	pthread_mutex_t q_lock;
+	pthread_cond_t q_cond;
+	struct submission *q_head, *q_tail;	/* under q_lock */
+	bool q_stop;				/* under q_lock */
 };
 
 struct submission {
@@ -67,6 +78,9 @@ struct submission {
 	struct rl_record rec;		/* what to apply; data points into buf
 					   unless the payload is compressed */
 	bool compressed;
+	int err;			/* from the log's completion */
+	uint64_t pos;
+	struct submission *next;	/* in w->q_head, under w->q_lock */
 };
 
 static void writer_fail(struct rl_writer *w, int code, const char *what)
@@ -88,15 +102,34 @@ static void in_flight_add(struct rl_writer *w, int d)
 	pthread_mutex_unlock(&w->idle_lock);
 }
 
-/* Runs on the log's completion thread, in position order. */
+/* Runs on the log's completion thread, in position order: hands the
+ * record to the applier thread, in the same order. */
 static void writer_durable(void *opaque, int err, uint64_t pos)
 {
 	struct submission *sub = opaque;
 	struct rl_writer *w = sub->w;
+
+	sub->err = err;
+	sub->pos = pos;
+	sub->next = NULL;
+	pthread_mutex_lock(&w->q_lock);
+	if (w->q_tail)
+		w->q_tail->next = sub;
+	else
+		w->q_head = sub;
+	w->q_tail = sub;
+	pthread_cond_signal(&w->q_cond);
+	pthread_mutex_unlock(&w->q_lock);
+}
+
+/* Applies one durable record and completes it; on the applier thread. */
+static void apply_one(struct rl_writer *w, struct submission *sub)
+{
 	const struct rl_record *r = &sub->rec;
 	struct rl_record decoded;
 	struct rl_err e = { 0 };
-	int rc = err;
+	uint64_t pos = sub->pos;
+	int rc = sub->err;
 
 	if (rc < 0) {
 		writer_fail(w, rc, "log append failed");
@@ -126,6 +159,32 @@ static void writer_durable(void *opaque, int err, uint64_t pos)
 	free(sub->buf);
 	free(sub);
 	in_flight_add(w, -1);
+}
+
+static void *applier_main(void *arg)
+{
+	struct rl_writer *w = arg;
+
+	pthread_mutex_lock(&w->q_lock);
+	for (;;) {
+		while (!w->q_head && !w->q_stop)
+			pthread_cond_wait(&w->q_cond, &w->q_lock);
+		if (!w->q_head)
+			break;	/* stopped, and nothing left */
+		struct submission *list = w->q_head;
+
+		w->q_head = w->q_tail = NULL;
+		pthread_mutex_unlock(&w->q_lock);
+		while (list) {
+			struct submission *next = list->next;
+
+			apply_one(w, list);
+			list = next;
+		}
+		pthread_mutex_lock(&w->q_lock);
+	}
+	pthread_mutex_unlock(&w->q_lock);
+	return NULL;
 }
 
 /* Seals and appends a prepared record; takes ownership of sub. */
@@ -281,6 +340,15 @@ int rl_writer_failed(struct rl_writer *w)
 
 static void writer_free(struct rl_writer *w)
 {
+	if (w->has_applier) {
+		pthread_mutex_lock(&w->q_lock);
+		w->q_stop = true;
+		pthread_cond_signal(&w->q_cond);
+		pthread_mutex_unlock(&w->q_lock);
+		pthread_join(w->applier, NULL);
+	}
+	pthread_mutex_destroy(&w->q_lock);
+	pthread_cond_destroy(&w->q_cond);
 	rl_decoder_free(&w->dec);
 	pthread_mutex_destroy(&w->lock);
 	pthread_mutex_destroy(&w->apply_lock);
@@ -343,6 +411,8 @@ int rl_writer_open(struct rl_stream *s, struct rl_image *img,
 	pthread_mutex_init(&w->ckpt_lock, NULL);
 	pthread_mutex_init(&w->idle_lock, NULL);
 	pthread_cond_init(&w->idle, NULL);
+	pthread_mutex_init(&w->q_lock, NULL);
+	pthread_cond_init(&w->q_cond, NULL);
 	rl_decoder_init(&w->dec);
 
 	rc = rl_replay(s, img, err);
@@ -388,6 +458,13 @@ int rl_writer_open(struct rl_stream *s, struct rl_image *img,
 		return rc;
 	}
 	w->seq = 0;
+	rc = -pthread_create(&w->applier, NULL, applier_main, w);
+	if (rc < 0) {
+		writer_free(w);
+		return rl_err_set(err, -rc, "%s: start applier: %s", name,
+				  strerror(-rc));
+	}
+	w->has_applier = true;
 	*out = w;
 	return 0;
 }

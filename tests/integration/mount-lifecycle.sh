@@ -93,4 +93,20 @@ kill -0 "$pid" 2>/dev/null && fail "daemon still running after SIGTERM"
 grep -q " $M " /proc/mounts && fail "still mounted after SIGTERM"
 [ "$(grep -c "unmounted, disks checkpointed" "$D/.repdisk/mount.log")" = 2 ] || fail "no clean exit on SIGTERM"
 converged "$D" "$R" vm1.img
+
+# --- QEMU as another user: allow_other,default_permissions
+if command -v runuser > /dev/null && id nobody > /dev/null 2>&1; then
+	chmod 0755 "$T"	# nobody must reach the mount point
+	mount_disks "$D" "$M" -o allow_other,default_permissions
+	truncate -s 1M "$M/guest.img" && chown nobody "$M/guest.img" && chmod 0600 "$M/guest.img"
+	runuser -u nobody -- sh -c "printf guest | dd of='$M/guest.img' conv=notrunc status=none" ||
+		fail "the disk's owner cannot write it through allow_other"
+	[ "$(head -c 5 "$D/guest.img")" = guest ] || fail "nobody's write not in the image"
+	runuser -u nobody -- sh -c "cat '$M/vm1.img' > /dev/null" ||
+		fail "nobody cannot read root's 0644 disk"
+	runuser -u nobody -- sh -c "printf x | dd of='$M/vm1.img' conv=notrunc status=none" 2> "$T/err" &&
+		fail "nobody wrote root's disk"
+	grep -q "Permission denied" "$T/err" || { cat "$T/err"; fail "want EACCES for another user's disk"; }
+	unmount_disks "$M"
+fi
 say "ok"
