@@ -279,11 +279,12 @@ static int apply_create(struct rl_catalog *cat, const struct rl_record *r,
 	if (access(ckpt, F_OK) < 0)
 		flags |= O_TRUNC;	/* the log will be replayed from 0 */
 	snprintf(path, size, "%s/%s", cat->datadir, r->name);
-	fd = open(path, flags, d.mode ? d.mode : 0644);
+	fd = open(path, flags, 0600);
 	if (fd < 0)
 		return rl_err_set(err, errno, "catalog: create %s: %s", path,
 				  strerror(errno));
-	if ((d.mode && fchmod(fd, d.mode) < 0) ||
+	/* exactly the record's mode, whatever the umask (0 included) */
+	if (fchmod(fd, d.mode) < 0 ||
 	    (geteuid() == 0 && fchown(fd, d.uid, d.gid) < 0)) {
 		int e = errno;
 
@@ -318,6 +319,13 @@ int rl_catalog_apply(struct rl_catalog *cat, const struct rl_record *r,
 				  " applied out of order (next is %" PRIu64 ")",
 				  pos, cat->next_pos);
 	rl_uuid_format(&r->disk, u);
+	/* names become paths here: check them again, whoever built the
+	 * record (the decoder already refuses bad ones from a log) */
+	if ((r->type == RL_CREATE || r->type == RL_RENAME) &&
+	    (!r->name || rl_name_check(r->name, NULL) < 0))
+		return rl_err_set(err, EBADMSG, "catalog: position %" PRIu64
+				  ": %s with an invalid name", pos,
+				  rl_type_name(r->type));
 	if (r->type == RL_CREATE) {
 		rc = apply_create(cat, r, path, sizeof(path), err);
 		goto save;
