@@ -1,8 +1,10 @@
 #!/bin/bash
 # fio with data verification on a disk in the mount, as a guest's I/O
-# looks: O_DIRECT libaio random writes at iodepth 32, 4 KiB blocks on one
-# half of the disk and a mix of 4 KiB to 1 MiB on the other, every block
-# with a crc32c header that fio reads back and checks (do_verify).  After
+# looks: O_DIRECT libaio random writes at iodepth 32, 4 KiB blocks on
+# 128 MiB and a mix of 4 KiB to 1 MiB on another 128 MiB, then buffered
+# psync writes of 512 B to 64 KiB on 32 MiB (QEMU's cache=writeback),
+# every block with a crc32c header that fio reads back and checks
+# (do_verify).  After
 # a remount, a verify_only pass finds every block again; so does one on
 # the follower's image.  A byte flipped through the mount is caught, so
 # the verification can fail.
@@ -14,7 +16,7 @@ LOG=file:$D/.repdisk/log
 
 mount_disks "$D" "$M"
 start_follower "$LOG" "$R"
-truncate -s 256M "$M/fio.img" || fail "truncate in the mount"
+truncate -s 288M "$M/fio.img" || fail "truncate in the mount"
 
 cat > "$T/verify.fio" <<'EOF'
 [global]
@@ -38,10 +40,18 @@ offset=0
 stonewall
 bssplit=4k/40:64k/30:256k/20:1m/10
 offset=128M
+
+[buffered]
+stonewall
+ioengine=psync
+direct=0
+bssplit=512/20:4k/40:64k/40
+offset=256M
+size=32M
 EOF
 
 # run_fio FILE FIO-ARGS...: fio must exit 0, each job with err= 0, no
-# verify error, and each job must have read back its whole 128 MiB
+# verify error, and each job must have read back its whole range
 run_fio() {
 	local file=$1 jobs
 	shift
@@ -50,15 +60,17 @@ run_fio() {
 	grep -Ei "verify:|crc32c|bad magic|err= *[1-9]" "$T/fio.out" &&
 		fail "fio $* on $file reported errors"
 	jobs=$(grep -c "^[a-z]*: (groupid=[0-9]*, jobs=1): err= 0:" "$T/fio.out")
-	[ "$jobs" = 2 ] || { cat "$T/fio.out"; fail "fio $*: $jobs jobs ended with err= 0, want 2"; }
-	[ "$(grep -c "^  read: .*(128MiB/[0-9]*msec)" "$T/fio.out")" = 2 ] ||
-		{ cat "$T/fio.out"; fail "fio $*: did not verify 2 x 128 MiB"; }
+	[ "$jobs" = 3 ] || { cat "$T/fio.out"; fail "fio $*: $jobs jobs ended with err= 0, want 3"; }
+	[ "$(grep -c "^  read: .*(128MiB/[0-9]*msec)" "$T/fio.out")" = 2 ] &&
+		[ "$(grep -c "^  read: .*(32.0MiB/[0-9]*msec)" "$T/fio.out")" = 1 ] ||
+		{ cat "$T/fio.out"; fail "fio $*: did not verify 2 x 128 MiB and 32 MiB"; }
 }
 
 # --- write and verify, through the mount
 run_fio "$M/fio.img"
-[ "$(grep -c "^  write: .*(128MiB/[0-9]*msec)" "$T/fio.out")" = 2 ] ||
-	{ cat "$T/fio.out"; fail "fio did not write 2 x 128 MiB"; }
+[ "$(grep -c "^  write: .*(128MiB/[0-9]*msec)" "$T/fio.out")" = 2 ] &&
+	[ "$(grep -c "^  write: .*(32.0MiB/[0-9]*msec)" "$T/fio.out")" = 1 ] ||
+	{ cat "$T/fio.out"; fail "fio did not write 2 x 128 MiB and 32 MiB"; }
 converged "$D" "$R" fio.img
 
 # --- a remount finds every block

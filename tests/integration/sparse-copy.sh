@@ -7,7 +7,8 @@
 # size in the mount and in DATADIR, shrunk bytes gone, the grown region
 # zeros); fallocate --punch-hole and --zero-range zero their range, and a
 # punched range is a hole that SEEK_HOLE/SEEK_DATA report through the
-# mount, in DATADIR and on the follower.
+# mount, in DATADIR and on the follower; collapse-range and insert-range
+# are refused with EOPNOTSUPP and change nothing.
 . "$(dirname "$0")/../lib/lib.sh"
 requires cp rsync truncate fallocate cmp du python3 fusermount3
 
@@ -142,6 +143,13 @@ converged "$D" "$R" tr.img
 truncate -s 0 "$M/tr.img" || fail "truncate -s 0"
 [ "$(stat -c %s "$D/tr.img")" = 0 ] && [ "$(kib "$D/tr.img")" = 0 ] || fail "truncate -s 0 in DATADIR"
 converged "$D" "$R" tr.img
+
+# --- fallocate modes that would move data are refused, nothing changed
+fallocate --collapse-range -o $MiB -l $MiB "$M/cp.img" 2> "$T/err" && fail "collapse-range succeeded"
+grep -q "Operation not supported" "$T/err" || { cat "$T/err"; fail "collapse-range: want EOPNOTSUPP"; }
+fallocate --insert-range -o $MiB -l $MiB "$M/cp.img" 2> "$T/err" && fail "insert-range succeeded"
+grep -q "Operation not supported" "$T/err" || { cat "$T/err"; fail "insert-range: want EOPNOTSUPP"; }
+cmp "$T/src.img" "$M/cp.img" || fail "a refused fallocate changed cp.img"
 
 # --- fallocate: punch a hole in an island, punch and zero unaligned
 # ranges; $T/want gets the same done to it outside the mount
