@@ -67,11 +67,13 @@ island $((5 * MiB + 4096)) 65536
 island $((40 * MiB)) $((8 * MiB))
 island $((100 * MiB)) 4096
 island $((127 * MiB)) $MiB
-[ "$(kib "$T/src.img")" -le 11000 ] || fail "the source is not sparse on this file system"
+# (the sparse checks need a file system that keeps holes and reports them)
+skip() { echo "$TEST_NAME: SKIP: $*" >&2; exit 77; }
+[ "$(kib "$T/src.img")" -le 11000 ] || skip "$T does not keep a file sparse"
 python3 -c 'import os, sys
 fd = os.open(sys.argv[1], os.O_RDONLY)
 sys.exit(os.lseek(fd, 0, os.SEEK_HOLE) != 1 << 20 or os.lseek(fd, 1 << 20, os.SEEK_DATA) != 5 * (1 << 20) + 4096)' \
-	"$T/src.img" || fail "this file system does not report holes with SEEK_HOLE/SEEK_DATA"
+	"$T/src.img" || skip "$T does not report holes with SEEK_HOLE/SEEK_DATA"
 
 # --- cp --sparse=always, in and out
 cp --sparse=always "$T/src.img" "$M/cp.img" || fail "cp into the mount"
