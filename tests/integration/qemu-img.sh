@@ -3,6 +3,7 @@
 # says raw and its size, map shows one hole), convert a sparse image into
 # the mount (same bytes, same data extents, the image in DATADIR stays
 # sparse), compare (0 when identical, 1 naming the first differing offset),
+# convert -n over a disk holding stale data (discarded, holes again),
 # convert back out, resize, and a qcow2 made and written in the mount that
 # `qemu-img check` finds clean, on the primary and on the follower.
 . "$(dirname "$0")/../lib/lib.sh"
@@ -85,6 +86,19 @@ cmp "$T/src.img" "$M/vm2.img" || fail "convert -t none -W: the image differs"
 qemu-io -f raw -c "write -P 0x5a $((100 * MiB + 512)) 512" "$M/vm2.img" > /dev/null || fail "qemu-io write"
 expect_exit 1 qemu-img compare -f raw -F raw "$T/src.img" "$M/vm2.img"
 grep -q "^Content mismatch at offset $((100 * MiB + 512))!$" "$T/stdout" || { cat "$T/stdout"; fail "compare does not name the offset"; }
+converged "$D" "$R" vm2.img
+
+# --- restore over an existing disk (convert -n): stale data in the
+# source's holes is discarded, the holes come back
+qemu-io -f raw -c "write -P 0x77 $((90 * MiB)) 16M" -c "write -P 0x78 $((36 * MiB)) 3M" "$M/vm2.img" > /dev/null ||
+	fail "qemu-io stale data"
+[ "$(du -k "$D/vm2.img" | cut -f1)" -ge 18000 ] || fail "the stale data did not allocate"
+qemu-img convert -n -f raw -O raw "$T/src.img" "$M/vm2.img" || fail "qemu-img convert -n over vm2.img"
+expect_exit 0 qemu-img compare -f raw -F raw "$T/src.img" "$M/vm2.img"
+cmp "$T/src.img" "$M/vm2.img" || fail "convert -n: vm2.img differs from the source"
+data_extents "$M/vm2.img" > "$T/vm2.extents"
+diff "$T/src.extents" "$T/vm2.extents" > /dev/null ||
+	{ diff "$T/src.extents" "$T/vm2.extents"; fail "convert -n: stale data left allocated"; }
 converged "$D" "$R" vm2.img
 
 # --- convert out of the mount (plain and O_DIRECT source)
