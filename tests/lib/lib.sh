@@ -26,6 +26,10 @@ _run_cleanups() {
 	for ((i = ${#_cleanups[@]} - 1; i >= 0; i--)); do
 		eval "${_cleanups[i]}" >/dev/null 2>&1
 	done
+	if [ "$rc" -eq 0 ] && declare -F _check_daemon_logs > /dev/null; then
+		sleep 0.2	# daemons unmounted lazily write their reports
+		_check_daemon_logs || rc=1
+	fi
 	if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && [ -n "${T:-}" ] && [ -d "$T" ]; then
 		echo "$TEST_NAME: failed (exit $rc); logs:" >&2
 		for f in "$T"/*.log; do
@@ -132,6 +136,20 @@ unmount_disks() {
 		sleep 0.05
 	done
 	fail "repdisk mount of $1 did not exit after unmount"
+}
+
+# At exit: a sanitizer report from any daemon fails the test (the daemon's
+# stderr is its mount.log, which nothing else reads).
+_check_daemon_logs() {
+	local f
+	for f in "$T"/*/.repdisk/mount.log "$T"/follower-*.log; do
+		[ -f "$f" ] || continue
+		if grep -Eq "ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:" "$f"; then
+			echo "$TEST_NAME: sanitizer report in $f:" >&2
+			grep -E -A20 "Sanitizer|runtime error:" "$f" | head -40 >&2
+			return 1
+		fi
+	done
 }
 
 # start_follower LOG-URI DATADIR: a follower in the background, killed at
