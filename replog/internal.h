@@ -3,6 +3,8 @@
 #ifndef REPLOG_INTERNAL_H
 #define REPLOG_INTERNAL_H
 
+#include <pthread.h>
+
 #include "replog.h"
 
 /* A log backend: one per file, listed in log.c's table by URI scheme.  Each
@@ -21,8 +23,6 @@ struct rl_backend {
 	int (*append)(struct rl_stream *s, const void *rec, size_t len,
 		      rl_append_cb cb, void *opaque);
 	int (*end)(struct rl_stream *s, uint64_t *end);
-	void (*describe)(struct rl_stream *s, uint64_t pos, char *buf,
-			 size_t size);
 	int (*reader_open)(struct rl_stream *s, uint64_t pos,
 			   struct rl_reader **out, struct rl_err *err);
 	int (*reader_next)(struct rl_reader *r, struct rl_record *rec,
@@ -45,6 +45,23 @@ struct rl_reader {
 };
 
 extern const struct rl_backend rl_backend_file;
+
+/* A one-shot completion another thread sets: for the synchronous forms
+ * of asynchronous calls (util.c). */
+struct rl_waiter {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+	int err;
+	uint64_t pos;
+};
+
+#define RL_WAITER_INIT { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, \
+			 false, 0, 0 }
+
+void rl_waiter_done(struct rl_waiter *w, int err, uint64_t pos);
+/* Waits until done; returns its err. */
+int rl_waiter_wait(struct rl_waiter *w);
 
 /* util.c */
 int rl_fsync_dir(const char *dir);

@@ -4,7 +4,6 @@
 #include "internal.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <string.h>
 
 static const struct rl_backend *const backends[] = {
@@ -65,43 +64,20 @@ int rl_log_append(struct rl_stream *s, const void *rec, size_t len,
 	return s->log->be->append(s, rec, len, cb, opaque);
 }
 
-struct sync_wait {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool done;
-	int err;
-	uint64_t pos;
-};
-
 static void sync_done(void *opaque, int err, uint64_t pos)
 {
-	struct sync_wait *w = opaque;
-
-	pthread_mutex_lock(&w->lock);
-	w->done = true;
-	w->err = err;
-	w->pos = pos;
-	pthread_cond_signal(&w->cond);
-	pthread_mutex_unlock(&w->lock);
+	rl_waiter_done(opaque, err, pos);
 }
 
 int64_t rl_log_append_sync(struct rl_stream *s, const void *rec, size_t len)
 {
-	struct sync_wait w = {
-		.lock = PTHREAD_MUTEX_INITIALIZER,
-		.cond = PTHREAD_COND_INITIALIZER,
-	};
+	struct rl_waiter w = RL_WAITER_INIT;
 	int rc = rl_log_append(s, rec, len, sync_done, &w);
 
 	if (rc < 0)
 		return rc;
-	pthread_mutex_lock(&w.lock);
-	while (!w.done)
-		pthread_cond_wait(&w.cond, &w.lock);
-	pthread_mutex_unlock(&w.lock);
-	pthread_cond_destroy(&w.cond);
-	pthread_mutex_destroy(&w.lock);
-	return w.err < 0 ? w.err : (int64_t)w.pos;
+	rc = rl_waiter_wait(&w);
+	return rc < 0 ? rc : (int64_t)w.pos;
 }
 
 const struct rl_uuid *rl_stream_disk(const struct rl_stream *s)
@@ -112,11 +88,6 @@ const struct rl_uuid *rl_stream_disk(const struct rl_stream *s)
 int rl_log_end(struct rl_stream *s, uint64_t *end)
 {
 	return s->log->be->end(s, end);
-}
-
-void rl_log_describe(struct rl_stream *s, uint64_t pos, char *buf, size_t size)
-{
-	s->log->be->describe(s, pos, buf, size);
 }
 
 int rl_reader_open(struct rl_stream *s, uint64_t pos, struct rl_reader **out,

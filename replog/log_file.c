@@ -613,21 +613,6 @@ static int file_end(struct rl_stream *base, uint64_t *end)
 	return 0;
 }
 
-static void file_describe(struct rl_stream *base, uint64_t pos, char *buf,
-			  size_t size)
-{
-	struct file_stream *s = FSTREAM(base);
-	uint64_t *segs = NULL, seg = 0;
-	int n = list_segments(s->dir, &segs);
-
-	for (int i = 0; i < n; i++)
-		if (segs[i] <= pos)
-			seg = segs[i];
-	free(segs);
-	snprintf(buf, size, "%s/%020" PRIu64 ".seg position %" PRIu64,
-		 s->label, seg, pos);
-}
-
 /* ------------------------------------------------------------ streams */
 
 static void stream_free(struct file_stream *s)
@@ -1120,7 +1105,6 @@ const struct rl_backend rl_backend_file = {
 	.list = file_list,
 	.append = file_append,
 	.end = file_end,
-	.describe = file_describe,
 	.reader_open = file_reader_open,
 	.reader_next = file_reader_next,
 	.reader_close = file_reader_close,

@@ -227,9 +227,6 @@ const struct rl_uuid *rl_stream_disk(const struct rl_stream *s);
 /* The durable end of the stream: every position below it is durable. */
 int rl_log_end(struct rl_stream *s, uint64_t *end);
 
-/* Where a position lives, for messages ("disks/UUID/000...0.seg byte 96"). */
-void rl_log_describe(struct rl_stream *s, uint64_t pos, char *buf, size_t size);
-
 /* Opens a reader at position pos (pos may equal the end: it then tails). */
 int rl_reader_open(struct rl_stream *s, uint64_t pos, struct rl_reader **out,
 		   struct rl_err *err);

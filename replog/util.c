@@ -237,3 +237,22 @@ int rl_read_small_file(const char *path, char *buf, size_t size)
 	buf[n] = '\0';
 	return (int)n;
 }
+
+void rl_waiter_done(struct rl_waiter *w, int err, uint64_t pos)
+{
+	pthread_mutex_lock(&w->lock);
+	w->done = true;
+	w->err = err;
+	w->pos = pos;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+int rl_waiter_wait(struct rl_waiter *w)
+{
+	pthread_mutex_lock(&w->lock);
+	while (!w->done)
+		pthread_cond_wait(&w->cond, &w->lock);
+	pthread_mutex_unlock(&w->lock);
+	return w->err;
+}

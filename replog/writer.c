@@ -271,37 +271,17 @@ int rl_writer_submit(struct rl_writer *w, const struct rl_record *r,
 	return rl_writer_submit_buf(w, r, buf, cap, cb, opaque);
 }
 
-struct sync_done {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool done;
-	int err;
-};
-
 static void sync_cb(void *opaque, int err)
 {
-	struct sync_done *s = opaque;
-
-	pthread_mutex_lock(&s->lock);
-	s->done = true;
-	s->err = err;
-	pthread_cond_signal(&s->cond);
-	pthread_mutex_unlock(&s->lock);
+	rl_waiter_done(opaque, err, 0);
 }
 
 int rl_writer_submit_sync(struct rl_writer *w, const struct rl_record *r)
 {
-	struct sync_done s = { PTHREAD_MUTEX_INITIALIZER,
-			       PTHREAD_COND_INITIALIZER, false, 0 };
+	struct rl_waiter s = RL_WAITER_INIT;
 	int rc = rl_writer_submit(w, r, sync_cb, &s);
 
-	if (rc < 0)
-		return rc;
-	pthread_mutex_lock(&s.lock);
-	while (!s.done)
-		pthread_cond_wait(&s.cond, &s.lock);
-	pthread_mutex_unlock(&s.lock);
-	return s.err;
+	return rc < 0 ? rc : rl_waiter_wait(&s);
 }
 
 void rl_writer_drain(struct rl_writer *w)
