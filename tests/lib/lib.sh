@@ -15,6 +15,9 @@ set -euo pipefail
 REPDISK=${REPDISK:-repdisk}
 RL_TESTWRITER=${RL_TESTWRITER:-rl_testwriter}
 ACKWRITER=${ACKWRITER:-ackwriter}
+for _v in REPDISK RL_TESTWRITER ACKWRITER; do	# tests may cd
+	[[ ${!_v} == */* ]] && printf -v "$_v" '%s' "$(realpath "${!_v}")"
+done
 TEST_NAME=$(basename "$0" .sh)
 
 _cleanups=()
@@ -123,6 +126,21 @@ mount_disks() {
 # mount_pid MOUNTPOINT: the daemon serving a mount point.
 mount_pid() {
 	pgrep -f "^repdisk mount .* $1\$" | head -1
+}
+
+# crash_daemon MOUNTPOINT: SIGKILL the daemon serving a mount, wait until
+# it is gone (its locks go with it), and drop the dead mount lazily.
+crash_daemon() {
+	local pid
+	pid=$(mount_pid "$1")
+	[ -n "$pid" ] || fail "no daemon serves $1"
+	kill -9 "$pid"
+	for _ in $(seq 200); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	kill -0 "$pid" 2>/dev/null && fail "daemon $pid survived SIGKILL"
+	fusermount3 -uz "$1"
 }
 
 # unmount_disks MOUNTPOINT: unmount and wait until the daemon has exited
