@@ -7,7 +7,7 @@ packages=(
 	build-essential cmake pkg-config
 	libfuse3-dev fuse3 librdkafka-dev libzstd-dev libsodium-dev check
 	# the clients the tests drive, as users do
-	qemu-utils fio e2fsprogs rsync python3 util-linux procps
+	qemu-utils fio e2fsprogs rsync python3 util-linux procps kcat
 )
 
 missing=()
