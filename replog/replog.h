@@ -1,6 +1,6 @@
 /* replog: the replicated write log of repdisk, with no FUSE dependency.
  *
- * This is the one header that fs/ and tools/ include.  It has four parts:
+ * This is the one header that fs/ and tools/ include.  It has five parts:
  *
  *   records   the versioned binary format of every change (record.c)
  *   log       ordered, durable streams of records behind a backend table
@@ -9,6 +9,8 @@
  *             DATADIR/NAME, with checkpoints beside the image (apply.c),
  *             and the catalog of names (catalog.c)
  *   follower  catch up and tail a log into a data directory (follow.c)
+ *   writer    the write pipeline of one disk: claim, number, append, apply
+ *             in log order, complete (writer.c)
  *
  * Error convention: functions return 0 (or a count) on success and a negative
  * errno on failure.  Those that take a `struct rl_err *` also leave there a
