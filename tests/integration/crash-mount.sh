@@ -3,9 +3,10 @@
 # again.  After each kill: a lazy unmount, a new `repdisk mount` (replay
 # from the checkpoint, a new claim), and then every write the client saw
 # acknowledged is on the disk, whole, and nothing older; the follower
-# converges to the same bytes.  Two clients: fio with crc32c verification
-# (its verify state saved when the daemon dies, then verify_only), and
-# ackwriter, which also checks that no block holds an older generation.
+# converges to the same bytes.  Two clients: ackwriter, which records each
+# acknowledged write and checks that every block holds its last one (or
+# the one in flight), whole; and fio with crc32c verification (its verify
+# state saved when the daemon dies, then verify_only).
 . "$(dirname "$0")/../lib/lib.sh"
 requires fusermount3 truncate
 
@@ -51,11 +52,27 @@ for round in 1 2 3; do
 	wait "$fio_pid" 2>/dev/null || true
 	[ -f "$T/local-crash-0-verify.state" ] || fail "fio round $round: no verify state saved"
 	mount_disks "$D" "$M"
-	fio "${fio_job[@]}" --verify_only --verify_state_load=1 --verify_fatal=1 \
-		> "$T/fio-verify.log" 2>&1 ||
-		{ cat "$T/fio-verify.log"; fail "fio round $round: acknowledged write lost"; }
-	grep -q "err= 0" "$T/fio-verify.log" || fail "fio round $round: verify reported errors"
-	say "fio round $round: $(grep -o 'READ: bw=[^,]*, [^,]*, io=[^ ]*' "$T/fio-verify.log") verified"
+	# fio's saved state counts the writes that failed when the daemon
+	# died (ECONNABORTED, never acknowledged) as written: verify them
+	# all, and accept a mismatch only at an offset fio saw fail
+	fio "${fio_job[@]}" --verify_only --verify_state_load=1 --verify_fatal=0 \
+		> "$T/fio-verify.log" 2>&1 || true
+	grep -q "READ: bw=" "$T/fio-verify.log" ||
+		{ cat "$T/fio-verify.log"; fail "fio round $round: verify did not run"; }
+	failed_writes=$(grep -o "write offset=[0-9]*" "$T/fio.log" | cut -d= -f2 | sort -u)
+	bad=0 excused=0
+	for off in $(grep -o "^verify: .* offset [0-9]*" "$T/fio-verify.log" | awk '{print $NF}' | sort -u); do
+		if grep -qx "$off" <<< "$failed_writes"; then
+			excused=$((excused + 1))
+		else
+			echo "fio round $round: block at offset $off fails verification," \
+				"and fio saw its write acknowledged" >&2
+			bad=$((bad + 1))
+		fi
+	done
+	[ "$bad" = 0 ] || { cat "$T/fio-verify.log"; fail "fio round $round: $bad acknowledged writes lost"; }
+	say "fio round $round: $(grep -o 'READ: bw=[^,]*, [^,]*, io=[^ ]*' "$T/fio-verify.log") verified" \
+		"($excused blocks whose write fio saw fail were not checked)"
 	converged "$D" "$R" fio.img
 	rm -f "$T/local-crash-0-verify.state"
 done
