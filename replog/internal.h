@@ -45,6 +45,7 @@ struct rl_reader {
 };
 
 extern const struct rl_backend rl_backend_file;
+extern const struct rl_backend rl_backend_kafka;
 
 /* A one-shot completion another thread sets: for the synchronous forms
  * of asynchronous calls (util.c). */

@@ -8,6 +8,7 @@
 
 static const struct rl_backend *const backends[] = {
 	&rl_backend_file,
+	&rl_backend_kafka,
 };
 
 int rl_log_open(const char *uri, unsigned flags, const struct rl_log_opts *opts,
@@ -29,8 +30,8 @@ int rl_log_open(const char *uri, unsigned flags, const struct rl_log_opts *opts,
 		}
 		if (!be)
 			return rl_err_set(err, EINVAL, "log %s: unknown scheme "
-					  "\"%.*s\" (known: file)", uri, (int)n,
-					  uri);
+					  "\"%.*s\" (known: file, kafka)", uri,
+					  (int)n, uri);
 		where = uri + n + 1;
 	}
 	if (*where == '\0')

@@ -182,6 +182,13 @@ enum {
 struct rl_log_opts {
 	uint64_t segment_bytes;	/* file: roll segments at this size; 0 = default */
 	bool quiet;		/* do not print recovery notes to stderr */
+	/* kafka (each 0/NULL = default; options in the URI override these) */
+	const char *kafka_namespace;	/* topics repdisk.NS.*; "default" */
+	int kafka_replication;		/* replication factor of new topics; 3 */
+	int kafka_min_insync;		/* their min.insync.replicas; 2 */
+	int kafka_timeout_ms;		/* an append fails after this; 30000 */
+	const char *const *kafka_props;	/* NULL-terminated librdkafka
+					   "key=value" passed through */
 };
 
 /* Completion of an append: called once, from the log's completion thread,
@@ -190,10 +197,12 @@ struct rl_log_opts {
  * block for long: a slow callback delays every later completion. */
 typedef void (*rl_append_cb)(void *opaque, int err, uint64_t pos);
 
-/* Opens the log named by uri ("file:PATH" or a bare path).  With
+/* Opens the log named by uri ("file:PATH", a bare path, or
+ * "kafka:HOST:PORT[,...][?KEY=VALUE&...]", see log_kafka.c).  With
  * RL_LOG_WRITE the caller becomes the only writer: a second writer gets
- * -EBUSY with a message at once.  Readers may open a log any number of
- * times, while it is written.  Errors: -EINVAL (bad uri), -ENOENT, -EBUSY,
+ * -EBUSY with a message at once (file backend only: Kafka has no lock, see
+ * log_kafka.c).  Readers may open a log any number of times, while it is
+ * written.  Errors: -EINVAL (bad uri), -ENOENT, -EBUSY,
  * -EIO, and what the backend's system calls return. */
 int rl_log_open(const char *uri, unsigned flags, const struct rl_log_opts *opts,
 		struct rl_log **out, struct rl_err *err);

@@ -1,0 +1,1073 @@
+/* The Kafka log: "kafka:HOST:PORT[,HOST:PORT...][?KEY=VALUE&...]".
+ *
+ * Notes on the design
+ * -------------------
+ * Topics.  One catalog topic and one topic per disk, single partition
+ * each, under a namespace NS:
+ *
+ *   repdisk.NS.catalog             the catalog stream
+ *   repdisk.NS.disk.UUID           one stream per disk
+ *
+ * A position is the Kafka offset of the record in partition 0.  That holds
+ * because repdisk never uses transactions (no control records) and creates
+ * its topics with retention.ms=-1, retention.bytes=-1 and
+ * cleanup.policy=delete (no compaction, nothing deleted).  A reader checks
+ * every offset it gets against the position it expects and refuses a gap.
+ *
+ * Options.  From struct rl_log_opts (kafka_*), overridden by the URI's
+ * query string, KEY=VALUE separated by '&':
+ *
+ *   ns=NAME          namespace (default "default")
+ *   rf=N             replication factor of topics created (default 3)
+ *   min_insync=N     their min.insync.replicas (default 2)
+ *   timeout_ms=N     an append not acknowledged by then fails (30000)
+ *   kafka.PROP=VAL   any librdkafka property, passed through verbatim
+ *                    (TLS, SASL, ...), after opts->kafka_props
+ *
+ * E.g. kafka:10.0.0.1:9092,10.0.0.2:9092?ns=prod&timeout_ms=5000&
+ * kafka.security.protocol=SSL.  The contract's settings (acks=all,
+ * idempotence, message.timeout.ms = timeout_ms, ...) are applied after the
+ * operator's properties and win.
+ *
+ * Topics missing are created with the Admin API (CreateTopics) by a writer,
+ * with rf, min.insync.replicas, retention.ms=-1 and max.message.bytes; a
+ * topic that exists with fewer replicas than asked is used with a warning.
+ * A reader gets -ENOENT for a topic that does not exist.  librdkafka's mock
+ * cluster (2.0.2, so `repdisk devbroker`) does not implement CreateTopics
+ * and names broker 0, which does not exist, as its controller (an admin
+ * request would wait forever): when the controller is not one of the
+ * brokers, the writer warns and lets the broker auto-create the topic with
+ * a metadata request (the mock makes 4 partitions; partition 0 is used).
+ * The mock also keeps only about 5 MiB per partition and drops older
+ * records; a reader then fails with "Offset out of range" (never skips).
+ *
+ * Writer.  One idempotent producer per log (acks=all, nagle off,
+ * message.timeout.ms = timeout_ms, message.max.bytes big enough for the
+ * largest record).  A dedicated poller thread calls rd_kafka_poll(): it is
+ * the only thread that runs delivery reports, so completions run there.
+ * Each append carries a struct kpending as RD_KAFKA_V_OPAQUE; it is queued
+ * in the stream's FIFO before produce (under the stream's produce lock, so
+ * FIFO order is produce order), marked done by its delivery report, and
+ * completions run from the head of the FIFO while done: in position order
+ * per stream even if reports came out of order.  A full local queue is
+ * back-pressure: the append waits for a delivery report and retries.  A
+ * delivery failure (timed out while the cluster has no quorum, ...)
+ * completes that record with -EIO and prints the cause once per stream and
+ * outage; later appends are accepted (quorum loss is not permanent).  A
+ * fatal producer error (rd_kafka_fatal_error) makes the log refuse appends
+ * with -EIO from then on (sticky).
+ *
+ * Durable end.  rl_log_end() is the partition's high watermark: with
+ * acks=all, what the in-sync replicas hold.  Consumers only ever receive
+ * records below the high watermark, so readers see the durable prefix only.
+ *
+ * Readers.  One consumer per reader, no consumer group: the legacy simple
+ * consumer API starts the partition at the position.  rl_reader_next() with
+ * a short timeout still returns every record below the high watermark it
+ * last saw (it returns 0 only when it is at the end), since callers such as
+ * rl_replay() read to rl_log_end() with timeout 0.
+ *
+ * Timeouts.  A record not acknowledged within message.timeout.ms fails;
+ * librdkafka checks that timeout for a partition whose leader is down only
+ * between reconnect attempts, so reconnect.backoff.max.ms defaults to 1 s
+ * here (10 s in librdkafka) to keep the bound close.
+ *
+ * Not done yet.  Writer exclusivity: Kafka has no equivalent of the file
+ * log's flock; two writers of one disk are separated by the epochs of
+ * their CLAIM records only (DESIGN.md, contract item 4).  Kafka does not
+ * fsync by default (flush.messages): durability is replication to the
+ * in-sync replicas.  A follower of many disks opens one consumer per disk.
+ * librdkafka's own log lines (e.g. connection refused) go to stderr.
+ * A topic whose retention deleted records cannot be replayed from 0.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <librdkafka/rdkafka.h>
+
+#define TOPIC_MAX	(RL_UUID_STRLEN + 256)
+#define NS_MAX		200
+#define PROPS_MAX	64
+#define MESSAGE_MAX	(RL_RECORD_MAX_PAYLOAD + RL_RECORD_HDR_SIZE + (1u << 20))
+
+struct kpending {
+	struct kpending *next;
+	struct kafka_stream *s;
+	rl_append_cb cb;
+	void *opaque;
+	bool done;
+	int err;
+	uint64_t pos;
+};
+
+struct kafka_stream {
+	struct rl_stream base;
+	struct kafka_stream *next;
+	char topic[TOPIC_MAX];
+	pthread_mutex_t produce_lock;	/* FIFO order = produce order */
+	pthread_mutex_t lock;		/* the FIFO */
+	struct kpending *head, *tail;
+	bool failing;			/* printed a failure, not yet ok */
+};
+
+struct kafka_log {
+	struct rl_log base;
+	char brokers[1024];
+	char ns[NS_MAX + 1];
+	int rf, min_insync, timeout_ms;
+	char *props[PROPS_MAX];		/* "key=value", owned */
+	size_t nprops;
+	rd_kafka_t *rk;			/* producer (writer) or metadata */
+	pthread_t poller;
+	bool poller_started;
+	atomic_bool stop;
+	pthread_mutex_t lock;		/* streams, inflight, fatal */
+	pthread_cond_t cond;		/* a delivery report ran */
+	struct kafka_stream *streams;
+	uint64_t inflight;
+	int fatal;			/* sticky -EIO once set */
+	char fatal_msg[512];
+};
+
+struct kafka_reader {
+	struct rl_reader base;
+	struct kafka_stream *s;
+	rd_kafka_t *rk;
+	rd_kafka_topic_t *rkt;
+	rd_kafka_message_t *held;	/* a bad record, kept for retries */
+	rd_kafka_message_t *last;	/* the record returned last */
+	struct rl_decoder dec;
+	uint64_t pos, end;		/* next position; high watermark seen */
+};
+
+#define KLOG(b) ((struct kafka_log *)(b))
+#define KSTREAM(b) ((struct kafka_stream *)(b))
+
+/* ------------------------------------------------------------ options */
+
+static int parse_int(const char *v, int min, int max, int *out)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno || !*v || *end || n < min || n > max)
+		return -1;
+	*out = (int)n;
+	return 0;
+}
+
+static int add_prop(struct kafka_log *log, const char *kv, size_t len,
+		    struct rl_err *err)
+{
+	if (log->nprops >= PROPS_MAX)
+		return rl_err_set(err, EINVAL, "log kafka: more than %d "
+				  "properties", PROPS_MAX);
+	if (!memchr(kv, '=', len))
+		return rl_err_set(err, EINVAL, "log kafka: property \"%.*s\" "
+				  "is not key=value", (int)len, kv);
+	log->props[log->nprops] = strndup(kv, len);
+	if (!log->props[log->nprops])
+		return rl_err_set(err, ENOMEM, "out of memory");
+	log->nprops++;
+	return 0;
+}
+
+static int parse_option(struct kafka_log *log, const char *kv, size_t len,
+			struct rl_err *err)
+{
+	char key[64], val[512];
+	const char *eq = memchr(kv, '=', len);
+	size_t klen = eq ? (size_t)(eq - kv) : len;
+
+	if (!eq || klen == 0 || klen >= sizeof(key) ||
+	    len - klen - 1 >= sizeof(val))
+		return rl_err_set(err, EINVAL, "log kafka: bad option \"%.*s\" "
+				  "(want KEY=VALUE)", (int)len, kv);
+	memcpy(key, kv, klen);
+	key[klen] = '\0';
+	memcpy(val, eq + 1, len - klen - 1);
+	val[len - klen - 1] = '\0';
+
+	if (strcmp(key, "ns") == 0) {
+		if (!*val || strlen(val) > NS_MAX ||
+		    strspn(val, "abcdefghijklmnopqrstuvwxyz"
+			   "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != strlen(val))
+			return rl_err_set(err, EINVAL, "log kafka: bad namespace "
+					  "\"%s\" (letters, digits, _ and -)",
+					  val);
+		memcpy(log->ns, val, strlen(val) + 1);	/* <= NS_MAX */
+	} else if (strcmp(key, "rf") == 0) {
+		if (parse_int(val, 1, 64, &log->rf) < 0)
+			return rl_err_set(err, EINVAL, "log kafka: bad rf \"%s\"",
+					  val);
+	} else if (strcmp(key, "min_insync") == 0) {
+		if (parse_int(val, 1, 64, &log->min_insync) < 0)
+			return rl_err_set(err, EINVAL, "log kafka: bad "
+					  "min_insync \"%s\"", val);
+	} else if (strcmp(key, "timeout_ms") == 0) {
+		if (parse_int(val, 1, 3600000, &log->timeout_ms) < 0)
+			return rl_err_set(err, EINVAL, "log kafka: bad "
+					  "timeout_ms \"%s\"", val);
+	} else if (strncmp(key, "kafka.", 6) == 0 && key[6]) {
+		return add_prop(log, kv + 6, len - 6, err);
+	} else {
+		return rl_err_set(err, EINVAL, "log kafka: unknown option \"%s\" "
+				  "(known: ns, rf, min_insync, timeout_ms, "
+				  "kafka.PROPERTY)", key);
+	}
+	return 0;
+}
+
+static int parse_where(struct kafka_log *log, const char *where,
+		       const struct rl_log_opts *opts, struct rl_err *err)
+{
+	const char *q = strchr(where, '?');
+	size_t blen = q ? (size_t)(q - where) : strlen(where);
+	int rc;
+
+	snprintf(log->ns, sizeof(log->ns), "%s", "default");
+	log->rf = opts->kafka_replication > 0 ? opts->kafka_replication : 3;
+	log->min_insync = opts->kafka_min_insync > 0 ? opts->kafka_min_insync : 2;
+	log->timeout_ms = opts->kafka_timeout_ms > 0 ? opts->kafka_timeout_ms :
+			  30000;
+	if (opts->kafka_namespace) {
+		char kv[NS_MAX + 8];
+
+		snprintf(kv, sizeof(kv), "ns=%s", opts->kafka_namespace);
+		rc = parse_option(log, kv, strlen(kv), err);
+		if (rc < 0)
+			return rc;
+	}
+	for (const char *const *p = opts->kafka_props; p && *p; p++) {
+		rc = add_prop(log, *p, strlen(*p), err);
+		if (rc < 0)
+			return rc;
+	}
+	if (blen == 0 || blen >= sizeof(log->brokers))
+		return rl_err_set(err, EINVAL, "log kafka:%s: want "
+				  "HOST:PORT[,HOST:PORT...]", where);
+	memcpy(log->brokers, where, blen);
+	log->brokers[blen] = '\0';
+	while (q && *q) {
+		const char *kv = q + 1, *amp = strchr(kv, '&');
+		size_t len = amp ? (size_t)(amp - kv) : strlen(kv);
+
+		if (len > 0) {
+			rc = parse_option(log, kv, len, err);
+			if (rc < 0)
+				return rc;
+		}
+		q = amp;
+	}
+	return 0;
+}
+
+/* A librdkafka configuration with the brokers and the operator's
+ * properties, then ours where `fixed` (ours win: they are the contract). */
+static rd_kafka_conf_t *make_conf(struct kafka_log *log,
+				  const char *const *fixed, struct rl_err *err)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	char errstr[512];
+
+	if (rd_kafka_conf_set(conf, "bootstrap.servers", log->brokers, errstr,
+			      sizeof(errstr)) != RD_KAFKA_CONF_OK)
+		goto bad;
+	rd_kafka_conf_set(conf, "log_level", "3", NULL, 0);
+	/* librdkafka checks message timeouts of a partition whose broker is
+	 * down only between reconnect attempts, which back off up to 10 s by
+	 * default: an append would then fail up to 10 s late, and the first
+	 * ones after the broker returns too.  1 s keeps the bound close. */
+	rd_kafka_conf_set(conf, "reconnect.backoff.max.ms", "1000", NULL, 0);
+	for (size_t i = 0; i < log->nprops; i++) {
+		char *kv = log->props[i], *eq = strchr(kv, '=');
+
+		*eq = '\0';
+		rd_kafka_conf_res_t res = rd_kafka_conf_set(conf, kv, eq + 1,
+							    errstr,
+							    sizeof(errstr));
+		*eq = '=';
+		if (res != RD_KAFKA_CONF_OK)
+			goto bad;
+	}
+	for (const char *const *p = fixed; p && *p; p += 2)
+		if (rd_kafka_conf_set(conf, p[0], p[1], errstr,
+				      sizeof(errstr)) != RD_KAFKA_CONF_OK)
+			goto bad;
+	return conf;
+bad:
+	rd_kafka_conf_destroy(conf);
+	rl_err_set(err, EINVAL, "log kafka:%s: %s", log->brokers, errstr);
+	return NULL;
+}
+
+/* ------------------------------------------------------------ writer */
+
+static void stream_complete(struct kafka_stream *s)
+{
+	for (;;) {
+		struct kpending *p;
+
+		pthread_mutex_lock(&s->lock);
+		p = s->head;
+		if (!p || !p->done) {
+			pthread_mutex_unlock(&s->lock);
+			return;
+		}
+		s->head = p->next;
+		if (!s->head)
+			s->tail = NULL;
+		pthread_mutex_unlock(&s->lock);
+		p->cb(p->opaque, p->err, p->pos);
+		free(p);
+	}
+}
+
+/* Runs on the poller thread only. */
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
+			void *arg)
+{
+	struct kafka_log *log = arg;
+	struct kpending *p = m->_private;
+	struct kafka_stream *s = p->s;
+
+	(void)rk;
+	if (m->err) {
+		p->err = -EIO;
+		if (!s->failing)
+			fprintf(stderr, "repdisk: kafka log: topic %s: log "
+				"append failed after %d s: %s\n", s->topic,
+				(log->timeout_ms + 999) / 1000,
+				rd_kafka_err2str(m->err));
+		s->failing = true;
+	} else {
+		p->pos = (uint64_t)m->offset;
+		if (s->failing)
+			fprintf(stderr, "repdisk: kafka log: topic %s: appends "
+				"succeed again\n", s->topic);
+		s->failing = false;
+	}
+	pthread_mutex_lock(&s->lock);
+	p->done = true;
+	pthread_mutex_unlock(&s->lock);
+	stream_complete(s);
+	pthread_mutex_lock(&log->lock);
+	log->inflight--;
+	pthread_cond_broadcast(&log->cond);
+	pthread_mutex_unlock(&log->lock);
+}
+
+static void on_error(rd_kafka_t *rk, int code, const char *reason, void *arg)
+{
+	struct kafka_log *log = arg;
+	char buf[256];
+
+	if (code != RD_KAFKA_RESP_ERR__FATAL)
+		return;		/* transient: librdkafka retries */
+	rd_kafka_fatal_error(rk, buf, sizeof(buf));
+	pthread_mutex_lock(&log->lock);
+	if (!log->fatal) {
+		log->fatal = -EIO;
+		snprintf(log->fatal_msg, sizeof(log->fatal_msg), "%s (%s)", buf,
+			 reason);
+		fprintf(stderr, "repdisk: kafka log %s: fatal producer error, "
+			"refusing appends: %s\n", log->brokers, log->fatal_msg);
+	}
+	pthread_mutex_unlock(&log->lock);
+}
+
+static void *poller_main(void *arg)
+{
+	struct kafka_log *log = arg;
+
+	while (!atomic_load(&log->stop))
+		rd_kafka_poll(log->rk, 50);
+	return NULL;
+}
+
+static int kafka_append(struct rl_stream *base, const void *rec, size_t len,
+			rl_append_cb cb, void *opaque)
+{
+	struct kafka_stream *s = KSTREAM(base);
+	struct kafka_log *log = KLOG(base->log);
+	struct kpending *p = calloc(1, sizeof(*p));
+	rd_kafka_resp_err_t e;
+
+	if (!p)
+		return -ENOMEM;
+	p->s = s;
+	p->cb = cb;
+	p->opaque = opaque;
+	pthread_mutex_lock(&log->lock);
+	if (log->fatal) {
+		pthread_mutex_unlock(&log->lock);
+		free(p);
+		return -EIO;
+	}
+	log->inflight++;
+	pthread_mutex_unlock(&log->lock);
+
+	pthread_mutex_lock(&s->produce_lock);
+	pthread_mutex_lock(&s->lock);
+	if (s->tail)
+		s->tail->next = p;
+	else
+		s->head = p;
+	s->tail = p;
+	pthread_mutex_unlock(&s->lock);
+	for (;;) {
+		e = rd_kafka_producev(log->rk, RD_KAFKA_V_TOPIC(s->topic),
+				      RD_KAFKA_V_PARTITION(0),
+				      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+				      RD_KAFKA_V_VALUE((void *)rec, len),
+				      RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_END);
+		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+			break;
+		/* back-pressure: wait for a delivery report, then retry */
+		struct timespec t;
+
+		clock_gettime(CLOCK_REALTIME, &t);
+		t.tv_nsec += 10 * 1000000;
+		if (t.tv_nsec >= 1000000000) {
+			t.tv_sec++;
+			t.tv_nsec -= 1000000000;
+		}
+		pthread_mutex_lock(&log->lock);
+		pthread_cond_timedwait(&log->cond, &log->lock, &t);
+		pthread_mutex_unlock(&log->lock);
+	}
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		/* p is the tail (we hold produce_lock) and not done: unlink */
+		pthread_mutex_lock(&s->lock);
+		if (s->head == p) {
+			s->head = s->tail = NULL;
+		} else {
+			struct kpending *q = s->head;
+
+			while (q->next != p)
+				q = q->next;
+			q->next = NULL;
+			s->tail = q;
+		}
+		pthread_mutex_unlock(&s->lock);
+		pthread_mutex_unlock(&s->produce_lock);
+		free(p);
+		pthread_mutex_lock(&log->lock);
+		log->inflight--;
+		if (e == RD_KAFKA_RESP_ERR__FATAL && !log->fatal) {
+			char buf[256];
+
+			rd_kafka_fatal_error(log->rk, buf, sizeof(buf));
+			log->fatal = -EIO;
+			snprintf(log->fatal_msg, sizeof(log->fatal_msg), "%s",
+				 buf);
+		}
+		pthread_cond_broadcast(&log->cond);
+		pthread_mutex_unlock(&log->lock);
+		fprintf(stderr, "repdisk: kafka log: topic %s: produce: %s\n",
+			s->topic, rd_kafka_err2str(e));
+		return -EIO;
+	}
+	pthread_mutex_unlock(&s->produce_lock);
+	return 0;
+}
+
+/* ------------------------------------------------------------ topics */
+
+static void topic_name(const struct kafka_log *log, const struct rl_uuid *disk,
+		       char out[TOPIC_MAX])
+{
+	char u[RL_UUID_STRLEN + 1];
+
+	if (!disk || rl_uuid_is_nil(disk)) {
+		snprintf(out, TOPIC_MAX, "repdisk.%s.catalog", log->ns);
+		return;
+	}
+	rl_uuid_format(disk, u);
+	snprintf(out, TOPIC_MAX, "repdisk.%s.disk.%s", log->ns, u);
+}
+
+/* Looks topic up in the cluster's metadata: 1 with its replica count and
+ * partition count, 0 if missing, or a negative errno. */
+static int topic_lookup(struct kafka_log *log, const char *topic,
+			int *replicas, int *partitions, struct rl_err *err)
+{
+	const struct rd_kafka_metadata *md;
+	rd_kafka_resp_err_t e = rd_kafka_metadata(log->rk, 1, NULL, &md,
+						  log->timeout_ms);
+	int found = 0;
+
+	if (e)
+		return rl_err_set(err, EIO, "log kafka:%s: metadata: %s",
+				  log->brokers, rd_kafka_err2str(e));
+	for (int i = 0; i < md->topic_cnt; i++) {
+		const rd_kafka_metadata_topic_t *t = &md->topics[i];
+
+		if (strcmp(t->topic, topic) != 0 || t->err)
+			continue;
+		found = 1;
+		*partitions = t->partition_cnt;
+		*replicas = t->partition_cnt > 0 ?
+			    t->partitions[0].replica_cnt : 0;
+	}
+	rd_kafka_metadata_destroy(md);
+	return found;
+}
+
+static int topic_create(struct kafka_log *log, const char *topic,
+			struct rl_err *err)
+{
+	char errstr[512], v[16];
+	rd_kafka_NewTopic_t *nt;
+	rd_kafka_queue_t *q;
+	rd_kafka_event_t *ev;
+	int rc = 0;
+
+	nt = rd_kafka_NewTopic_new(topic, 1, log->rf, errstr, sizeof(errstr));
+	if (!nt)
+		return rl_err_set(err, EINVAL, "log kafka: topic %s: %s", topic,
+				  errstr);
+	snprintf(v, sizeof(v), "%d", log->min_insync);
+	rd_kafka_NewTopic_set_config(nt, "min.insync.replicas", v);
+	rd_kafka_NewTopic_set_config(nt, "retention.ms", "-1");
+	rd_kafka_NewTopic_set_config(nt, "retention.bytes", "-1");
+	rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "delete");
+	snprintf(v, sizeof(v), "%u", MESSAGE_MAX);
+	rd_kafka_NewTopic_set_config(nt, "max.message.bytes", v);
+	q = rd_kafka_queue_new(log->rk);
+	rd_kafka_CreateTopics(log->rk, &nt, 1, NULL, q);
+	ev = rd_kafka_queue_poll(q, log->timeout_ms + 5000);
+	if (!ev) {
+		rc = rl_err_set(err, ETIMEDOUT, "log kafka: create topic %s: "
+				"no answer", topic);
+	} else if (rd_kafka_event_error(ev)) {
+		rc = rl_err_set(err, EIO, "log kafka: create topic %s: %s",
+				topic, rd_kafka_event_error_string(ev));
+	} else {
+		const rd_kafka_CreateTopics_result_t *res =
+			rd_kafka_event_CreateTopics_result(ev);
+		size_t n = 0;
+		const rd_kafka_topic_result_t **tr =
+			rd_kafka_CreateTopics_result_topics(res, &n);
+
+		for (size_t i = 0; i < n; i++) {
+			rd_kafka_resp_err_t e = rd_kafka_topic_result_error(tr[i]);
+			const char *why = rd_kafka_topic_result_error_string(tr[i]);
+
+			if (e && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+				rc = rl_err_set(err, EIO, "log kafka: create "
+						"topic %s: %s", topic,
+						why ? why : rd_kafka_err2str(e));
+		}
+	}
+	if (ev)
+		rd_kafka_event_destroy(ev);
+	rd_kafka_queue_destroy(q);
+	rd_kafka_NewTopic_destroy(nt);
+	return rc;
+}
+
+/* Whether the cluster names a controller among its brokers: CreateTopics
+ * goes there.  librdkafka's mock cluster (2.0.2) names broker 0, which does
+ * not exist, and does not implement CreateTopics: its clients wait for a
+ * controller forever. */
+static bool has_controller(struct kafka_log *log)
+{
+	const struct rd_kafka_metadata *md;
+	int32_t id = rd_kafka_controllerid(log->rk, log->timeout_ms);
+	bool found = false;
+
+	if (id < 0 || rd_kafka_metadata(log->rk, 1, NULL, &md,
+					log->timeout_ms) != 0)
+		return false;
+	for (int i = 0; i < md->broker_cnt; i++)
+		found |= md->brokers[i].id == id;
+	rd_kafka_metadata_destroy(md);
+	return found;
+}
+
+/* Asks the broker to auto-create topic (a metadata request naming it). */
+static int topic_autocreate(struct kafka_log *log, const char *topic,
+			    struct rl_err *err)
+{
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(log->rk, topic, NULL);
+	const struct rd_kafka_metadata *md;
+	rd_kafka_resp_err_t e;
+
+	if (!rkt)
+		return rl_err_set(err, EINVAL, "log kafka: topic %s: %s", topic,
+				  rd_kafka_err2str(rd_kafka_last_error()));
+	e = rd_kafka_metadata(log->rk, 0, rkt, &md, log->timeout_ms);
+	if (!e)
+		rd_kafka_metadata_destroy(md);
+	rd_kafka_topic_destroy(rkt);
+	if (e)
+		return rl_err_set(err, EIO, "log kafka: topic %s: metadata: %s",
+				  topic, rd_kafka_err2str(e));
+	return 0;
+}
+
+static int topic_ensure(struct kafka_log *log, const char *topic,
+			struct rl_err *err)
+{
+	int replicas = 0, partitions = 0;
+	int rc = topic_lookup(log, topic, &replicas, &partitions, err);
+	bool autocreated = false;
+
+	if (rc == 0) {
+		if (has_controller(log)) {
+			rc = topic_create(log, topic, err);
+		} else {
+			fprintf(stderr, "repdisk: kafka log: warning: the "
+				"cluster at %s names no controller, so it "
+				"cannot create topics (CreateTopics): topic %s "
+				"is auto-created with the broker's defaults, "
+				"not with replication factor %d and "
+				"min.insync.replicas %d\n", log->brokers, topic,
+				log->rf, log->min_insync);
+			rc = topic_autocreate(log, topic, err);
+			autocreated = true;
+		}
+		if (rc < 0)
+			return rc;
+		/* wait until the metadata shows it */
+		for (int i = 0; i < 100; i++) {
+			rc = topic_lookup(log, topic, &replicas, &partitions,
+					  err);
+			if (rc != 0)
+				break;
+			struct timespec t = { 0, 50 * 1000000 };
+
+			nanosleep(&t, NULL);
+		}
+		if (rc == 0)
+			return rl_err_set(err, EIO, "log kafka: topic %s: "
+					  "created but not in the metadata",
+					  topic);
+	}
+	if (rc < 0)
+		return rc;
+	/* a cluster that cannot create topics was warned about above */
+	if (partitions != 1 && !autocreated && has_controller(log))
+		fprintf(stderr, "repdisk: kafka log: warning: topic %s has %d "
+			"partitions; only partition 0 is used\n", topic,
+			partitions);
+	if (replicas < log->rf)
+		fprintf(stderr, "repdisk: kafka log: warning: topic %s has "
+			"replication factor %d, less than the %d asked for\n",
+			topic, replicas, log->rf);
+	return 0;
+}
+
+/* ------------------------------------------------------------ log */
+
+static int kafka_stream_get(struct rl_log *base, const struct rl_uuid *disk,
+			    struct rl_stream **out, struct rl_err *err)
+{
+	struct kafka_log *log = KLOG(base);
+	struct kafka_stream *s;
+	char topic[TOPIC_MAX];
+	int rc;
+
+	topic_name(log, disk, topic);
+	pthread_mutex_lock(&log->lock);
+	for (s = log->streams; s; s = s->next)
+		if (strcmp(s->topic, topic) == 0)
+			break;
+	pthread_mutex_unlock(&log->lock);
+	if (s) {
+		*out = &s->base;
+		return 0;
+	}
+	if (base->flags & RL_LOG_WRITE) {
+		rc = topic_ensure(log, topic, err);
+	} else {
+		int replicas, partitions;
+
+		rc = topic_lookup(log, topic, &replicas, &partitions, err);
+		if (rc == 0)
+			rc = rl_err_set(err, ENOENT, "log kafka: topic %s does "
+					"not exist", topic);
+	}
+	if (rc < 0)
+		return rc;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return rl_err_set(err, ENOMEM, "out of memory");
+	s->base.log = base;
+	if (disk)
+		s->base.disk = *disk;
+	memcpy(s->topic, topic, sizeof(topic));
+	pthread_mutex_init(&s->produce_lock, NULL);
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_lock(&log->lock);
+	struct kafka_stream *other;
+
+	for (other = log->streams; other; other = other->next)
+		if (strcmp(other->topic, topic) == 0)
+			break;
+	if (other) {		/* another thread was faster */
+		pthread_mutex_unlock(&log->lock);
+		pthread_mutex_destroy(&s->produce_lock);
+		pthread_mutex_destroy(&s->lock);
+		free(s);
+		*out = &other->base;
+		return 0;
+	}
+	s->next = log->streams;
+	log->streams = s;
+	pthread_mutex_unlock(&log->lock);
+	*out = &s->base;
+	return 0;
+}
+
+static int kafka_list(struct rl_log *base, struct rl_uuid *uuids, size_t max,
+		      struct rl_err *err)
+{
+	struct kafka_log *log = KLOG(base);
+	const struct rd_kafka_metadata *md;
+	char prefix[TOPIC_MAX];
+	size_t plen;
+	int n = 0;
+	rd_kafka_resp_err_t e = rd_kafka_metadata(log->rk, 1, NULL, &md,
+						  log->timeout_ms);
+
+	if (e)
+		return rl_err_set(err, EIO, "log kafka:%s: metadata: %s",
+				  log->brokers, rd_kafka_err2str(e));
+	snprintf(prefix, sizeof(prefix), "repdisk.%s.disk.", log->ns);
+	plen = strlen(prefix);
+	for (int i = 0; i < md->topic_cnt; i++) {
+		struct rl_uuid u;
+
+		if (strncmp(md->topics[i].topic, prefix, plen) != 0 ||
+		    strlen(md->topics[i].topic + plen) != RL_UUID_STRLEN ||
+		    rl_uuid_parse(md->topics[i].topic + plen, &u) < 0)
+			continue;
+		if ((size_t)n < max)
+			uuids[n] = u;
+		n++;
+	}
+	rd_kafka_metadata_destroy(md);
+	return n;
+}
+
+static int kafka_end(struct rl_stream *base, uint64_t *end)
+{
+	struct kafka_stream *s = KSTREAM(base);
+	struct kafka_log *log = KLOG(base->log);
+	int64_t lo, hi;
+	rd_kafka_resp_err_t e;
+
+	e = rd_kafka_query_watermark_offsets(log->rk, s->topic, 0, &lo, &hi,
+					     log->timeout_ms);
+	if (e) {
+		fprintf(stderr, "repdisk: kafka log: topic %s: high watermark: "
+			"%s\n", s->topic, rd_kafka_err2str(e));
+		return e == RD_KAFKA_RESP_ERR__TIMED_OUT ? -ETIMEDOUT : -EIO;
+	}
+	*end = (uint64_t)hi;
+	return 0;
+}
+
+static void kafka_close(struct rl_log *base)
+{
+	struct kafka_log *log = KLOG(base);
+
+	/* every message gets a delivery report by message.timeout.ms */
+	pthread_mutex_lock(&log->lock);
+	while (log->inflight > 0)
+		pthread_cond_wait(&log->cond, &log->lock);
+	pthread_mutex_unlock(&log->lock);
+	if (log->poller_started) {
+		atomic_store(&log->stop, true);
+		pthread_join(log->poller, NULL);
+	}
+	if (log->rk)
+		rd_kafka_destroy(log->rk);
+	while (log->streams) {
+		struct kafka_stream *s = log->streams;
+
+		log->streams = s->next;
+		pthread_mutex_destroy(&s->produce_lock);
+		pthread_mutex_destroy(&s->lock);
+		free(s);
+	}
+	for (size_t i = 0; i < log->nprops; i++)
+		free(log->props[i]);
+	pthread_mutex_destroy(&log->lock);
+	pthread_cond_destroy(&log->cond);
+	free(log);
+}
+
+static int kafka_open(const char *where, unsigned flags,
+		      const struct rl_log_opts *opts, struct rl_log **out,
+		      struct rl_err *err)
+{
+	struct kafka_log *log = calloc(1, sizeof(*log));
+	bool writer = flags & RL_LOG_WRITE;
+	char tmo[16], maxb[16], errstr[512];
+	rd_kafka_conf_t *conf;
+	int rc;
+
+	if (!log)
+		return rl_err_set(err, ENOMEM, "out of memory");
+	log->base.be = &rl_backend_kafka;
+	log->base.flags = flags;
+	pthread_mutex_init(&log->lock, NULL);
+	pthread_cond_init(&log->cond, NULL);
+	rc = parse_where(log, where, opts, err);
+	if (rc < 0)
+		goto fail;
+	snprintf(tmo, sizeof(tmo), "%d", log->timeout_ms);
+	snprintf(maxb, sizeof(maxb), "%u", MESSAGE_MAX);
+	const char *const producer[] = {
+		"acks", "all",
+		"enable.idempotence", "true",
+		"socket.nagle.disable", "true",
+		"message.timeout.ms", tmo,
+		"message.max.bytes", maxb,
+		"linger.ms", "0",
+		NULL
+	};
+	const char *const meta[] = {
+		"socket.nagle.disable", "true",
+		NULL
+	};
+	conf = make_conf(log, writer ? producer : meta, err);
+	if (!conf) {
+		rc = -EINVAL;
+		goto fail;
+	}
+	rd_kafka_conf_set_opaque(conf, log);
+	if (writer) {
+		rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+		rd_kafka_conf_set_error_cb(conf, on_error);
+	}
+	log->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+	if (!log->rk) {
+		rd_kafka_conf_destroy(conf);
+		rc = rl_err_set(err, EINVAL, "log kafka:%s: %s", log->brokers,
+				errstr);
+		goto fail;
+	}
+	if (writer) {
+		rc = -pthread_create(&log->poller, NULL, poller_main, log);
+		if (rc < 0) {
+			rl_err_set(err, -rc, "log kafka:%s: start poller: %s",
+				   log->brokers, strerror(-rc));
+			goto fail;
+		}
+		log->poller_started = true;
+	}
+	*out = &log->base;
+	return 0;
+fail:
+	kafka_close(&log->base);
+	return rc;
+}
+
+/* ------------------------------------------------------------ readers */
+
+static int reader_fail(struct kafka_reader *r, int code, const char *why,
+		       struct rl_err *err)
+{
+	char msg[sizeof(err->msg)];
+
+	snprintf(msg, sizeof(msg), "%s", why);
+	return rl_err_set(err, code, "log kafka: topic %s offset %" PRIu64
+			  " (position %" PRIu64 "): %s", r->s->topic, r->pos,
+			  r->pos, msg);
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static int kafka_reader_next(struct rl_reader *base, struct rl_record *rec,
+			     uint64_t *pos, int timeout_ms, struct rl_err *err)
+{
+	struct kafka_reader *r = (struct kafka_reader *)base;
+	struct kafka_log *log = KLOG(r->s->base.log);
+	rd_kafka_message_t *m = r->held;
+	struct rl_err e;
+	int rc;
+
+	if (r->last) {
+		rd_kafka_message_destroy(r->last);
+		r->last = NULL;
+	}
+
+	if (!m && r->pos >= r->end) {
+		uint64_t end;
+
+		rc = kafka_end(&r->s->base, &end);
+		if (rc < 0)
+			return rl_err_set(err, -rc, "log kafka: topic %s: high "
+					  "watermark: %s", r->s->topic,
+					  strerror(-rc));
+		r->end = end;
+	}
+	if (!m) {
+		/* below the end a record is there: wait for it as long as a
+		 * write may take; at the end, timeout_ms */
+		bool below = r->pos < r->end;
+		int64_t deadline = now_ms() + (below ? log->timeout_ms + 5000 :
+					       timeout_ms);
+
+		for (;;) {
+			int64_t left = deadline - now_ms();
+
+			m = rd_kafka_consume(r->rkt, 0, left > 0 ? (int)left : 0);
+			if (m && m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+				rd_kafka_message_destroy(m);
+				m = NULL;
+			}
+			if (m && m->err) {
+				snprintf(e.msg, sizeof(e.msg), "consume: %s",
+					 rd_kafka_message_errstr(m));
+				rd_kafka_message_destroy(m);
+				return reader_fail(r, EIO, e.msg, err);
+			}
+			if (m || now_ms() >= deadline)
+				break;
+		}
+		if (!m && below)
+			return reader_fail(r, EIO, "the record below the high "
+					   "watermark did not arrive", err);
+		if (!m)
+			return 0;
+		r->held = m;
+	}
+	if (m->offset < 0 || (uint64_t)m->offset != r->pos) {
+		snprintf(e.msg, sizeof(e.msg), "got offset %" PRId64
+			 " instead: a gap in the stream", m->offset);
+		return reader_fail(r, EBADMSG, e.msg, err);
+	}
+	rc = rl_record_decode(&r->dec, m->payload, m->len, rec, &e);
+	if (rc < 0)
+		return reader_fail(r, -rc, e.msg, err);
+	if (!rl_uuid_is_nil(&r->s->base.disk) &&
+	    !rl_uuid_eq(&rec->disk, &r->s->base.disk))
+		return reader_fail(r, EBADMSG, "record of another disk", err);
+	/* rec may point into m's payload: keep m until the next call */
+	r->held = NULL;
+	r->last = m;
+	*pos = r->pos++;
+	if (r->pos > r->end)
+		r->end = r->pos;
+	return 1;
+}
+
+static void kafka_reader_close(struct rl_reader *base)
+{
+	struct kafka_reader *r = (struct kafka_reader *)base;
+
+	if (r->held)
+		rd_kafka_message_destroy(r->held);
+	if (r->last)
+		rd_kafka_message_destroy(r->last);
+	if (r->rkt) {
+		rd_kafka_consume_stop(r->rkt, 0);
+		rd_kafka_topic_destroy(r->rkt);
+	}
+	if (r->rk)
+		rd_kafka_destroy(r->rk);
+	rl_decoder_free(&r->dec);
+	free(r);
+}
+
+static int kafka_reader_open(struct rl_stream *base, uint64_t pos,
+			     struct rl_reader **out, struct rl_err *err)
+{
+	struct kafka_stream *s = KSTREAM(base);
+	struct kafka_log *log = KLOG(base->log);
+	struct kafka_reader *r;
+	char errstr[512];
+	rd_kafka_conf_t *conf;
+	uint64_t end;
+	int rc = kafka_end(base, &end);
+
+	if (rc < 0)
+		return rl_err_set(err, -rc, "log kafka: topic %s: high "
+				  "watermark: %s", s->topic, strerror(-rc));
+	if (pos > end)
+		return rl_err_set(err, ERANGE, "log kafka: topic %s: position "
+				  "%" PRIu64 " is past the end of the log (%"
+				  PRIu64 ")", s->topic, pos, end);
+	const char *const consumer[] = {
+		"enable.auto.commit", "false",
+		"enable.auto.offset.store", "false",
+		"auto.offset.reset", "error",
+		"enable.partition.eof", "false",
+		"fetch.wait.max.ms", "100",
+		"fetch.max.bytes", "104857600",
+		"receive.message.max.bytes", "134217728",
+		"queued.max.messages.kbytes", "65536",
+		"socket.nagle.disable", "true",
+		NULL
+	};
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return rl_err_set(err, ENOMEM, "out of memory");
+	r->base.stream = base;
+	r->s = s;
+	r->pos = pos;
+	r->end = end;
+	rl_decoder_init(&r->dec);
+	conf = make_conf(log, consumer, err);
+	if (!conf) {
+		rc = -EINVAL;
+		goto fail;
+	}
+	r->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+	if (!r->rk) {
+		rd_kafka_conf_destroy(conf);
+		rc = rl_err_set(err, EINVAL, "log kafka: topic %s: consumer: %s",
+				s->topic, errstr);
+		goto fail;
+	}
+	r->rkt = rd_kafka_topic_new(r->rk, s->topic, NULL);
+	if (!r->rkt || rd_kafka_consume_start(r->rkt, 0, (int64_t)pos) < 0) {
+		rc = rl_err_set(err, EIO, "log kafka: topic %s: start "
+				"consumer at offset %" PRIu64 ": %s", s->topic,
+				pos, rd_kafka_err2str(rd_kafka_last_error()));
+		if (r->rkt) {
+			rd_kafka_topic_destroy(r->rkt);
+			r->rkt = NULL;
+		}
+		goto fail;
+	}
+	*out = &r->base;
+	return 0;
+fail:
+	kafka_reader_close(&r->base);
+	return rc;
+}
+
+const struct rl_backend rl_backend_kafka = {
+	.scheme = "kafka",
+	.open = kafka_open,
+	.close = kafka_close,
+	.stream = kafka_stream_get,
+	.list = kafka_list,
+	.append = kafka_append,
+	.end = kafka_end,
+	.reader_open = kafka_reader_open,
+	.reader_next = kafka_reader_next,
+	.reader_close = kafka_reader_close,
+};

@@ -1,0 +1,416 @@
+/* Unit tests of the kafka log (replog/log_kafka.c) against librdkafka's
+ * in-process mock cluster: completions in position order with positions =
+ * offsets, the durable end, readers (timeout 0 still returns every record
+ * below the end, 0 at the end, tailing), a failed append that does not make
+ * the log refuse later ones (quorum loss is not permanent), a record of
+ * another disk refused, rl_log_list, and bad URIs. */
+#include "unit.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+static const struct rl_uuid disk1 = { { 0xd1, 0x5c, 0x00, 0x01, 0x02, 0x03,
+					0x44, 0x05, 0x86, 0x07, 0x08, 0x09,
+					0x0a, 0x0b, 0x0c, 0x0d } };
+static const struct rl_uuid disk2 = { { 0xd2, 0x5c, 0x00, 0x01, 0x02, 0x03,
+					0x44, 0x05, 0x86, 0x07, 0x08, 0x09,
+					0x0a, 0x0b, 0x0c, 0x0d } };
+
+static rd_kafka_t *mrk;
+static rd_kafka_mock_cluster_t *mc;
+static char bootstraps[512];
+
+static void topic_of(const struct rl_uuid *d, char *out, size_t size)
+{
+	char u[RL_UUID_STRLEN + 1];
+
+	rl_uuid_format(d, u);
+	snprintf(out, size, "repdisk.u.disk.%s", u);
+}
+
+/* A 3-broker mock cluster with the catalog and disk1's topics (one
+ * partition each, led by broker 1). */
+static void mock_start(void)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	char errstr[256], topic[128];
+
+	rd_kafka_conf_set(conf, "log_level", "0", NULL, 0);
+	mrk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+	ck_assert_ptr_nonnull(mrk);
+	mc = rd_kafka_mock_cluster_new(mrk, 3);
+	ck_assert_ptr_nonnull(mc);
+	snprintf(bootstraps, sizeof(bootstraps), "%s",
+		 rd_kafka_mock_cluster_bootstraps(mc));
+	ck_assert_int_eq(rd_kafka_mock_topic_create(mc, "repdisk.u.catalog", 1,
+						    3), 0);
+	topic_of(&disk1, topic, sizeof(topic));
+	ck_assert_int_eq(rd_kafka_mock_topic_create(mc, topic, 1, 3), 0);
+	rd_kafka_mock_partition_set_leader(mc, topic, 0, 1);
+}
+
+static void mock_stop(void)
+{
+	rd_kafka_mock_cluster_destroy(mc);
+	rd_kafka_destroy(mrk);
+}
+
+static struct rl_log *open_log(unsigned flags, int timeout_ms)
+{
+	static const char *const props[] = { "client.id=repdisk-unit",
+					     "log_level=0", NULL };
+	struct rl_log_opts opts = { .kafka_namespace = "u",
+				    .kafka_timeout_ms = timeout_ms,
+				    .kafka_props = props };
+	struct rl_log *log;
+	struct rl_err err = { 0 };
+	char uri[600];
+
+	snprintf(uri, sizeof(uri), "kafka:%s", bootstraps);
+	ck_assert_msg(rl_log_open(uri, flags, &opts, &log, &err) == 0, "%s",
+		      err.msg);
+	return log;
+}
+
+static size_t tag_len(uint64_t tag)
+{
+	return 1 + (size_t)(tag * 37 % 3000);
+}
+
+static size_t tag_record(const struct rl_uuid *d, uint64_t tag, uint8_t **out)
+{
+	uint8_t data[4096];
+	uint64_t seed = tag * 7919 + 1;
+	size_t dlen = tag_len(tag);
+	struct rl_record r = { .type = RL_WRITE, .disk = *d, .epoch = 1,
+			       .seq = tag, .offset = tag * 512,
+			       .length = dlen, .data = data, .data_len = dlen };
+
+	unit_fill_random(data, dlen, &seed);
+	return unit_encode(&r, 0, out);
+}
+
+static void tag_check(const struct rl_record *rec, uint64_t tag)
+{
+	uint8_t data[4096];
+	uint64_t seed = tag * 7919 + 1;
+	size_t dlen = tag_len(tag);
+
+	ck_assert_int_eq(rec->type, RL_WRITE);
+	ck_assert(rl_uuid_eq(&rec->disk, &disk1));
+	ck_assert_uint_eq(rec->seq, tag);
+	ck_assert_uint_eq(rec->data_len, dlen);
+	unit_fill_random(data, dlen, &seed);
+	ck_assert(memcmp(rec->data, data, dlen) == 0);
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------ order */
+
+#define N 300
+
+struct done_log {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	uint64_t n;
+	uint64_t tag[N + 1];
+	uint64_t pos[N + 1];
+	int err[N + 1];
+};
+
+static struct done_log dl = { PTHREAD_MUTEX_INITIALIZER,
+			      PTHREAD_COND_INITIALIZER, 0, { 0 }, { 0 },
+			      { 0 } };
+
+static void on_done(void *opaque, int err, uint64_t pos)
+{
+	pthread_mutex_lock(&dl.lock);
+	dl.tag[dl.n] = (uint64_t)(uintptr_t)opaque;
+	dl.pos[dl.n] = pos;
+	dl.err[dl.n] = err;
+	dl.n++;
+	pthread_cond_broadcast(&dl.cond);
+	pthread_mutex_unlock(&dl.lock);
+}
+
+START_TEST(test_order_end_and_readers)
+{
+	struct rl_log *wlog, *rlog;
+	struct rl_stream *ws, *rs, *missing;
+	struct rl_reader *rd;
+	struct rl_record rec;
+	struct rl_err err = { 0 };
+	struct rl_uuid uuids[4];
+	uint64_t end, pos;
+	int64_t t0;
+	uint8_t *buf;
+	size_t len;
+
+	mock_start();
+	wlog = open_log(RL_LOG_WRITE, 10000);
+	ck_assert_msg(rl_log_stream(wlog, &disk1, &ws, &err) == 0, "%s",
+		      err.msg);
+	for (uint64_t i = 0; i < N; i++) {
+		len = tag_record(&disk1, i, &buf);
+		ck_assert_int_eq(rl_log_append(ws, buf, len, on_done,
+					       (void *)(uintptr_t)i), 0);
+		free(buf);
+	}
+	pthread_mutex_lock(&dl.lock);
+	while (dl.n < N)
+		pthread_cond_wait(&dl.cond, &dl.lock);
+	pthread_mutex_unlock(&dl.lock);
+	for (uint64_t i = 0; i < N; i++) {
+		ck_assert_int_eq(dl.err[i], 0);
+		ck_assert_uint_eq(dl.tag[i], i);	/* completion order */
+		ck_assert_uint_eq(dl.pos[i], i);	/* positions = offsets */
+	}
+	ck_assert_int_eq(rl_log_end(ws, &end), 0);
+	ck_assert_uint_eq(end, N);
+
+	/* a reader's log: every record below the end even with timeout 0 */
+	rlog = open_log(0, 10000);
+	ck_assert_int_eq(rl_log_stream(rlog, &disk2, &missing, &err), -ENOENT);
+	ck_assert_msg(strstr(err.msg, "does not exist"), "%s", err.msg);
+	ck_assert_msg(rl_log_stream(rlog, &disk1, &rs, &err) == 0, "%s",
+		      err.msg);
+	ck_assert_int_eq(rl_log_append(rs, "x", 1, on_done, NULL), -EROFS);
+	ck_assert_msg(rl_reader_open(rs, 0, &rd, &err) == 0, "%s", err.msg);
+	for (uint64_t i = 0; i < N; i++) {
+		int rc = rl_reader_next(rd, &rec, &pos, 0, &err);
+
+		ck_assert_msg(rc == 1, "record %lu: %d %s", (unsigned long)i,
+			      rc, err.msg);
+		ck_assert_uint_eq(pos, i);
+		tag_check(&rec, i);
+	}
+	ck_assert_int_eq(rl_reader_next(rd, &rec, &pos, 0, &err), 0);
+	t0 = now_ms();
+	ck_assert_int_eq(rl_reader_next(rd, &rec, &pos, 300, &err), 0);
+	ck_assert_int_ge(now_ms() - t0, 250);
+
+	/* tailing: a record appended now arrives */
+	len = tag_record(&disk1, N, &buf);
+	ck_assert_int_eq(rl_log_append_sync(ws, buf, len), N);
+	free(buf);
+	ck_assert_int_eq(rl_reader_next(rd, &rec, &pos, 10000, &err), 1);
+	ck_assert_uint_eq(pos, N);
+	tag_check(&rec, N);
+	rl_reader_close(rd);
+
+	/* in the middle, and past the end */
+	ck_assert_int_eq(rl_reader_open(rs, N - 4, &rd, &err), 0);
+	for (uint64_t i = N - 4; i <= N; i++) {
+		ck_assert_int_eq(rl_reader_next(rd, &rec, &pos, 0, &err), 1);
+		ck_assert_uint_eq(pos, i);
+		tag_check(&rec, i);
+	}
+	ck_assert_int_eq(rl_reader_next(rd, &rec, &pos, 0, &err), 0);
+	rl_reader_close(rd);
+	ck_assert_int_eq(rl_reader_open(rs, N + 2, &rd, &err), -ERANGE);
+	ck_assert_msg(strstr(err.msg, "past the end"), "%s", err.msg);
+
+	ck_assert_int_eq(rl_log_list(rlog, uuids, 4, &err), 1);
+	ck_assert(rl_uuid_eq(&uuids[0], &disk1));
+	rl_log_close(rlog);
+	rl_log_close(wlog);
+	mock_stop();
+}
+END_TEST
+
+/* ------------------------------------------------------------ quorum */
+
+START_TEST(test_failed_append_is_not_sticky)
+{
+	char path[4096], dir[4096], topic[128];
+	struct rl_log *log;
+	struct rl_stream *s;
+	struct rl_err err = { 0 };
+	uint64_t end;
+	int64_t t0, pos;
+	uint8_t *buf;
+	size_t len;
+	char *out;
+	int saved;
+
+	mock_start();
+	topic_of(&disk1, topic, sizeof(topic));
+	log = open_log(RL_LOG_WRITE, 1500);
+	ck_assert_msg(rl_log_stream(log, &disk1, &s, &err) == 0, "%s", err.msg);
+	len = tag_record(&disk1, 0, &buf);
+	ck_assert_int_eq(rl_log_append_sync(s, buf, len), 0);
+
+	/* the leader down: the mock moves no leader, the append times out */
+	unit_tmpdir("quorum", dir, sizeof(dir));
+	unit_path(path, sizeof(path), "%s/stderr", dir);
+	rd_kafka_mock_broker_set_down(mc, 1);
+	saved = unit_stderr_begin(path);
+	t0 = now_ms();
+	pos = rl_log_append_sync(s, buf, len);
+	out = unit_stderr_end(saved, path);
+	ck_assert_int_eq(pos, -EIO);
+	ck_assert_int_ge(now_ms() - t0, 1000);
+	ck_assert_int_le(now_ms() - t0, 8000);
+	ck_assert_msg(strstr(out, topic) && strstr(out, "append failed after 2 s") &&
+		      strstr(out, "timed out"), "stderr: %s", out);
+	free(out);
+
+	/* back up: the same log accepts appends again */
+	rd_kafka_mock_broker_set_up(mc, 1);
+	pos = rl_log_append_sync(s, buf, len);
+	ck_assert_int_eq(pos, 1);
+	ck_assert_int_eq(rl_log_end(s, &end), 0);
+	ck_assert_uint_eq(end, (uint64_t)pos + 1);
+	free(buf);
+	rl_log_close(log);
+	mock_stop();
+}
+END_TEST
+
+/* ------------------------------------------------------------ bad records */
+
+START_TEST(test_record_of_another_disk)
+{
+	struct rl_log *log;
+	struct rl_stream *s;
+	struct rl_reader *rd;
+	struct rl_record rec;
+	struct rl_err err = { 0 };
+	char topic[128];
+	uint64_t pos;
+	uint8_t *buf;
+	size_t len;
+
+	mock_start();
+	topic_of(&disk1, topic, sizeof(topic));
+	log = open_log(RL_LOG_WRITE, 10000);
+	ck_assert_int_eq(rl_log_stream(log, &disk1, &s, &err), 0);
+	len = tag_record(&disk1, 0, &buf);
+	ck_assert_int_eq(rl_log_append_sync(s, buf, len), 0);
+	free(buf);
+	len = tag_record(&disk2, 1, &buf);	/* the log does not check */
+	ck_assert_int_eq(rl_log_append_sync(s, buf, len), 1);
+	free(buf);
+	ck_assert_int_eq(rl_log_append_sync(s, "garbage", 7), 2);
+
+	ck_assert_int_eq(rl_reader_open(s, 0, &rd, &err), 0);
+	ck_assert_int_eq(rl_reader_next(rd, &rec, &pos, 0, &err), 1);
+	for (int i = 0; i < 2; i++) {	/* the reader stays at the bad one */
+		ck_assert_int_eq(rl_reader_next(rd, &rec, &pos, 0, &err),
+				 -EBADMSG);
+		ck_assert_msg(strstr(err.msg, topic) &&
+			      strstr(err.msg, "offset 1 ") &&
+			      strstr(err.msg, "another disk"), "%s", err.msg);
+	}
+	rl_reader_close(rd);
+	ck_assert_int_eq(rl_reader_open(s, 2, &rd, &err), 0);
+	ck_assert_int_eq(rl_reader_next(rd, &rec, &pos, 0, &err), -EBADMSG);
+	ck_assert_msg(strstr(err.msg, "offset 2 "), "%s", err.msg);
+	rl_reader_close(rd);
+	rl_log_close(log);
+	mock_stop();
+}
+END_TEST
+
+/* ------------------------------------------------------------ large */
+
+START_TEST(test_largest_record)
+{
+	struct rl_log *log;
+	struct rl_stream *s;
+	struct rl_reader *rd;
+	struct rl_record rec, r = { .type = RL_WRITE, .disk = disk2,
+				    .epoch = 1, .seq = 1,
+				    .length = RL_RECORD_MAX_DATA,
+				    .data_len = RL_RECORD_MAX_DATA };
+	struct rl_err err = { 0 };
+	char topic[128];
+	uint64_t pos, seed = 42;
+	uint8_t *data = malloc(RL_RECORD_MAX_DATA), *buf;
+	size_t len;
+
+	ck_assert_ptr_nonnull(data);
+	unit_fill_random(data, RL_RECORD_MAX_DATA, &seed);
+	r.data = data;
+	len = unit_encode(&r, 0, &buf);
+	mock_start();
+	/* the mock keeps about 5 MiB per partition: a topic of its own */
+	topic_of(&disk2, topic, sizeof(topic));
+	ck_assert_int_eq(rd_kafka_mock_topic_create(mc, topic, 1, 3), 0);
+	log = open_log(RL_LOG_WRITE, 10000);
+	ck_assert_int_eq(rl_log_stream(log, &disk2, &s, &err), 0);
+	ck_assert_int_eq(rl_log_append_sync(s, buf, len), 0);
+	ck_assert_int_eq(rl_reader_open(s, 0, &rd, &err), 0);
+	ck_assert_msg(rl_reader_next(rd, &rec, &pos, 0, &err) == 1, "%s",
+		      err.msg);
+	ck_assert_uint_eq(rec.data_len, RL_RECORD_MAX_DATA);
+	ck_assert(memcmp(rec.data, data, RL_RECORD_MAX_DATA) == 0);
+	rl_reader_close(rd);
+	rl_log_close(log);
+	mock_stop();
+	free(buf);
+	free(data);
+}
+END_TEST
+
+/* ------------------------------------------------------------ uris */
+
+START_TEST(test_bad_uris)
+{
+	static const char *const bad[] = {
+		"kafka:",
+		"kafka:?ns=x",
+		"kafka:127.0.0.1:1?ns=a.b",
+		"kafka:127.0.0.1:1?rf=0",
+		"kafka:127.0.0.1:1?min_insync=x",
+		"kafka:127.0.0.1:1?timeout_ms=0",
+		"kafka:127.0.0.1:1?color=blue",
+		"kafka:127.0.0.1:1?kafka.no.such.property=1",
+		"kafka:127.0.0.1:1?ns",
+		NULL
+	};
+	struct rl_log *log;
+	struct rl_err err;
+
+	for (const char *const *u = bad; *u; u++) {
+		memset(&err, 0, sizeof(err));
+		ck_assert_msg(rl_log_open(*u, 0, NULL, &log, &err) == -EINVAL,
+			      "%s accepted", *u);
+		ck_assert_msg(err.msg[0], "%s: no message", *u);
+	}
+}
+END_TEST
+
+static Suite *log_kafka_suite(void)
+{
+	Suite *s = suite_create("log_kafka");
+	TCase *tc = tcase_create("log_kafka");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_order_end_and_readers);
+	tcase_add_test(tc, test_failed_append_is_not_sticky);
+	tcase_add_test(tc, test_record_of_another_disk);
+	tcase_add_test(tc, test_largest_record);
+	tcase_add_test(tc, test_bad_uris);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return unit_main(log_kafka_suite());
+}
