@@ -191,6 +191,15 @@ struct rl_log_opts {
 					   "key=value" passed through */
 };
 
+/* The log options programs take on their command line (logopts.c): opt
+ * is "namespace", "write-timeout" (seconds), "kafka-config" (a file of
+ * PROPERTY=VALUE lines) or "o" (val "kafka.PROPERTY=VALUE").  val must
+ * outlive o.  Returns 0 or -EINVAL with a message.  rl_log_opts_free()
+ * frees what rl_log_opts_set() allocated. */
+int rl_log_opts_set(struct rl_log_opts *o, const char *opt, const char *val,
+		    struct rl_err *err);
+void rl_log_opts_free(struct rl_log_opts *o);
+
 /* Completion of an append: called once, from the log's completion thread,
  * in position order for each stream, after the record is durable (err 0)
  * or when it cannot be (err < 0, then pos is meaningless).  It must not
