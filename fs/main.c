@@ -40,6 +40,17 @@ static const char usage[] =
 	"  -f, --foreground       stay in the foreground, messages on stderr\n"
 	"  -o OPT[,OPT...]        FUSE mount options, e.g. allow_other,\n"
 	"                         default_permissions (for QEMU as another user)\n"
+	"\n"
+	"Kafka log options (the file log ignores them):\n"
+	"      --namespace NS     topics repdisk.NS.* (default \"default\")\n"
+	"      --write-timeout S  a write the log has not accepted after S\n"
+	"                         seconds fails with EIO (default 30)\n"
+	"  -o kafka.PROP=VALUE    a librdkafka property (TLS, SASL, ...); one\n"
+	"                         per -o, the value may contain commas\n"
+	"      --kafka-config F   librdkafka properties from file F, one\n"
+	"                         PROP=VALUE per line (for secrets)\n"
+	"\n"
+	"Other options:\n"
 	"      --log-file PATH    the daemon's messages (default\n"
 	"                         DATADIR/.repdisk/mount.log)\n"
 	"      --host NAME        named in each disk's claim (default: hostname)\n"
@@ -62,7 +73,9 @@ static int usage_error(const char *fmt, ...)
 }
 
 struct options {
-	const char *log_uri, *mountpoint, *log_file, *fuse_opts;
+	const char *log_uri, *mountpoint, *log_file;
+	char fuse_opts[4096];		/* -o options for FUSE, comma-joined */
+	struct rl_log_opts log_opts;
 	char datadir[PATH_MAX];
 	bool foreground;
 	char host[64];
@@ -89,9 +102,13 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "host", required_argument, NULL, 'H' },
 		{ "zstd-min", required_argument, NULL, 'z' },
 		{ "max-inflight-mb", required_argument, NULL, 'm' },
+		{ "namespace", required_argument, NULL, 'N' },
+		{ "write-timeout", required_argument, NULL, 'W' },
+		{ "kafka-config", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
+	struct rl_err err = { 0 };
 	int c;
 
 	o->inflight_mb = 64;
@@ -100,7 +117,35 @@ static int parse_options(int argc, char **argv, struct options *o)
 		switch (c) {
 		case 'l': o->log_uri = optarg; break;
 		case 'f': o->foreground = true; break;
-		case 'o': o->fuse_opts = optarg; break;
+		case 'o':
+			if (strncmp(optarg, "kafka.", 6) == 0) {
+				if (rl_log_opts_set(&o->log_opts, "o", optarg,
+						    &err) < 0)
+					return usage_error("%s", err.msg);
+				break;
+			}
+			if (strlen(o->fuse_opts) + strlen(optarg) + 2 >
+			    sizeof(o->fuse_opts))
+				return usage_error("-o options too long");
+			if (o->fuse_opts[0])
+				strcat(o->fuse_opts, ",");
+			strcat(o->fuse_opts, optarg);
+			break;
+		case 'N':
+			if (rl_log_opts_set(&o->log_opts, "namespace", optarg,
+					    &err) < 0)
+				return usage_error("%s", err.msg);
+			break;
+		case 'W':
+			if (rl_log_opts_set(&o->log_opts, "write-timeout",
+					    optarg, &err) < 0)
+				return usage_error("%s", err.msg);
+			break;
+		case 'K':
+			if (rl_log_opts_set(&o->log_opts, "kafka-config",
+					    optarg, &err) < 0)
+				return usage_error("%s", err.msg);
+			break;
 		case 'L': o->log_file = optarg; break;
 		case 'H':
 			snprintf(o->host, sizeof(o->host), "%s", optarg);
@@ -229,7 +274,8 @@ int main(int argc, char **argv)
 	if (rc == 0)
 		rc = fs.datadir_lock_fd = rl_datadir_lock(o.datadir, &err);
 	if (rc >= 0)
-		rc = rl_log_open(o.log_uri, RL_LOG_WRITE, NULL, &fs.log, &err);
+		rc = rl_log_open(o.log_uri, RL_LOG_WRITE, &o.log_opts, &fs.log,
+				 &err);
 	if (rc >= 0)
 		rc = fs_disks_load(&fs, &err);
 	if (rc < 0) {
@@ -240,7 +286,7 @@ int main(int argc, char **argv)
 	snprintf(fsname, sizeof(fsname), "-osubtype=repdisk,fsname=repdisk:%s",
 		 o.datadir);
 	if (fuse_opt_add_arg(&args, "repdisk") || fuse_opt_add_arg(&args, fsname) ||
-	    (o.fuse_opts && (fuse_opt_add_arg(&args, "-o") ||
+	    (o.fuse_opts[0] && (fuse_opt_add_arg(&args, "-o") ||
 			     fuse_opt_add_arg(&args, o.fuse_opts)))) {
 		fprintf(stderr, "repdisk mount: out of memory\n");
 		goto out;
@@ -248,7 +294,7 @@ int main(int argc, char **argv)
 	se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), &fs);
 	if (!se) {
 		fprintf(stderr, "repdisk mount: bad mount options \"%s\"\n",
-			o.fuse_opts ? o.fuse_opts : "");
+			o.fuse_opts);
 		goto out;
 	}
 	if (fuse_set_signal_handlers(se) != 0)
@@ -306,6 +352,7 @@ out:
 	fuse_loop_cfg_destroy(cfg);
 	fuse_opt_free_args(&args);
 	rl_log_close(fs.log);
+	rl_log_opts_free(&o.log_opts);
 	if (fs.datadir_lock_fd >= 0)
 		close(fs.datadir_lock_fd);
 	if (status == 0)

@@ -28,16 +28,34 @@ struct rl_backend {
 	int (*reader_next)(struct rl_reader *r, struct rl_record *rec,
 			   uint64_t *pos, int timeout_ms, struct rl_err *err);
 	void (*reader_close)(struct rl_reader *r);
+	/* Follower positions (positions.c encodes and checks them): pos_put
+	 * stores the report `buf` of follower `name`, replacing the last one
+	 * (buf NULL: forgets the follower); pos_scan calls each() once per
+	 * known follower with its newest report and a label for messages
+	 * ("LOGDIR/followers/NAME", "topic T offset O"), stopping at the
+	 * first non-zero return, which it returns. */
+	int (*pos_put)(struct rl_log *log, const char *name, const void *buf,
+		       size_t len, struct rl_err *err);
+	int (*pos_scan)(struct rl_log *log,
+			int (*each)(void *opaque, const char *name,
+				    const void *buf, size_t len,
+				    const char *where, struct rl_err *err),
+			void *opaque, struct rl_err *err);
 };
 
 struct rl_log {
 	const struct rl_backend *be;
 	unsigned flags;
+	size_t max_record;	/* largest encoded record appended; 0: any */
 };
 
 struct rl_stream {
 	struct rl_log *log;
 	struct rl_uuid disk;	/* nil for the catalog */
+	/* Why the last failed append failed, for the writer's message
+	 * ("Broker: Not enough in-sync replicas"): set by the backend before
+	 * it completes an append with an error, on its completion thread. */
+	char fail_why[256];
 };
 
 struct rl_reader {

@@ -86,6 +86,16 @@ const struct rl_uuid *rl_stream_disk(const struct rl_stream *s)
 	return &s->disk;
 }
 
+size_t rl_stream_max_record(const struct rl_stream *s)
+{
+	return s->log->max_record;
+}
+
+const char *rl_stream_fail_why(const struct rl_stream *s)
+{
+	return s->fail_why;
+}
+
 int rl_log_end(struct rl_stream *s, uint64_t *end)
 {
 	return s->log->be->end(s, end);

@@ -21,6 +21,9 @@
  *   rf=N             replication factor of topics created (default 3)
  *   min_insync=N     their min.insync.replicas (default 2)
  *   timeout_ms=N     an append not acknowledged by then fails (30000)
+ *   max_message=N    the brokers' message size limit, bytes (1048588,
+ *                    Kafka's default message.max.bytes): the writer
+ *                    splits WRITE records to stay under it
  *   kafka.PROP=VAL   any librdkafka property, passed through verbatim
  *                    (TLS, SASL, ...), after opts->kafka_props
  *
@@ -42,9 +45,9 @@
  * records; a reader then fails with "Offset out of range" (never skips).
  *
  * Writer.  One idempotent producer per log (acks=all, nagle off,
- * message.timeout.ms = timeout_ms, message.max.bytes big enough for the
- * largest record).  A dedicated poller thread calls rd_kafka_poll(): it is
- * the only thread that runs delivery reports, so completions run there.
+ * message.timeout.ms = timeout_ms, message.max.bytes = max_message).  A
+ * dedicated poller thread calls rd_kafka_poll(): it is the only thread
+ * that runs delivery reports, so completions run there.
  * Each append carries a struct kpending as RD_KAFKA_V_OPAQUE; it is queued
  * in the stream's FIFO before produce (under the stream's produce lock, so
  * FIFO order is produce order), marked done by its delivery report, and
@@ -96,7 +99,6 @@
 #define TOPIC_MAX	(RL_UUID_STRLEN + 256)
 #define NS_MAX		200
 #define PROPS_MAX	64
-#define MESSAGE_MAX	(RL_RECORD_MAX_PAYLOAD + RL_RECORD_HDR_SIZE + (1u << 20))
 
 struct kpending {
 	struct kpending *next;
@@ -123,6 +125,8 @@ struct kafka_log {
 	char brokers[1024];
 	char ns[NS_MAX + 1];
 	int rf, min_insync, timeout_ms;
+	int max_message;		/* the brokers' message size limit */
+	char last_error[256];		/* the cluster's last complaint */
 	char *props[PROPS_MAX];		/* "key=value", owned */
 	size_t nprops;
 	rd_kafka_t *rk;			/* producer (writer) or metadata */
@@ -218,12 +222,17 @@ static int parse_option(struct kafka_log *log, const char *kv, size_t len,
 		if (parse_int(val, 1, 3600000, &log->timeout_ms) < 0)
 			return rl_err_set(err, EINVAL, "log kafka: bad "
 					  "timeout_ms \"%s\"", val);
+	} else if (strcmp(key, "max_message") == 0) {
+		if (parse_int(val, 65536, 1 << 30, &log->max_message) < 0)
+			return rl_err_set(err, EINVAL, "log kafka: bad "
+					  "max_message \"%s\" (bytes, at "
+					  "least 65536)", val);
 	} else if (strncmp(key, "kafka.", 6) == 0 && key[6]) {
 		return add_prop(log, kv + 6, len - 6, err);
 	} else {
 		return rl_err_set(err, EINVAL, "log kafka: unknown option \"%s\" "
 				  "(known: ns, rf, min_insync, timeout_ms, "
-				  "kafka.PROPERTY)", key);
+				  "max_message, kafka.PROPERTY)", key);
 	}
 	return 0;
 }
@@ -240,6 +249,7 @@ static int parse_where(struct kafka_log *log, const char *where,
 	log->min_insync = opts->kafka_min_insync > 0 ? opts->kafka_min_insync : 2;
 	log->timeout_ms = opts->kafka_timeout_ms > 0 ? opts->kafka_timeout_ms :
 			  30000;
+	log->max_message = 1048588;	/* Kafka's default message.max.bytes */
 	if (opts->kafka_namespace) {
 		char kv[NS_MAX + 8];
 
@@ -344,6 +354,16 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 	(void)rk;
 	if (m->err) {
 		p->err = -EIO;
+		pthread_mutex_lock(&log->lock);
+		if (log->last_error[0] && m->err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT)
+			snprintf(s->base.fail_why, sizeof(s->base.fail_why),
+				 "no answer from the cluster within %d ms "
+				 "(last error: %.180s)", log->timeout_ms,
+				 log->last_error);
+		else
+			snprintf(s->base.fail_why, sizeof(s->base.fail_why),
+				 "%s", rd_kafka_err2str(m->err));
+		pthread_mutex_unlock(&log->lock);
 		if (!s->failing)
 			fprintf(stderr, "repdisk: kafka log: topic %s: log "
 				"append failed after %d s: %s\n", s->topic,
@@ -362,6 +382,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 	pthread_mutex_unlock(&s->lock);
 	stream_complete(s);
 	pthread_mutex_lock(&log->lock);
+	if (!m->err)
+		log->last_error[0] = '\0';
 	log->inflight--;
 	pthread_cond_broadcast(&log->cond);
 	pthread_mutex_unlock(&log->lock);
@@ -372,8 +394,14 @@ static void on_error(rd_kafka_t *rk, int code, const char *reason, void *arg)
 	struct kafka_log *log = arg;
 	char buf[256];
 
-	if (code != RD_KAFKA_RESP_ERR__FATAL)
-		return;		/* transient: librdkafka retries */
+	if (code != RD_KAFKA_RESP_ERR__FATAL) {
+		/* transient: librdkafka retries; kept to explain timeouts */
+		pthread_mutex_lock(&log->lock);
+		snprintf(log->last_error, sizeof(log->last_error), "%s",
+			 reason);
+		pthread_mutex_unlock(&log->lock);
+		return;
+	}
 	rd_kafka_fatal_error(rk, buf, sizeof(buf));
 	pthread_mutex_lock(&log->lock);
 	if (!log->fatal) {
@@ -403,6 +431,10 @@ static int kafka_append(struct rl_stream *base, const void *rec, size_t len,
 	struct kpending *p = calloc(1, sizeof(*p));
 	rd_kafka_resp_err_t e;
 
+	if (len > log->base.max_record) {
+		free(p);
+		return -EMSGSIZE;	/* the writer splits records below this */
+	}
 	if (!p)
 		return -ENOMEM;
 	p->s = s;
@@ -542,7 +574,7 @@ static int topic_create(struct kafka_log *log, const char *topic,
 	rd_kafka_NewTopic_set_config(nt, "retention.ms", "-1");
 	rd_kafka_NewTopic_set_config(nt, "retention.bytes", "-1");
 	rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "delete");
-	snprintf(v, sizeof(v), "%u", MESSAGE_MAX);
+	snprintf(v, sizeof(v), "%d", log->max_message);
 	rd_kafka_NewTopic_set_config(nt, "max.message.bytes", v);
 	q = rd_kafka_queue_new(log->rk);
 	rd_kafka_CreateTopics(log->rk, &nt, 1, NULL, q);
@@ -830,7 +862,9 @@ static int kafka_open(const char *where, unsigned flags,
 	if (rc < 0)
 		goto fail;
 	snprintf(tmo, sizeof(tmo), "%d", log->timeout_ms);
-	snprintf(maxb, sizeof(maxb), "%u", MESSAGE_MAX);
+	snprintf(maxb, sizeof(maxb), "%d", log->max_message);
+	/* A record batch adds some 70 bytes around a record; keep a margin. */
+	log->base.max_record = (size_t)log->max_message - 512;
 	const char *const producer[] = {
 		"acks", "all",
 		"enable.idempotence", "true",

@@ -233,13 +233,23 @@ int rl_log_list(struct rl_log *log, struct rl_uuid *uuids, size_t max,
 /* Appends one encoded record (a writer's log only).  The bytes are copied
  * before this returns; cb runs later.  Returns 0 when the append is under
  * way (cb will run), or a negative errno when it is refused (cb will not
- * run): -EROFS on a reader's log, -EIO once the log has failed (sticky). */
+ * run): -EROFS on a reader's log, -EIO once the log has failed (sticky),
+ * -EMSGSIZE for a record larger than rl_stream_max_record(). */
 int rl_log_append(struct rl_stream *s, const void *rec, size_t len,
 		  rl_append_cb cb, void *opaque);
 
 /* Appends and waits until the record is durable.  Returns its position
  * (>= 0) or a negative errno. */
 int64_t rl_log_append_sync(struct rl_stream *s, const void *rec, size_t len);
+
+/* The largest encoded record the stream's log takes (0: no limit), e.g. the
+ * Kafka broker's message size limit.  The writer splits WRITE records that
+ * would be larger. */
+size_t rl_stream_max_record(const struct rl_stream *s);
+
+/* Why the last append of the stream that failed failed, for messages
+ * ("" if the backend did not say).  Read it from the append's completion. */
+const char *rl_stream_fail_why(const struct rl_stream *s);
 
 /* The disk a stream belongs to (the nil uuid for the catalog). */
 const struct rl_uuid *rl_stream_disk(const struct rl_stream *s);
@@ -419,6 +429,76 @@ int rl_datadir_prepare(const char *datadir, struct rl_err *err);
 /* Takes DATADIR/.repdisk/lock exclusively (one process applies into a data
  * directory).  Returns the lock's fd, or -EBUSY with a message. */
 int rl_datadir_lock(const char *datadir, struct rl_err *err);
+
+/* ------------------------------------------------------------------ follower positions
+ *
+ * Where every follower is, kept in the log itself so that any host can see
+ * it: `repdisk status` shows each follower's lag, and log retention may
+ * drop only what the local checkpoint and every follower are past.  A
+ * follower publishes a report under its name: for the catalog and each
+ * disk, the next position to apply as of its checkpoints (never a position
+ * whose data is not yet fdatasync'ed and checkpointed in its data
+ * directory), and the time.  Readers list the newest report of every name.
+ *
+ *   file   LOGDIR/followers/NAME, a small text file replaced atomically
+ *   kafka  topic repdisk.NS.followers, keyed by name (compacted on a real
+ *          cluster: only the newest report of each name is kept)
+ *
+ * A report is text, one "KEY VALUE..." line each (positions.c);
+ * readers ignore keys and trailing fields they do not know, so later
+ * versions can report more (bytes, record times) to readers of today.
+ * Names must be unique per log: two followers under one name overwrite
+ * each other's reports.
+ */
+
+#define RL_FOLLOWER_NAME_MAX 64
+
+struct rl_position {
+	struct rl_uuid disk;	/* nil: the catalog */
+	uint64_t next_pos;	/* every record below is applied and durable */
+};
+
+struct rl_positions {
+	char name[RL_FOLLOWER_NAME_MAX + 1];
+	int64_t time_ms;	/* when published: wall clock, ms since 1970 */
+	size_t n;
+	struct rl_position *pos;
+};
+
+/* Checks a follower name: 1..RL_FOLLOWER_NAME_MAX letters, digits, '.',
+ * '_' and '-', starting with a letter or a digit.  0 or -EINVAL with a
+ * message. */
+int rl_follower_name_check(const char *name, struct rl_err *err);
+
+/* This host's name made into a follower name (other characters become
+ * '-', cut to RL_FOLLOWER_NAME_MAX; "follower" if nothing is left). */
+void rl_follower_default_name(char out[RL_FOLLOWER_NAME_MAX + 1]);
+
+/* Publishes p under p->name, replacing that follower's last report; any
+ * log, a reader's too.  file: durable when it returns.  kafka: handed to a
+ * producer of its own, which delivers it in the background and prints a
+ * failure to deliver on stderr.  Errors: -EINVAL (a bad name, with a
+ * message), -ENOMEM, and the backend's (-EIO, what mkdir/write return). */
+int rl_positions_publish(struct rl_log *log, const struct rl_positions *p,
+			 struct rl_err *err);
+
+/* Forgets follower `name` (a follower that is gone for good must be
+ * forgotten, or retention keeps what it would need).  Forgetting a name
+ * that has no report is not an error. */
+int rl_positions_forget(struct rl_log *log, const char *name,
+			struct rl_err *err);
+
+/* Lists the newest report of every follower, sorted by name, into a
+ * malloc'ed array (free it with rl_positions_free()).  Returns the count,
+ * or a negative errno: -EBADMSG with a message naming the report for one
+ * that is damaged (so retention never guesses), -EIO, -ETIMEDOUT. */
+int rl_positions_list(struct rl_log *log, struct rl_positions **out,
+		      struct rl_err *err);
+void rl_positions_free(struct rl_positions *v, size_t n);
+
+/* The position p reports for disk (NULL: the catalog), or NULL. */
+const struct rl_position *rl_positions_find(const struct rl_positions *p,
+					    const struct rl_uuid *disk);
 
 /* ------------------------------------------------------------------ follower
  *

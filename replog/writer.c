@@ -21,10 +21,32 @@
  * CLAIM with the next epoch, which makes records of any older writer stale
  * for every applier.
  *
- * Errors are sticky.  If the log fails an append or the image cannot be
- * written, the writer fails every later submit with -EIO: a record that is
- * durable but not applied leaves the image behind the log, and only a
- * restart (replay from the checkpoint) can close that gap.
+ * The image follows the log, not the completions.  The applier applies
+ * position after position; when a completion reports a position beyond
+ * the image's next one, the records in between are read back from the log
+ * and applied first ("filling the gap").  Gaps appear when:
+ *
+ *   - an append failed but its record was "possibly persisted" (Kafka: a
+ *     request timed out after the broker had written it), so it sits in
+ *     the log although its submitter got -EIO;
+ *   - applying a durable record failed (ENOSPC in the data directory, ...);
+ *   - another writer appended: its CLAIM fences us (below).
+ *
+ * Because of that, failures are not sticky: a write that fails gets -EIO,
+ * and the next one that the log accepts brings the image up to date before
+ * it is acknowledged.  That is what lets a disk take writes again, without
+ * a restart, once a Kafka cluster has its quorum back (DESIGN.md, contract
+ * item 6).  Every record, whatever its submitter was told, is applied by
+ * the same rules on every replica, so they converge.
+ *
+ * Fencing is the one sticky state.  A newer CLAIM in the log makes our own
+ * records stale for every applier; we find it either as the record that
+ * fills a gap or because our record comes back ignored as stale.  From
+ * then on every submit fails with -EROFS and names the new owner.
+ *
+ * Large writes are split into several WRITE records when the log limits
+ * the size of a record (rl_stream_max_record(): Kafka's message size
+ * limit); the submitter's completion runs once, when all parts are done.
  */
 #include "internal.h"
 
@@ -52,7 +74,15 @@ struct rl_writer {
 	pthread_mutex_t apply_lock;
 	struct rl_decoder dec;		/* under apply_lock */
 	pthread_mutex_t ckpt_lock;	/* one checkpoint at a time */
-	_Atomic int failed;		/* sticky -errno */
+	_Atomic int fenced;		/* -EROFS once a newer claim is seen */
+	char fenced_by[RL_NAME_MAX + 64];	/* "epoch N (host H)" */
+	size_t max_data;		/* largest WRITE payload; 0: no limit */
+
+	/* Outage reporting, on the applier thread only: one line when
+	 * appends start failing, one when they succeed again. */
+	bool outage;
+	uint64_t outage_failures;
+	bool apply_failing;
 
 	pthread_mutex_t idle_lock;
 	pthread_cond_t idle;
@@ -83,14 +113,41 @@ struct submission {
 	struct submission *next;	/* in w->q_head, under w->q_lock */
 };
 
-static void writer_fail(struct rl_writer *w, int code, const char *what)
+/* On the applier thread: a newer claim was applied to our image. */
+static void writer_fenced(struct rl_writer *w)
 {
 	int expected = 0;
 
-	if (atomic_compare_exchange_strong(&w->failed, &expected, -EIO))
-		fprintf(stderr, "repdisk: %s: %s: %s; the disk refuses writes "
-			"until it is mounted again\n", w->name, what,
-			strerror(-code));
+	if (atomic_compare_exchange_strong(&w->fenced, &expected, -EROFS))
+		fprintf(stderr, "repdisk: %s: fenced: the disk was claimed by "
+			"%s; this writer (epoch %" PRIu64 ") refuses writes\n",
+			w->name, w->fenced_by, w->epoch);
+}
+
+/* On the applier thread: an append failed. */
+static void outage_begin(struct rl_writer *w)
+{
+	const char *why = rl_stream_fail_why(w->stream);
+
+	w->outage_failures++;
+	if (w->outage)
+		return;
+	w->outage = true;
+	fprintf(stderr, "repdisk: %s: log append failed: %s; writes fail with "
+		"EIO until the log accepts appends again (reads go on from "
+		"the local image)\n", w->name, *why ? why : "I/O error");
+}
+
+/* On the applier thread: an append succeeded. */
+static void outage_end(struct rl_writer *w)
+{
+	if (!w->outage)
+		return;
+	w->outage = false;
+	fprintf(stderr, "repdisk: %s: the log accepts appends again; %" PRIu64
+		" writes failed with EIO meanwhile\n", w->name,
+		w->outage_failures);
+	w->outage_failures = 0;
 }
 
 static void in_flight_add(struct rl_writer *w, int d)
@@ -122,6 +179,41 @@ static void writer_durable(void *opaque, int err, uint64_t pos)
 	pthread_mutex_unlock(&w->q_lock);
 }
 
+/* Applies the log's records from the image's next position up to pos
+ * (exclusive), read back from the log: see "The image follows the log"
+ * above.  They are durable (a later record was acknowledged), so they
+ * are there to read.  Under apply_lock, on the applier thread. */
+static int fill_gap(struct rl_writer *w, uint64_t pos, struct rl_err *e)
+{
+	struct rl_reader *r;
+	int rc;
+
+	rc = rl_reader_open(w->stream, rl_image_next_pos(w->img), &r, e);
+	if (rc < 0)
+		return rc;
+	while (rc >= 0 && rl_image_next_pos(w->img) < pos) {
+		struct rl_record rec;
+		uint64_t at;
+
+		rc = rl_reader_next(r, &rec, &at, 1000, e);
+		if (rc == 0)
+			rc = rl_err_set(e, EIO, "log position %" PRIu64 " is "
+					"durable but cannot be read",
+					rl_image_next_pos(w->img));
+		if (rc > 0)
+			rc = rl_image_apply(w->img, &rec, at, e);
+		if (rc >= 0 && rec.type == RL_CLAIM && rec.epoch > w->epoch)
+			snprintf(w->fenced_by, sizeof(w->fenced_by),
+				 "epoch %" PRIu64 " (host %.*s) at log position "
+				 "%" PRIu64, rec.epoch,
+				 (int)(rec.data_len < RL_NAME_MAX ?
+				       rec.data_len : RL_NAME_MAX),
+				 (const char *)rec.data, at);
+	}
+	rl_reader_close(r);
+	return rc < 0 ? rc : 0;
+}
+
 /* Applies one durable record and completes it; on the applier thread. */
 static void apply_one(struct rl_writer *w, struct submission *sub)
 {
@@ -132,10 +224,14 @@ static void apply_one(struct rl_writer *w, struct submission *sub)
 	int rc = sub->err;
 
 	if (rc < 0) {
-		writer_fail(w, rc, "log append failed");
+		outage_begin(w);
+		rc = -EIO;
 	} else {
+		outage_end(w);
 		pthread_mutex_lock(&w->apply_lock);
-		rc = atomic_load(&w->failed);
+		rc = atomic_load(&w->fenced);
+		if (rc == 0 && pos > rl_image_next_pos(w->img))
+			rc = fill_gap(w, pos, &e);
 		if (rc == 0 && sub->compressed) {
 			rc = rl_record_decode(&w->dec, sub->buf, sub->len,
 					      &decoded, &e);
@@ -143,19 +239,32 @@ static void apply_one(struct rl_writer *w, struct submission *sub)
 		}
 		if (rc == 0)
 			rc = rl_image_apply(w->img, r, pos, &e);
+		if (rc == RL_IGNORED_STALE && !w->fenced_by[0])
+			snprintf(w->fenced_by, sizeof(w->fenced_by),
+				 "epoch %" PRIu64, rl_image_epoch(w->img));
 		pthread_mutex_unlock(&w->apply_lock);
-		if (rc > 0) {
+		if (rc == RL_IGNORED_STALE || rc == -EROFS) {
 			/* our own record ignored as stale: a newer writer
 			 * claimed the disk */
-			writer_fail(w, -EROFS, "fenced by a newer claim");
+			writer_fenced(w);
 			rc = -EROFS;
-		} else if (rc < 0 && e.code) {
-			fprintf(stderr, "repdisk: %s: %s\n", w->name, e.msg);
-			writer_fail(w, rc, "apply failed");
+		} else if (rc != 0) {
+			/* Not applied: the image stays behind the log, and
+			 * the next record acknowledged fills the gap. */
+			if (!w->apply_failing)
+				fprintf(stderr, "repdisk: %s: cannot apply log "
+					"position %" PRIu64 ": %s; writes fail "
+					"with EIO until it can\n", w->name,
+					pos, rc > 0 ? "applied twice" : e.msg);
+			w->apply_failing = true;
 			rc = -EIO;
+		} else if (w->apply_failing) {
+			fprintf(stderr, "repdisk: %s: the image is up to date "
+				"with the log again\n", w->name);
+			w->apply_failing = false;
 		}
 	}
-	sub->cb(sub->opaque, rc < 0 ? rc : 0);
+	sub->cb(sub->opaque, rc);
 	free(sub->buf);
 	free(sub);
 	in_flight_add(w, -1);
@@ -201,8 +310,6 @@ static int writer_append(struct rl_writer *w, struct submission *sub,
 	rc = rl_log_append(w->stream, sub->buf, sub->len, writer_durable, sub);
 	pthread_mutex_unlock(&w->lock);
 	if (rc < 0) {
-		if (rc == -EIO)
-			writer_fail(w, rc, "log append refused");
 		in_flight_add(w, -1);
 		free(sub->buf);
 		free(sub);
@@ -210,28 +317,19 @@ static int writer_append(struct rl_writer *w, struct submission *sub,
 	return rc;
 }
 
-int rl_writer_submit_buf(struct rl_writer *w, const struct rl_record *r,
-			 void *buf, size_t cap, rl_done_cb cb, void *opaque)
+/* Prepares one record and hands it to writer_append; owns buf. */
+static int submit_one(struct rl_writer *w, const struct rl_record *r,
+		      void *buf, size_t cap, rl_done_cb cb, void *opaque)
 {
 	struct submission *sub;
 	struct rl_sealer sealer;
 	size_t want = rl_record_encoded_max(r);
 	ssize_t len;
-	int rc;
 
-	/* Only the disk's own changes go through a writer: a CLAIM sealed
-	 * with our epoch, or a catalog record, would be appended durably and
-	 * then refused (or ignored) by every applier, poisoning the stream. */
-	if (r->type != RL_WRITE && r->type != RL_ZERO &&
-	    r->type != RL_DISCARD && r->type != RL_RESIZE) {
-		free(buf);
-		return -EINVAL;
-	}
-	rc = atomic_load(&w->failed);
-	sub = rc ? NULL : malloc(sizeof(*sub));
+	sub = malloc(sizeof(*sub));
 	if (!sub) {
 		free(buf);
-		return rc ? rc : -ENOMEM;
+		return -ENOMEM;
 	}
 	if (w->zstd_min && r->type == RL_WRITE && r->data_len >= w->zstd_min) {
 		/* compression needs a second buffer: it cannot run in place */
@@ -258,6 +356,119 @@ int rl_writer_submit_buf(struct rl_writer *w, const struct rl_record *r,
 	if (r->data_len)
 		sub->rec.data = sub->buf + RL_RECORD_HDR_SIZE;
 	return writer_append(w, sub, &sealer);
+}
+
+/* The parts of a split WRITE share one completion. */
+struct split {
+	rl_done_cb cb;
+	void *opaque;
+	atomic_size_t left;		/* parts not completed yet */
+	_Atomic int err;		/* the first part's error */
+};
+
+static void split_put(struct split *sp, size_t parts, int err)
+{
+	int none = 0;
+
+	if (err)
+		atomic_compare_exchange_strong(&sp->err, &none, err);
+	if (atomic_fetch_sub(&sp->left, parts) == parts) {
+		sp->cb(sp->opaque, atomic_load(&sp->err));
+		free(sp);
+	}
+}
+
+static void split_done(void *opaque, int err)
+{
+	split_put(opaque, 1, err);
+}
+
+/* Submits a WRITE larger than the log's record limit as several records
+ * of w->max_data bytes at most.  Every part but the first is copied out
+ * before anything is submitted: r->data may point into buf, which the
+ * first part owns and frees when it completes. */
+static int submit_split(struct rl_writer *w, const struct rl_record *r,
+			void *buf, size_t cap, rl_done_cb cb, void *opaque)
+{
+	size_t n = (r->data_len + w->max_data - 1) / w->max_data;
+	uint8_t **parts = calloc(n, sizeof(*parts));
+	struct split *sp = malloc(sizeof(*sp));
+	bool ok = parts && sp;
+
+	for (size_t i = 1; ok && i < n; i++) {
+		size_t off = i * w->max_data;
+		size_t len = r->data_len - off < w->max_data ?
+			     r->data_len - off : w->max_data;
+
+		parts[i] = malloc(RL_RECORD_HDR_SIZE + len);
+		ok = parts[i] != NULL;
+		if (ok)
+			memcpy(parts[i] + RL_RECORD_HDR_SIZE,
+			       (const uint8_t *)r->data + off, len);
+	}
+	if (!ok) {
+		for (size_t i = 1; parts && i < n; i++)
+			free(parts[i]);
+		free(parts);
+		free(sp);
+		free(buf);
+		return -ENOMEM;
+	}
+	sp->cb = cb;
+	sp->opaque = opaque;
+	atomic_init(&sp->left, n);
+	atomic_init(&sp->err, 0);
+	parts[0] = buf;
+	for (size_t i = 0; i < n; i++) {
+		struct rl_record part = *r;
+		size_t off = i * w->max_data;
+		int rc;
+
+		part.offset = r->offset + off;
+		part.length = part.data_len = r->data_len - off < w->max_data ?
+					      r->data_len - off : w->max_data;
+		part.data = i == 0 ? (const uint8_t *)r->data + 0 :
+				     parts[i] + RL_RECORD_HDR_SIZE;
+		rc = submit_one(w, &part, parts[i],
+				i == 0 ? cap : RL_RECORD_HDR_SIZE + part.data_len,
+				split_done, sp);
+		if (rc < 0) {
+			for (size_t j = i + 1; j < n; j++)
+				free(parts[j]);
+			free(parts);
+			if (i == 0) {
+				free(sp);
+				return rc;	/* nothing submitted */
+			}
+			split_put(sp, n - i, rc);
+			return 0;
+		}
+	}
+	free(parts);
+	return 0;
+}
+
+int rl_writer_submit_buf(struct rl_writer *w, const struct rl_record *r,
+			 void *buf, size_t cap, rl_done_cb cb, void *opaque)
+{
+	int rc;
+
+	/* Only the disk's own changes go through a writer: a CLAIM sealed
+	 * with our epoch, or a catalog record, would be appended durably and
+	 * then refused (or ignored) by every applier, poisoning the stream. */
+	if (r->type != RL_WRITE && r->type != RL_ZERO &&
+	    r->type != RL_DISCARD && r->type != RL_RESIZE) {
+		free(buf);
+		return -EINVAL;
+	}
+	rc = atomic_load(&w->fenced);
+	if (rc) {
+		free(buf);
+		return rc;
+	}
+	if (r->type == RL_WRITE && w->max_data && r->data_len > w->max_data)
+		return submit_split(w, r, buf, cap, cb, opaque);
+	return submit_one(w, r, buf, cap, cb, opaque);
 }
 
 int rl_writer_submit(struct rl_writer *w, const struct rl_record *r,
@@ -315,7 +526,7 @@ uint64_t rl_writer_epoch(const struct rl_writer *w)
 
 int rl_writer_failed(struct rl_writer *w)
 {
-	return atomic_load(&w->failed);
+	return atomic_load(&w->fenced);
 }
 
 static void writer_free(struct rl_writer *w)
@@ -386,6 +597,14 @@ int rl_writer_open(struct rl_stream *s, struct rl_image *img,
 	w->img = img;
 	snprintf(w->name, sizeof(w->name), "%s", name);
 	w->zstd_min = opts ? opts->zstd_min : 0;
+	if (rl_stream_max_record(s)) {
+		/* the largest power of two that fits: whole pages per part */
+		size_t avail = rl_stream_max_record(s) - RL_RECORD_HDR_SIZE;
+
+		w->max_data = 4096;
+		while (w->max_data * 2 <= avail)
+			w->max_data *= 2;
+	}
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_mutex_init(&w->apply_lock, NULL);
 	pthread_mutex_init(&w->ckpt_lock, NULL);

@@ -62,7 +62,8 @@ static void mock_stop(void)
 	rd_kafka_destroy(mrk);
 }
 
-static struct rl_log *open_log(unsigned flags, int timeout_ms)
+static struct rl_log *open_log_query(unsigned flags, int timeout_ms,
+				     const char *query)
 {
 	static const char *const props[] = { "client.id=repdisk-unit",
 					     "log_level=0", NULL };
@@ -73,10 +74,15 @@ static struct rl_log *open_log(unsigned flags, int timeout_ms)
 	struct rl_err err = { 0 };
 	char uri[600];
 
-	snprintf(uri, sizeof(uri), "kafka:%s", bootstraps);
+	snprintf(uri, sizeof(uri), "kafka:%s%s", bootstraps, query);
 	ck_assert_msg(rl_log_open(uri, flags, &opts, &log, &err) == 0, "%s",
 		      err.msg);
 	return log;
+}
+
+static struct rl_log *open_log(unsigned flags, int timeout_ms)
+{
+	return open_log_query(flags, timeout_ms, "");
 }
 
 static size_t tag_len(uint64_t tag)
@@ -351,8 +357,17 @@ START_TEST(test_largest_record)
 	/* the mock keeps about 5 MiB per partition: a topic of its own */
 	topic_of(&disk2, topic, sizeof(topic));
 	ck_assert_int_eq(rd_kafka_mock_topic_create(mc, topic, 1, 3), 0);
+	/* by default, records stay under Kafka's default message size */
 	log = open_log(RL_LOG_WRITE, 10000);
 	ck_assert_int_eq(rl_log_stream(log, &disk2, &s, &err), 0);
+	ck_assert_uint_eq(rl_stream_max_record(s), 1048588 - 512);
+	ck_assert_int_eq(rl_log_append_sync(s, buf, len), -EMSGSIZE);
+	rl_log_close(log);
+
+	/* a cluster configured for larger messages takes the largest record */
+	log = open_log_query(RL_LOG_WRITE, 10000, "?max_message=18874368");
+	ck_assert_int_eq(rl_log_stream(log, &disk2, &s, &err), 0);
+	ck_assert_uint_ge(rl_stream_max_record(s), len);
 	ck_assert_int_eq(rl_log_append_sync(s, buf, len), 0);
 	ck_assert_int_eq(rl_reader_open(s, 0, &rd, &err), 0);
 	ck_assert_msg(rl_reader_next(rd, &rec, &pos, 0, &err) == 1, "%s",
