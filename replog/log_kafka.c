@@ -96,6 +96,8 @@
 
 #include <librdkafka/rdkafka.h>
 
+static int64_t now_ms(void);
+
 #define TOPIC_MAX	(RL_UUID_STRLEN + 256)
 #define NS_MAX		200
 #define PROPS_MAX	64
@@ -798,11 +800,27 @@ static int kafka_end(struct rl_stream *base, uint64_t *end)
 {
 	struct kafka_stream *s = KSTREAM(base);
 	struct kafka_log *log = KLOG(base->log);
-	int64_t lo, hi;
+	int64_t lo, hi, deadline = now_ms() + log->timeout_ms;
 	rd_kafka_resp_err_t e;
 
-	e = rd_kafka_query_watermark_offsets(log->rk, s->topic, 0, &lo, &hi,
-					     log->timeout_ms);
+	/* A leader that moved (a broker went down) answers "not leader"
+	 * until librdkafka has refreshed its metadata: retry that until the
+	 * log's timeout, like appends do. */
+	for (;;) {
+		int64_t left = deadline - now_ms();
+
+		e = rd_kafka_query_watermark_offsets(log->rk, s->topic, 0, &lo,
+						     &hi, left > 0 ? (int)left : 1);
+		if (left <= 0 ||
+		    (e != RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION &&
+		     e != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE &&
+		     e != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART &&
+		     e != RD_KAFKA_RESP_ERR__TRANSPORT))
+			break;
+		struct timespec t = { 0, 100 * 1000000 };
+
+		nanosleep(&t, NULL);
+	}
 	if (e) {
 		fprintf(stderr, "repdisk: kafka log: topic %s: high watermark: "
 			"%s\n", s->topic, rd_kafka_err2str(e));
