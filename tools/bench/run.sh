@@ -1,23 +1,28 @@
 #!/bin/bash
 # The benchmark harness: the same fio workloads on (a) the raw backing
 # filesystem, (b) libfuse's passthrough_ll example, (c) repdisk on the
-# embedded file log, in one run, and a table of each figure with its ratio
-# to passthrough_ll.  Figures, not a test: nothing here passes or fails.
+# embedded file log, (d) repdisk on Kafka (`repdisk devbroker`, 3 brokers,
+# min.insync 2, acks=all), in one run, and a table of each figure with its
+# ratio to passthrough_ll.  On (c) and (d) a follower tails the log into
+# its own data directory; its lag (records behind the log's end) is
+# sampled every 0.2 s and the largest is reported per workload.  Figures,
+# not a test: nothing here passes or fails.
 #
-#   bash tools/bench/run.sh [--dir DIR] [--size-mb N] [--runtime S] [--only a,b,c]
+#   bash tools/bench/run.sh [--dir DIR] [--size-mb N] [--runtime S]
+#                           [--only raw,passthrough,repdisk,kafka]
 #
 # DIR (default /var/tmp/repdisk-bench) must be on the file system to
 # measure.  Needs root (FUSE mounts), fio, python3 and a C compiler.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
-dir=/var/tmp/repdisk-bench size_mb=1024 runtime=10 only=raw,passthrough,repdisk
+dir=/var/tmp/repdisk-bench size_mb=1024 runtime=10 only=raw,passthrough,repdisk,kafka
 while [ $# -gt 0 ]; do
 	case $1 in
 	--dir) dir=$2; shift 2 ;;
 	--size-mb) size_mb=$2; shift 2 ;;
 	--runtime) runtime=$2; shift 2 ;;
 	--only) only=$2; shift 2 ;;
-	*) echo "usage: $0 [--dir DIR] [--size-mb N] [--runtime S] [--only raw,passthrough,repdisk]" >&2; exit 2 ;;
+	*) echo "usage: $0 [--dir DIR] [--size-mb N] [--runtime S] [--only raw,passthrough,repdisk,kafka]" >&2; exit 2 ;;
 	esac
 done
 
@@ -52,22 +57,63 @@ ptll=$work/passthrough_ll
 gcc -O2 -Wall -o "$ptll" /usr/share/doc/libfuse3-dev/examples/passthrough_ll.c \
 	$(pkg-config fuse3 --cflags --libs) 2>/dev/null
 
+# lag_sampler NAME WORKLOAD: with a follower running (FOLLOW_DATA and
+# FOLLOW_LOG set), samples its lag in records until killed
+lag_sampler() {
+	while sleep 0.2; do
+		"$repdisk" status "$FOLLOW_DATA" --log "$FOLLOW_LOG" 2>/dev/null |
+			awk '$1 == "disk.img" { print $6 }'
+	done > "$out/$1.$2.lag"
+}
+
+fio_job() { # TARGET-NAME WORKLOAD FIO-ARGS...
+	local name=$1 w=$2 sampler=
+	shift 2
+	if [ -n "${FOLLOW_DATA:-}" ]; then
+		lag_sampler "$name" "$w" &
+		sampler=$!
+	fi
+	fio --name="$w" "$@" > "$out/$name.$w.json"
+	if [ -n "$sampler" ]; then
+		kill "$sampler"
+		wait "$sampler" 2>/dev/null || true
+	fi
+}
+
 run_fio() { # TARGET-NAME FILE
 	local name=$1 file=$2
 	local common="--filename=$file --size=${size_mb}M --direct=1 --group_reporting --output-format=json"
 	fio --name=layout --rw=write --bs=1M --ioengine=libaio --iodepth=8 $common --end_fsync=1 > /dev/null
-	fio --name=seqwrite --rw=write --bs=1M --ioengine=libaio --iodepth=8 \
-		--time_based --runtime="$runtime" $common > "$out/$name.seqwrite.json"
-	fio --name=seqread --rw=read --bs=1M --ioengine=libaio --iodepth=8 \
-		--time_based --runtime="$runtime" $common > "$out/$name.seqread.json"
-	fio --name=randwrite --rw=randwrite --bs=4k --ioengine=libaio --iodepth=32 \
-		--time_based --runtime="$runtime" $common > "$out/$name.randwrite.json"
-	fio --name=randread --rw=randread --bs=4k --ioengine=libaio --iodepth=32 \
-		--time_based --runtime="$runtime" $common > "$out/$name.randread.json"
-	fio --name=syncwrite --rw=randwrite --bs=4k --ioengine=psync --iodepth=1 \
-		--time_based --runtime="$runtime" $common > "$out/$name.syncwrite.json"
-	fio --name=psync8 --rw=randwrite --bs=64k --ioengine=psync --numjobs=8 \
-		--time_based --runtime="$runtime" $common > "$out/$name.psync8.json"
+	fio_job "$name" seqwrite --rw=write --bs=1M --ioengine=libaio --iodepth=8 \
+		--time_based --runtime="$runtime" $common
+	fio_job "$name" seqread --rw=read --bs=1M --ioengine=libaio --iodepth=8 \
+		--time_based --runtime="$runtime" $common
+	fio_job "$name" randwrite --rw=randwrite --bs=4k --ioengine=libaio --iodepth=32 \
+		--time_based --runtime="$runtime" $common
+	fio_job "$name" randread --rw=randread --bs=4k --ioengine=libaio --iodepth=32 \
+		--time_based --runtime="$runtime" $common
+	fio_job "$name" syncwrite --rw=randwrite --bs=4k --ioengine=psync --iodepth=1 \
+		--time_based --runtime="$runtime" $common
+	fio_job "$name" psync8 --rw=randwrite --bs=64k --ioengine=psync --numjobs=8 \
+		--time_based --runtime="$runtime" $common
+}
+
+# run_repdisk NAME LOG-URI: repdisk mounted on LOG-URI with a follower
+run_repdisk() {
+	local name=$1 log=$2 rdpid
+	mkdir -p "$work/$name-data" "$work/mnt-$name" "$work/$name-follower"
+	"$repdisk" mount --log "$log" "$work/$name-data" "$work/mnt-$name"
+	rdpid=$(pgrep -f "^repdisk mount .*$work/$name-data $work/mnt-$name\$")
+	"$repdisk" follow --log "$log" "$work/$name-follower" \
+		> "$out/$name.follower.log" 2>&1 &
+	pids+=($!)
+	FOLLOW_DATA=$work/$name-follower FOLLOW_LOG=$log run_fio "$name" "$work/mnt-$name/disk.img"
+	grep VmHWM "/proc/$rdpid/status" | awk '{print $2}' > "$out/$name.rss_kb"
+	fusermount3 -u "$work/mnt-$name"
+	if ! kill -0 "${pids[-1]}" 2>/dev/null; then
+		echo "$name: the follower stopped:" >&2
+		tail -3 "$out/$name.follower.log" >&2
+	fi
 }
 
 targets=()
@@ -86,13 +132,16 @@ if [[ $only == *passthrough* ]]; then
 	targets+=(passthrough_ll)
 fi
 if [[ $only == *repdisk* ]]; then
-	mkdir -p "$work/rd-data" "$work/mnt-rd"
-	"$repdisk" mount "$work/rd-data" "$work/mnt-rd"
-	rdpid=$(pgrep -f "^repdisk mount $work/rd-data $work/mnt-rd\$")
-	run_fio repdisk "$work/mnt-rd/disk.img"
-	grep VmHWM "/proc/$rdpid/status" | awk '{print $2}' > "$out/repdisk.rss_kb"
-	fusermount3 -u "$work/mnt-rd"
+	run_repdisk repdisk "file:$work/repdisk-log"
 	targets+=(repdisk)
+fi
+if [[ $only == *kafka* ]]; then
+	"$repdisk" devbroker --brokers 3 --min-insync 2 \
+		--bootstrap-file "$work/bootstrap" > "$out/devbroker.log" 2>&1 &
+	pids+=($!)
+	for _ in $(seq 100); do [ -s "$work/bootstrap" ] && break; sleep 0.05; done
+	run_repdisk kafka "kafka:$(cat "$work/bootstrap")?ns=bench"
+	targets+=(kafka)
 fi
 
 python3 - "$out" "${targets[@]}" <<'PY'
@@ -121,7 +170,17 @@ for label, w, f in rows:
     if base:
         line += "".join(f"{vals[t] / vals[base]:14.2f}" for t in targets if t != base)
     print(line)
-rss = os.path.join(out, "repdisk.rss_kb")
-if os.path.exists(rss):
-    print(f"{'repdisk peak RSS (MiB)':30}{int(open(rss).read()) / 1024:16.0f}")
+for t in targets:
+    rss = os.path.join(out, f"{t}.rss_kb")
+    if os.path.exists(rss):
+        print(f"{t + ' peak RSS (MiB)':30}{int(open(rss).read()) / 1024:16.0f}")
+for t in targets:
+    lags = []
+    for w in ("seqwrite", "randwrite", "psync8"):
+        p = os.path.join(out, f"{t}.{w}.lag")
+        if os.path.exists(p):
+            v = [int(x) for x in open(p).read().split() if x.isdigit()]
+            lags.append(f"{w} {max(v) if v else '?'}")
+    if lags:
+        print(f"{t + ' follower max lag':30}  (records) " + ", ".join(lags))
 PY
