@@ -287,6 +287,131 @@ START_TEST(test_failed_append_is_not_sticky)
 }
 END_TEST
 
+/* ------------------------------------------------------------ the writer */
+
+/* An image of disk1 in a fresh data directory under tag. */
+static struct rl_image *image_in(const char *tag, char *path, size_t size)
+{
+	char dir[4096], ckpt[4200];
+	struct rl_image *img;
+	struct rl_err err = { 0 };
+
+	unit_tmpdir(tag, dir, sizeof(dir));
+	ck_assert_msg(rl_datadir_prepare(dir, &err) == 0, "%s", err.msg);
+	unit_path(ckpt, sizeof(ckpt), "%s/.repdisk/ckpt", dir);
+	unit_path(path, size, "%s/vm.img", dir);
+	ck_assert_msg(rl_image_open(path, ckpt, &disk1, &img, &err) == 0, "%s",
+		      err.msg);
+	return img;
+}
+
+static int write_sync(struct rl_writer *w, uint64_t off, char fill)
+{
+	uint8_t data[4096];
+	struct rl_record r = { .type = RL_WRITE, .disk = disk1, .offset = off,
+			       .length = sizeof(data), .data = data,
+			       .data_len = sizeof(data) };
+
+	memset(data, fill, sizeof(data));
+	return rl_writer_submit_sync(w, &r);
+}
+
+/* Appends a record of disk1 straight to the log, as another process
+ * would (or as a "possibly persisted" append would land). */
+static void append_raw(struct rl_stream *s, enum rl_type type, uint64_t epoch,
+		       uint64_t seq, uint64_t off, const char *data)
+{
+	struct rl_record r = { .type = type, .disk = disk1, .epoch = epoch,
+			       .seq = seq, .offset = off, .data = data,
+			       .data_len = strlen(data) };
+	uint8_t *buf;
+	size_t len;
+
+	if (type == RL_WRITE)
+		r.length = r.data_len;
+	len = unit_encode(&r, 0, &buf);
+	ck_assert_int_ge(rl_log_append_sync(s, buf, len), 0);
+	free(buf);
+}
+
+/* Contract item 6 on the writer: without a quorum a write fails with EIO
+ * after the timeout, and once the cluster is back writes succeed again
+ * with no restart.  Records the writer did not expect in its stream (a
+ * timed-out append that was persisted after all, another writer's claim)
+ * are applied from the log before the next acknowledgement: the image
+ * stays what a replay of the log gives, and a newer claim fences. */
+START_TEST(test_writer_outage_and_gaps)
+{
+	struct rl_writer_opts wo = { .host = "host-a" };
+	char p1[4096], p2[4096], dir[4096], path[4200];
+	struct rl_image *img, *img2;
+	struct rl_writer *w;
+	struct rl_log *log;
+	struct rl_stream *s;
+	struct rl_err err = { 0 };
+	int64_t t0;
+	char *out;
+	int saved;
+
+	mock_start();
+	log = open_log(RL_LOG_WRITE, 1500);
+	ck_assert_msg(rl_log_stream(log, &disk1, &s, &err) == 0, "%s", err.msg);
+	img = image_in("writer-a", p1, sizeof(p1));
+	ck_assert_msg(rl_writer_open(s, img, "vm.img", &wo, &w, &err) == 0,
+		      "%s", err.msg);
+	ck_assert_int_eq(write_sync(w, 0, 'a'), 0);
+
+	unit_tmpdir("writer-msgs", dir, sizeof(dir));
+	unit_path(path, sizeof(path), "%s/stderr", dir);
+	rd_kafka_mock_broker_set_down(mc, 1);
+	saved = unit_stderr_begin(path);
+	t0 = now_ms();
+	ck_assert_int_eq(write_sync(w, 4096, 'b'), -EIO);
+	ck_assert_int_le(now_ms() - t0, 8000);
+	rd_kafka_mock_broker_set_up(mc, 1);
+	ck_assert_int_eq(write_sync(w, 8192, 'c'), 0);
+	out = unit_stderr_end(saved, path);
+	ck_assert_msg(strstr(out, "vm.img: log append failed: ") &&
+		      strstr(out, "writes fail with EIO until the log accepts "
+			     "appends again") &&
+		      strstr(out, "vm.img: the log accepts appends again"),
+		      "stderr: %s", out);
+	free(out);
+	ck_assert_int_eq(rl_writer_failed(w), 0);
+
+	/* a record of ours the writer thinks failed lands after all (a
+	 * sequence number already used: every applier ignores it), then
+	 * one of an older writer (stale): both fill a gap, neither applies */
+	append_raw(s, RL_WRITE, rl_writer_epoch(w), 1, 12288, "possibly");
+	append_raw(s, RL_WRITE, rl_writer_epoch(w) - 1, 1, 12288, "old");
+	ck_assert_int_eq(write_sync(w, 16384, 'd'), 0);
+
+	/* another writer claims the disk: we are fenced, and say by whom */
+	append_raw(s, RL_CLAIM, rl_writer_epoch(w) + 1, 0, 0, "host-b");
+	saved = unit_stderr_begin(path);
+	ck_assert_int_eq(write_sync(w, 20480, 'e'), -EROFS);
+	out = unit_stderr_end(saved, path);
+	ck_assert_msg(strstr(out, "vm.img: fenced: the disk was claimed by "
+			     "epoch 2 (host host-b)") &&
+		      strstr(out, "refuses writes"), "stderr: %s", out);
+	free(out);
+	ck_assert_int_eq(write_sync(w, 20480, 'e'), -EROFS);
+	rl_writer_close(w);
+
+	/* the image is exactly what a replay of the log makes */
+	img2 = image_in("writer-replay", p2, sizeof(p2));
+	ck_assert_int_ge(rl_replay(s, img2, &err), 0);
+	ck_assert_int_eq(rl_image_checkpoint(img, &err), 0);
+	ck_assert_int_eq(rl_image_checkpoint(img2, &err), 0);
+	ck_assert_uint_eq(rl_image_next_pos(img), rl_image_next_pos(img2));
+	ck_assert_int_eq(unit_file_cmp(p1, p2), -1);
+	rl_image_close(img);
+	rl_image_close(img2);
+	rl_log_close(log);
+	mock_stop();
+}
+END_TEST
+
 /* ------------------------------------------------------------ bad records */
 
 START_TEST(test_record_of_another_disk)
@@ -418,6 +543,7 @@ static Suite *log_kafka_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_order_end_and_readers);
 	tcase_add_test(tc, test_failed_append_is_not_sticky);
+	tcase_add_test(tc, test_writer_outage_and_gaps);
 	tcase_add_test(tc, test_record_of_another_disk);
 	tcase_add_test(tc, test_largest_record);
 	tcase_add_test(tc, test_bad_uris);
