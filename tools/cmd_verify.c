@@ -1,0 +1,547 @@
+/* repdisk verify: are two replicas of a disk the same bytes?
+ *
+ * Compares two images chunk by chunk with BLAKE2b and prints the ranges
+ * that differ, to 4 KiB.  The images are either the disks of two data
+ * directories (by name), or two image files, or (--replay) a disk's image
+ * against a fresh replay of its log.
+ *
+ * Replicas legitimately differ while they are at different log positions,
+ * so two data directories are compared only at a common position: verify
+ * takes each directory's lock (no mount or follower may be applying while
+ * it reads) and requires both checkpoints at the same position.  A
+ * replica stopped cleanly (unmount, SIGTERM) has its image exactly at its
+ * checkpoint.
+ *
+ * Sparse images are compared by their maps first: a range that is a hole
+ * in both (SEEK_DATA) is equal without reading it, so a 10 GiB disk with
+ * 1 GiB of data reads about 1 GiB from each side.  A range that is data on
+ * one side only is read on both (the hole reads as zeros).
+ *
+ * Exit status: 0 every disk matches, 1 some differ, 2 usage, 3 error.
+ */
+#include "repdisk.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+static const char usage[] =
+	"usage: repdisk verify [OPTIONS] DATADIR-A DATADIR-B [NAME...]\n"
+	"       repdisk verify [OPTIONS] IMAGE-A IMAGE-B\n"
+	"       repdisk verify --replay [--log URI] [OPTIONS] DATADIR [NAME...]\n"
+	"\n"
+	"Compares disks byte for byte, in chunks hashed with BLAKE2b, and prints\n"
+	"the ranges that differ.  Data directories are compared disk by disk\n"
+	"(NAMEs, or every disk of DATADIR-A) at a common log position: both\n"
+	"must be at rest (verify takes their locks: stop the mount or follower\n"
+	"using one, e.g. with SIGTERM) and their checkpoints at the same\n"
+	"position.  --replay compares each image with a replay of its log from\n"
+	"the start up to the image's position, made in a scratch file beside it.\n"
+	"Holes present in both images are compared by map, not read.\n"
+	"\n"
+	"  -l, --log URI       the log for --replay (default file:DATADIR/.repdisk/log)\n"
+	"      --replay        compare images with a replay of the log\n"
+	"  -c, --chunk BYTES   bytes hashed at a time (default 1048576)\n"
+	"  -q, --quiet         no progress line, even on a terminal\n"
+	"  -h, --help          show this help\n"
+	"\n"
+	"Exit status: 0 all match, 1 some differ, 2 usage, 3 error.\n";
+
+#define EXIT_DIFFER	1
+#define EXIT_ERROR	3
+#define BLOCK		4096
+
+struct verify {
+	size_t chunk;
+	bool progress;
+	uint8_t *a, *b;			/* chunk buffers */
+	/* the range being reported, merged with adjacent differences */
+	off_t diff_start, diff_end;
+	uint64_t diff_bytes;
+	/* progress */
+	struct timespec t0, last;
+	uint64_t bytes_read;
+};
+
+static double since(const struct timespec *t)
+{
+	struct timespec n;
+
+	clock_gettime(CLOCK_MONOTONIC, &n);
+	return (double)(n.tv_sec - t->tv_sec) + (n.tv_nsec - t->tv_nsec) / 1e9;
+}
+
+static void progress(struct verify *v, const char *name, off_t done,
+		     off_t total, bool final)
+{
+	double el = since(&v->t0), rate;
+
+	if (!v->progress || (!final && since(&v->last) < 0.5))
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &v->last);
+	rate = el > 0 ? (double)done / el : 0;
+	fprintf(stderr, "\r%s: %.1f of %.1f GiB, %.0f MB/s, %.0f s left   %s",
+		name, done / 1073741824.0, total / 1073741824.0, rate / 1e6,
+		rate > 0 ? (double)(total - done) / rate : 0.0,
+		final ? "\n" : "");
+}
+
+static void diff_flush(struct verify *v, const char *name)
+{
+	if (v->diff_end <= v->diff_start)
+		return;
+	if (v->progress)
+		fputc('\r', stderr);
+	printf("%s: differ at bytes %jd..%jd (%jd bytes)\n", name,
+	       (intmax_t)v->diff_start, (intmax_t)v->diff_end - 1,
+	       (intmax_t)(v->diff_end - v->diff_start));
+	v->diff_bytes += (uint64_t)(v->diff_end - v->diff_start);
+	v->diff_start = v->diff_end = 0;
+}
+
+static void diff_add(struct verify *v, const char *name, off_t start,
+		     off_t end)
+{
+	if (v->diff_end > v->diff_start && v->diff_end == start) {
+		v->diff_end = end;
+		return;
+	}
+	diff_flush(v, name);
+	v->diff_start = start;
+	v->diff_end = end;
+}
+
+/* The next offset >= off holding data in fd, or size if none. */
+static int next_data(int fd, off_t off, off_t size, off_t *out)
+{
+	off_t d;
+
+	if (off >= size) {
+		*out = size;
+		return 0;
+	}
+	d = lseek(fd, off, SEEK_DATA);
+	if (d < 0 && errno == ENXIO)
+		d = size;
+	else if (d < 0)
+		return -errno;
+	*out = d < size ? d : size;
+	return 0;
+}
+
+/* Reads len bytes at off; zeros past the end of the file. */
+static int read_at(int fd, void *buf, size_t len, off_t off, off_t size)
+{
+	size_t n = off >= size ? 0 : (size_t)(size - off) < len ?
+		   (size_t)(size - off) : len;
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = pread(fd, (uint8_t *)buf + got, n - got,
+				  off + (off_t)got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? -errno : -EIO;
+		got += (size_t)r;
+	}
+	memset((uint8_t *)buf + n, 0, len - n);
+	return 0;
+}
+
+/* Compares two open images.  Returns 0 equal, 1 different, -errno. */
+static int compare_fds(struct verify *v, const char *name, int fa, int fb)
+{
+	struct stat sa, sb;
+	off_t size, off = 0, da = -1, db = -1;
+	int rc;
+
+	if (fstat(fa, &sa) < 0 || fstat(fb, &sb) < 0)
+		return -errno;
+	size = sa.st_size > sb.st_size ? sa.st_size : sb.st_size;
+	v->diff_bytes = 0;
+	v->diff_start = v->diff_end = 0;
+	clock_gettime(CLOCK_MONOTONIC, &v->t0);
+	v->last = v->t0;
+	if (sa.st_size != sb.st_size)
+		printf("%s: sizes differ: %jd and %jd bytes\n", name,
+		       (intmax_t)sa.st_size, (intmax_t)sb.st_size);
+	while (off < size) {
+		off_t end, hole_to;
+
+		/* skip what is a hole in both */
+		if (da < off && (rc = next_data(fa, off, sa.st_size, &da)) < 0)
+			return rc;
+		if (db < off && (rc = next_data(fb, off, sb.st_size, &db)) < 0)
+			return rc;
+		if (da >= sa.st_size)
+			da = size;
+		if (db >= sb.st_size)
+			db = size;
+		hole_to = da < db ? da : db;
+		if (hole_to > off) {
+			/* a hole in both: equal without reading */
+			off = hole_to;
+			if (off >= size)
+				break;
+		}
+		end = off + (off_t)v->chunk < size ? off + (off_t)v->chunk : size;
+		rc = read_at(fa, v->a, (size_t)(end - off), off, sa.st_size);
+		if (rc == 0)
+			rc = read_at(fb, v->b, (size_t)(end - off), off,
+				     sb.st_size);
+		if (rc < 0)
+			return rc;
+		v->bytes_read += 2 * (uint64_t)(end - off);
+
+		uint8_t ha[32], hb[32];
+
+		crypto_generichash(ha, sizeof(ha), v->a, (size_t)(end - off),
+				   NULL, 0);
+		crypto_generichash(hb, sizeof(hb), v->b, (size_t)(end - off),
+				   NULL, 0);
+		if (memcmp(ha, hb, sizeof(ha)) != 0) {
+			/* narrow the difference down to blocks */
+			for (off_t o = off; o < end; o += BLOCK) {
+				size_t n = end - o < BLOCK ? (size_t)(end - o) :
+							      BLOCK;
+
+				if (memcmp(v->a + (o - off), v->b + (o - off),
+					   n) != 0)
+					diff_add(v, name, o, o + (off_t)n);
+			}
+		}
+		off = end;
+		progress(v, name, off, size, false);
+	}
+	diff_flush(v, name);
+	progress(v, name, size, size, true);
+	return v->diff_bytes || sa.st_size != sb.st_size ? 1 : 0;
+}
+
+static int compare_paths(struct verify *v, const char *name, const char *pa,
+			 const char *pb)
+{
+	int fa = open(pa, O_RDONLY | O_CLOEXEC), fb = -1, rc;
+
+	if (fa < 0 || (fb = open(pb, O_RDONLY | O_CLOEXEC)) < 0) {
+		tool_error("verify", "%s: %s", fa < 0 ? pa : pb,
+			   strerror(errno));
+		if (fa >= 0)
+			close(fa);
+		return -EIO;
+	}
+	rc = compare_fds(v, name, fa, fb);
+	if (rc < 0)
+		tool_error("verify", "%s: reading %s and %s: %s", name, pa, pb,
+			   strerror(-rc));
+	close(fa);
+	close(fb);
+	return rc;
+}
+
+/* ------------------------------------------------------------ datadirs */
+
+struct side {
+	const char *dir;
+	char ckpt[PATH_MAX];
+	struct rl_catalog *cat;
+	int lock;
+};
+
+static int side_open(struct side *s, const char *dir)
+{
+	struct rl_err err = { 0 };
+
+	s->dir = dir;
+	s->cat = NULL;
+	snprintf(s->ckpt, sizeof(s->ckpt), "%s/.repdisk/ckpt", dir);
+	s->lock = rl_datadir_lock(dir, &err);
+	if (s->lock < 0) {
+		tool_error("verify", "%s%s", err.msg, s->lock == -EBUSY ?
+			   " (a mount or follower: stop it first, e.g. "
+			   "fusermount3 -u or SIGTERM)" : "");
+		return -1;
+	}
+	if (rl_catalog_open(dir, &s->cat, &err) < 0) {
+		tool_error("verify", "%s", err.msg);
+		close(s->lock);
+		return -1;
+	}
+	return 0;
+}
+
+static void side_close(struct side *s)
+{
+	if (s->cat)
+		rl_catalog_close(s->cat);
+	if (s->lock >= 0)
+		close(s->lock);
+}
+
+static bool is_datadir(const char *p)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/.repdisk", p);
+	return stat(p, &st) == 0 && S_ISDIR(st.st_mode) &&
+	       stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Compares disk `name` of two data directories at a common position. */
+static int verify_disk(struct verify *v, struct side *a, struct side *b,
+		       const char *name)
+{
+	struct rl_disk_info da, db;
+	struct rl_checkpoint ca, cb;
+	struct rl_err err = { 0 };
+	char pa[PATH_MAX], pb[PATH_MAX];
+
+	if (rl_catalog_find_name(a->cat, name, &da) < 0 ||
+	    rl_catalog_find_name(b->cat, name, &db) < 0) {
+		tool_error("verify", "%s: no such disk in %s", name,
+			   rl_catalog_find_name(a->cat, name, &da) < 0 ?
+			   a->dir : b->dir);
+		return -ENOENT;
+	}
+	if (!rl_uuid_eq(&da.uuid, &db.uuid)) {
+		printf("%s: not the same disk: different uuids\n", name);
+		return 1;
+	}
+	if (rl_checkpoint_read(a->ckpt, &da.uuid, &ca, &err) < 0 ||
+	    rl_checkpoint_read(b->ckpt, &db.uuid, &cb, &err) < 0) {
+		if (err.code != ENOENT) {
+			tool_error("verify", "%s: %s", name, err.msg);
+			return -EIO;
+		}
+		/* no checkpoint yet on a side: only comparable if neither
+		 * has one (both at position 0) */
+		if (rl_checkpoint_read(a->ckpt, &da.uuid, &ca, NULL) < 0)
+			memset(&ca, 0, sizeof(ca));
+		if (rl_checkpoint_read(b->ckpt, &db.uuid, &cb, NULL) < 0)
+			memset(&cb, 0, sizeof(cb));
+	}
+	if (ca.next_pos != cb.next_pos) {
+		tool_error("verify", "%s: not at a common log position: %s is "
+			   "at %" PRIu64 ", %s at %" PRIu64 "; let the one "
+			   "behind catch up (repdisk follow --once) and retry",
+			   name, a->dir, ca.next_pos, b->dir, cb.next_pos);
+		return -EAGAIN;
+	}
+	snprintf(pa, sizeof(pa), "%s/%s", a->dir, name);
+	snprintf(pb, sizeof(pb), "%s/%s", b->dir, name);
+	int rc = compare_paths(v, name, pa, pb);
+
+	if (rc == 0)
+		printf("%s: identical at log position %" PRIu64 "\n", name,
+		       ca.next_pos);
+	else if (rc > 0)
+		printf("%s: DIFFERENT at log position %" PRIu64 ": %" PRIu64
+		       " bytes differ\n", name, ca.next_pos, v->diff_bytes);
+	return rc;
+}
+
+/* Replays disk `name`'s stream from 0 up to the image's checkpoint into a
+ * scratch image beside it, and compares. */
+static int verify_replay(struct verify *v, struct side *a, struct rl_log *log,
+			 const char *name)
+{
+	struct rl_disk_info d;
+	struct rl_checkpoint c;
+	struct rl_err err = { 0 };
+	struct rl_stream *s;
+	struct rl_reader *r = NULL;
+	struct rl_image *img = NULL;
+	char scratch[PATH_MAX], sckpt[PATH_MAX], pa[PATH_MAX];
+	int rc;
+
+	if (rl_catalog_find_name(a->cat, name, &d) < 0) {
+		tool_error("verify", "%s: no such disk in %s", name, a->dir);
+		return -ENOENT;
+	}
+	rc = rl_checkpoint_read(a->ckpt, &d.uuid, &c, &err);
+	if (rc == -ENOENT)
+		memset(&c, 0, sizeof(c));
+	else if (rc < 0)
+		goto fail;
+	snprintf(sckpt, sizeof(sckpt), "%s/.repdisk/verify", a->dir);
+	snprintf(scratch, sizeof(scratch), "%s/.repdisk/verify/image", a->dir);
+	unlink(scratch);	/* left by an interrupted verify */
+	if (mkdir(sckpt, 0700) < 0 && errno != EEXIST) {
+		rc = rl_err_set(&err, errno, "%s: %s", sckpt, strerror(errno));
+		goto fail;
+	}
+	rc = rl_log_stream(log, &d.uuid, &s, &err);
+	if (rc == 0)
+		rc = rl_image_open(scratch, sckpt, &d.uuid, &img, &err);
+	if (rc == 0 && c.next_pos > 0)
+		rc = rl_reader_open(s, 0, &r, &err);
+	while (rc >= 0 && rl_image_next_pos(img) < c.next_pos) {
+		struct rl_record rec;
+		uint64_t pos;
+
+		rc = rl_reader_next(r, &rec, &pos, 5000, &err);
+		if (rc == 0)
+			rc = rl_err_set(&err, EIO, "the log ends at position "
+					"%" PRIu64 ", before the image's %" PRIu64,
+					rl_image_next_pos(img), c.next_pos);
+		if (rc > 0)
+			rc = rl_image_apply(img, &rec, pos, &err);
+	}
+	rl_reader_close(r);
+	if (rc < 0)
+		goto fail;
+	snprintf(pa, sizeof(pa), "%s/%s", a->dir, name);
+	rc = compare_paths(v, name, pa, scratch);
+	if (rc == 0)
+		printf("%s: identical to a replay of the log up to position "
+		       "%" PRIu64 "\n", name, c.next_pos);
+	else if (rc > 0)
+		printf("%s: DIFFERENT from a replay of the log up to position "
+		       "%" PRIu64 ": %" PRIu64 " bytes differ\n", name,
+		       c.next_pos, v->diff_bytes);
+	goto out;
+fail:
+	tool_error("verify", "%s: replay: %s", name, err.msg);
+out:
+	if (img)
+		rl_image_close(img);
+	unlink(scratch);
+	{
+		/* the scratch checkpoint, if one was written */
+		char u[RL_UUID_STRLEN + 1], p[PATH_MAX + 64];
+
+		rl_uuid_format(&d.uuid, u);
+		snprintf(p, sizeof(p), "%s/%s", sckpt, u);
+		unlink(p);
+	}
+	rmdir(sckpt);
+	return rc;
+}
+
+int cmd_verify(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "log", required_argument, NULL, 'l' },
+		{ "replay", no_argument, NULL, 'R' },
+		{ "chunk", required_argument, NULL, 'c' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	struct verify v = { .chunk = 1 << 20, .progress = isatty(2) };
+	const char *uri = NULL;
+	bool replay = false;
+	unsigned long long n;
+	int c, rc = 0, worst = 0;
+
+	while ((c = getopt_long(argc, argv, "l:c:qh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'l': uri = optarg; break;
+		case 'R': replay = true; break;
+		case 'q': v.progress = false; break;
+		case 'c':
+			if (tool_parse_u64(optarg, &n) < 0 || n < BLOCK ||
+			    n > (64u << 20) || n % BLOCK)
+				return tool_usage_error(usage, "verify: bad "
+					"--chunk \"%s\" (a multiple of 4096, "
+					"at most 64 MiB)", optarg);
+			v.chunk = (size_t)n;
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
+		default:
+			return tool_usage_error(usage, "verify: bad option");
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < (replay ? 1 : 2))
+		return tool_usage_error(usage, "verify: expected %s",
+					replay ? "DATADIR" : "two data "
+					"directories or two images");
+	v.a = malloc(v.chunk);
+	v.b = malloc(v.chunk);
+	if (!v.a || !v.b) {
+		tool_error("verify", "out of memory");
+		rc = EXIT_ERROR;
+		goto out;
+	}
+
+	if (!replay && !is_datadir(argv[0]) && !is_datadir(argv[1])) {
+		if (argc != 2)
+			return tool_usage_error(usage, "verify: NAMEs are for "
+						"data directories");
+		rc = compare_paths(&v, argv[0], argv[0], argv[1]);
+		if (rc == 0)
+			printf("%s and %s: identical\n", argv[0], argv[1]);
+		else if (rc > 0)
+			printf("%s and %s: DIFFERENT: %" PRIu64 " bytes "
+			       "differ\n", argv[0], argv[1], v.diff_bytes);
+		rc = rc < 0 ? EXIT_ERROR : rc ? EXIT_DIFFER : 0;
+		goto out;
+	}
+
+	struct side a = { .lock = -1 }, b = { .lock = -1 };
+	struct rl_log *log = NULL;
+	struct rl_err err = { 0 };
+	char defuri[PATH_MAX + 32];
+	int first = replay ? 1 : 2;
+
+	if (side_open(&a, argv[0]) < 0 || (!replay && side_open(&b, argv[1]) < 0)) {
+		side_close(&a);
+		rc = EXIT_ERROR;
+		goto out;
+	}
+	if (replay) {
+		if (!uri) {
+			tool_default_log(argv[0], defuri, sizeof(defuri));
+			uri = defuri;
+		}
+		if (rl_log_open(uri, 0, NULL, &log, &err) < 0) {
+			tool_error("verify", "%s", err.msg);
+			worst = -EIO;
+		}
+	}
+
+	size_t nd = argc > first ? (size_t)(argc - first) :
+		    rl_catalog_disks(a.cat, NULL, 0);
+	struct rl_disk_info *disks = calloc(nd ? nd : 1, sizeof(*disks));
+
+	if (argc <= first && disks)
+		nd = rl_catalog_disks(a.cat, disks, nd);
+	for (size_t i = 0; worst >= 0 && disks && i < nd; i++) {
+		const char *name = argc > first ? argv[first + i] : disks[i].name;
+
+		rc = replay ? verify_replay(&v, &a, log, name) :
+			      verify_disk(&v, &a, &b, name);
+		if (rc < 0)
+			worst = rc;
+		else if (rc > 0 && worst == 0)
+			worst = 1;
+	}
+	if (!disks)
+		worst = -ENOMEM;
+	free(disks);
+	rl_log_close(log);
+	side_close(&a);
+	side_close(&b);
+	rc = worst < 0 ? EXIT_ERROR : worst ? EXIT_DIFFER : 0;
+out:
+	free(v.a);
+	free(v.b);
+	return rc;
+}
