@@ -1097,6 +1097,121 @@ static int file_reader_open(struct rl_stream *base, uint64_t pos,
 	return 0;
 }
 
+/* ------------------------------------------------------------ positions */
+
+/* Follower positions: LOGDIR/followers/NAME, one small text file per
+ * follower (positions.c encodes it), replaced atomically: written under a
+ * temporary name (".NAME.tmp", which listing skips: names start with a
+ * letter or a digit), fdatasync'ed, renamed over.  Any process that may
+ * read the log may publish, the writer's lock is not needed: each follower
+ * writes only its own file. */
+
+#define POS_DIR "followers"
+#define POS_FILE_MAX (16u << 20)
+
+static int file_pos_put(struct rl_log *base, const char *name,
+			const void *buf, size_t len, struct rl_err *err)
+{
+	struct file_log *log = FLOG(base);
+	char dir[PATH_MAX], path[PATH_MAX + RL_FOLLOWER_NAME_MAX + 2];
+	struct rl_err e;
+
+	snprintf(dir, sizeof(dir), "%s/" POS_DIR, log->dir);
+	if (!buf) {
+		snprintf(path, sizeof(path), "%s/%s", dir, name);
+		if (unlink(path) < 0 && errno != ENOENT)
+			return rl_err_set(err, errno, "follower positions: "
+					  "remove %s: %s", path,
+					  strerror(errno));
+		/* if this fails, the follower may reappear after a crash,
+		 * which only keeps more: safe */
+		rl_fsync_dir(dir);
+		return 0;
+	}
+	if (mkdir(dir, 0755) == 0)
+		rl_fsync_dir(log->dir);
+	else if (errno != EEXIST)
+		return rl_err_set(err, errno, "follower positions: mkdir %s: "
+				  "%s", dir, strerror(errno));
+	if (rl_write_atomic(dir, name, buf, len, &e) < 0)
+		return rl_err_set(err, e.code, "follower positions: %s",
+				  e.msg);
+	return 0;
+}
+
+static int file_pos_read(const char *path, char **out, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	char *buf;
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || st.st_size > POS_FILE_MAX) {
+		int rc = st.st_size > POS_FILE_MAX ? -EFBIG : -errno;
+
+		close(fd);
+		return rc;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		close(fd);
+		return -ENOMEM;
+	}
+	n = rl_pread_full(fd, buf, (size_t)st.st_size, 0);
+	close(fd);
+	if (n < 0) {
+		free(buf);
+		return (int)n;
+	}
+	*out = buf;
+	*len = (size_t)n;
+	return 0;
+}
+
+static int file_pos_scan(struct rl_log *base,
+			 int (*each)(void *opaque, const char *name,
+				     const void *buf, size_t len,
+				     const char *where, struct rl_err *err),
+			 void *opaque, struct rl_err *err)
+{
+	struct file_log *log = FLOG(base);
+	char dir[PATH_MAX];
+	struct dirent *e;
+	DIR *d;
+	int rc = 0;
+
+	snprintf(dir, sizeof(dir), "%s/" POS_DIR, log->dir);
+	d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 0 :	/* no follower published yet */
+		       rl_err_set(err, errno, "follower positions: %s: %s",
+				  dir, strerror(errno));
+	while (rc == 0 && (e = readdir(d))) {
+		char path[PATH_MAX + sizeof(e->d_name) + 1], *buf = NULL;
+		size_t len = 0;
+
+		if (e->d_name[0] == '.')
+			continue;	/* ".", "..", temporary files */
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		rc = file_pos_read(path, &buf, &len);
+		if (rc == -ENOENT) {
+			rc = 0;		/* forgotten meanwhile */
+			continue;
+		}
+		if (rc < 0) {
+			rc = rl_err_set(err, -rc, "follower positions: read "
+					"%s: %s", path, strerror(-rc));
+			break;
+		}
+		rc = each(opaque, e->d_name, buf, len, path, err);
+		free(buf);
+	}
+	closedir(d);
+	return rc;
+}
+
 const struct rl_backend rl_backend_file = {
 	.scheme = "file",
 	.open = file_open,
@@ -1108,4 +1223,6 @@ const struct rl_backend rl_backend_file = {
 	.reader_open = file_reader_open,
 	.reader_next = file_reader_next,
 	.reader_close = file_reader_close,
+	.pos_put = file_pos_put,
+	.pos_scan = file_pos_scan,
 };
