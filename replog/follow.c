@@ -13,6 +13,20 @@
  * A bad record stops the follower at that record: nothing past it is
  * applied, the error names the disk, the segment, the byte and the
  * position, and the images keep what was applied before it.
+ *
+ * Where positions are committed.  The follower's own position in each
+ * stream is its image's checkpoint (DATADIR/.repdisk/ckpt/UUID), written
+ * after the image was fdatasync'ed; a restart resumes there, and records
+ * applied after it are applied again, in order, which leaves the same
+ * bytes.  Nothing is committed in the log: Kafka offsets are not stored.
+ * What the follower publishes in the log for others to see (positions.c)
+ * is a copy of those checkpoints: `durable` below moves only when a
+ * checkpoint returned, the catalog's position only when its state file was
+ * replaced, so a report never claims a record the data directory could
+ * lose.  Reports are rate-limited (publish_ms, and only when a position
+ * moved or the last report is HEARTBEAT_MS old, so its age says that the
+ * follower is alive): the mock cluster of the tests keeps only some 5 MiB
+ * per partition.
  */
 #include "internal.h"
 
@@ -21,9 +35,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define DEFAULT_CHECKPOINT_RECORDS 4096
 #define STEP_BUDGET 1024	/* records per disk per step */
+#define DEFAULT_PUBLISH_MS 1000
+#define HEARTBEAT_MS 30000	/* republish unchanged positions this often */
 
 struct follow_disk {
 	struct rl_uuid uuid;
@@ -31,6 +48,7 @@ struct follow_disk {
 	struct rl_image *img;
 	struct rl_reader *reader;	/* NULL: reopen at the image's next_pos */
 	uint64_t since_ckpt;
+	uint64_t durable;	/* next_pos as of the last checkpoint */
 	bool seen;		/* still in the catalog, during a step */
 };
 
@@ -44,6 +62,12 @@ struct rl_follower {
 	struct rl_reader *cat_reader;
 	struct follow_disk *disks;
 	size_t n, cap;
+	/* positions (rl_follower_publish) */
+	char *name;		/* NULL: never publish */
+	int publish_ms;
+	bool pos_changed;	/* since the last report published */
+	int64_t pos_tried;	/* monotonic ms of the last attempt; 0 never */
+	int64_t pos_published;	/* monotonic ms of the last report */
 };
 
 static void disk_drop(struct follow_disk *d)
@@ -63,6 +87,7 @@ void rl_follower_close(struct rl_follower *f)
 	free(f->disks);
 	rl_reader_close(f->cat_reader);
 	rl_catalog_close(f->cat);
+	free(f->name);
 	free(f->datadir);
 	free(f);
 }
@@ -82,6 +107,18 @@ int rl_follower_open(struct rl_log *log, const char *datadir,
 	f->checkpoint_records = opts && opts->checkpoint_records ?
 				opts->checkpoint_records :
 				DEFAULT_CHECKPOINT_RECORDS;
+	f->publish_ms = opts && opts->publish_ms > 0 ? opts->publish_ms :
+			DEFAULT_PUBLISH_MS;
+	f->pos_changed = true;	/* a first report as soon as asked */
+	if (opts && opts->name) {
+		rc = rl_follower_name_check(opts->name, err);
+		if (rc == 0 && !(f->name = strdup(opts->name)))
+			rc = rl_err_set(err, ENOMEM, "out of memory");
+		if (rc < 0) {
+			rl_follower_close(f);
+			return rc;
+		}
+	}
 	snprintf(f->ckpt_dir, sizeof(f->ckpt_dir), "%s/.repdisk/ckpt", datadir);
 	rc = rl_datadir_prepare(datadir, err);
 	if (rc == 0)
@@ -110,6 +147,18 @@ static void disk_remove(struct rl_follower *f, const struct rl_uuid *u)
 	if (d) {
 		disk_drop(d);
 		*d = f->disks[--f->n];
+		f->pos_changed = true;
+	}
+}
+
+/* The image's checkpoint returned: what it covers may be reported. */
+static void disk_durable(struct rl_follower *f, struct follow_disk *d)
+{
+	uint64_t pos = rl_image_next_pos(d->img);
+
+	if (pos != d->durable) {
+		d->durable = pos;
+		f->pos_changed = true;
 	}
 }
 
@@ -150,6 +199,8 @@ static int step_catalog(struct rl_follower *f, struct rl_err *err)
 			f->cat_reader = NULL;
 			return rc;
 		}
+		/* the catalog's state file was replaced durably */
+		f->pos_changed = true;
 		applied++;
 	}
 }
@@ -184,9 +235,11 @@ static int attach_disks(struct rl_follower *f, struct rl_err *err)
 		d.stream = s;
 		snprintf(path, sizeof(path), "%s/%s", f->datadir, info[i].name);
 		rc = rl_image_open(path, f->ckpt_dir, &d.uuid, &d.img, err);
-		if (rc == 0)
-			rc = rl_reader_open(s, rl_image_next_pos(d.img),
-					    &d.reader, err);
+		if (rc == 0) {
+			/* loaded from its checkpoint: durable */
+			d.durable = rl_image_next_pos(d.img);
+			rc = rl_reader_open(s, d.durable, &d.reader, err);
+		}
 		if (rc == 0 && f->n == f->cap) {
 			size_t cap = f->cap ? 2 * f->cap : 8;
 			void *v = realloc(f->disks, cap * sizeof(d));
@@ -207,6 +260,7 @@ static int attach_disks(struct rl_follower *f, struct rl_err *err)
 			break;
 		}
 		f->disks[f->n++] = d;
+		f->pos_changed = true;
 	}
 	free(info);
 	return rc;
@@ -259,6 +313,7 @@ static int step_disk(struct rl_follower *f, struct follow_disk *d,
 			if (rc < 0)
 				return rc;
 			d->since_ckpt = 0;
+			disk_durable(f, d);
 		}
 	}
 	return applied;
@@ -294,6 +349,48 @@ int rl_follower_checkpoint(struct rl_follower *f, struct rl_err *err)
 		if (rc < 0)
 			return rc;
 		f->disks[i].since_ckpt = 0;
+		disk_durable(f, &f->disks[i]);
 	}
 	return 0;
+}
+
+static int64_t clock_ms(clockid_t id)
+{
+	struct timespec t;
+
+	clock_gettime(id, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+int rl_follower_publish(struct rl_follower *f, bool force, struct rl_err *err)
+{
+	int64_t now = clock_ms(CLOCK_MONOTONIC);
+	struct rl_positions p = { .n = 0 };
+	int rc;
+
+	if (!f->name)
+		return 0;
+	if (!force && f->pos_tried && now - f->pos_tried < f->publish_ms)
+		return 0;
+	if (!f->pos_changed && f->pos_published &&
+	    now - f->pos_published < HEARTBEAT_MS)
+		return 0;
+	p.pos = calloc(f->n + 1, sizeof(*p.pos));
+	if (!p.pos)
+		return rl_err_set(err, ENOMEM, "out of memory");
+	snprintf(p.name, sizeof(p.name), "%s", f->name);
+	p.time_ms = clock_ms(CLOCK_REALTIME);
+	p.pos[p.n++].next_pos = rl_catalog_next_pos(f->cat);	/* nil uuid */
+	for (size_t i = 0; i < f->n; i++) {
+		p.pos[p.n].disk = f->disks[i].uuid;
+		p.pos[p.n++].next_pos = f->disks[i].durable;
+	}
+	f->pos_tried = now;
+	rc = rl_positions_publish(f->log, &p, err);
+	free(p.pos);
+	if (rc < 0)
+		return rc;	/* pos_changed stays: tried again later */
+	f->pos_changed = false;
+	f->pos_published = now;
+	return 1;
 }

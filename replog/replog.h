@@ -511,6 +511,10 @@ struct rl_follower;
 struct rl_follow_opts {
 	uint64_t checkpoint_records;	/* checkpoint a disk after this many
 					   applied records; 0 = default */
+	const char *name;		/* publish positions under this name
+					   (rl_follower_publish); NULL: never */
+	int publish_ms;			/* at most one report per this many
+					   ms; 0 = 1000 */
 };
 
 /* The caller holds the data directory's lock. */
@@ -524,8 +528,18 @@ void rl_follower_close(struct rl_follower *f);
  * negative errno with a message naming the disk and the bad record. */
 int rl_follower_step(struct rl_follower *f, struct rl_err *err);
 
-/* Checkpoints every disk. */
+/* Checkpoints every disk.  The positions checkpointed become those the
+ * next rl_follower_publish() reports. */
 int rl_follower_checkpoint(struct rl_follower *f, struct rl_err *err);
+
+/* Publishes the follower's positions (see "follower positions") as of its
+ * last checkpoints, if it has a name and either they changed since the
+ * last report or the last report is 30 s old, and the last attempt is at
+ * least publish_ms old (force: whatever its age).  Call it often: it does
+ * nothing until a report is due.  Returns 1 when it published, 0 when
+ * nothing was due, or a negative errno with a message: the report was not
+ * published and will be tried again; the follower may go on applying. */
+int rl_follower_publish(struct rl_follower *f, bool force, struct rl_err *err);
 
 #ifdef __cplusplus
 }

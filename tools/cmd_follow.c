@@ -3,7 +3,13 @@
  * Catches up first, then tails the log.  Checkpoints every disk when it
  * has caught up, at least once a second while records arrive, and on
  * SIGTERM/SIGINT before it exits 0, so a restart resumes where it stopped
- * (and a SIGKILL costs only a replay from the last checkpoint). */
+ * (and a SIGKILL costs only a replay from the last checkpoint).
+ *
+ * After checkpoints it publishes its positions in the log under its name
+ * (rl_follower_publish: at most once a second, and only what the
+ * checkpoints cover), for `repdisk status` and log retention.  A report
+ * that cannot be published is reported once and tried again; following
+ * goes on, since the images do not depend on it. */
 #include "repdisk.h"
 
 #include <getopt.h>
@@ -14,16 +20,33 @@
 #include <unistd.h>
 
 static const char usage[] =
-	"usage: repdisk follow --log URI [--once] [--checkpoint-records N] DATADIR\n"
+	"usage: repdisk follow --log URI [--name NAME] [--once]\n"
+	"                      [--checkpoint-records N] [LOG OPTIONS] DATADIR\n"
 	"\n"
 	"Applies the log's records to the raw images in DATADIR (DATADIR/NAME,\n"
 	"with repdisk's state under DATADIR/.repdisk/), catching up first and\n"
 	"then following new records until stopped with SIGTERM or SIGINT.\n"
+	"New disks are picked up as the catalog names them.\n"
 	"\n"
-	"  -l, --log URI               the log to follow: file:PATH\n"
+	"It publishes in the log, under its name, the position of every disk\n"
+	"that its data directory holds durably, at most once a second (and\n"
+	"every 30 s while nothing changes); `repdisk status` shows them.\n"
+	"Every follower of a log needs a name of its own.\n"
+	"\n"
+	"  -l, --log URI               the log to follow: file:PATH or\n"
+	"                              kafka:HOST:PORT[,...][?OPTIONS]\n"
+	"  -n, --name NAME             this follower's name: letters, digits,\n"
+	"                              '.', '_', '-', at most 64 (default: the\n"
+	"                              host name)\n"
 	"      --once                  catch up, checkpoint and exit 0\n"
 	"      --checkpoint-records N  checkpoint a disk every N records (4096)\n"
 	"  -h, --help                  show this help\n"
+	"\n"
+	"Log options (kafka; the file log ignores them):\n"
+	"      --namespace NS          topics repdisk.NS.* (default \"default\")\n"
+	"  -o kafka.PROP=VALUE         a librdkafka property (TLS, SASL, ...)\n"
+	"      --kafka-config FILE     PROP=VALUE lines, for secrets\n"
+	"      --write-timeout SECS    how long a report may wait for the cluster\n"
 	"\n"
 	"Exit status: 0 when stopped or caught up (--once), 1 on an error such\n"
 	"as a bad record (nothing past it is applied), 2 on a usage error.\n";
@@ -44,60 +67,122 @@ static double now(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* The log options every program shares (replog/logopts.c), by getopt
+ * code. */
+static const char *log_opt_name(int c)
+{
+	switch (c) {
+	case 'N': return "namespace";
+	case 'W': return "write-timeout";
+	case 'K': return "kafka-config";
+	default: return "o";
+	}
+}
+
+/* Publishes the positions if due; says once per failure streak why it
+ * could not (following goes on: the images do not depend on it). */
+static void publish(struct rl_follower *f, bool force, bool *failing)
+{
+	struct rl_err err;
+	int rc = rl_follower_publish(f, force, &err);
+
+	if (rc < 0 && !*failing)
+		tool_error("follow", "%s (following goes on; tried again "
+			   "later)", err.msg);
+	else if (rc > 0 && *failing)
+		tool_error("follow", "follower positions are published again");
+	if (rc != 0)
+		*failing = rc < 0;
+}
+
 int cmd_follow(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "log", required_argument, NULL, 'l' },
-		{ "once", no_argument, NULL, 'o' },
+		{ "name", required_argument, NULL, 'n' },
+		{ "once", no_argument, NULL, 'O' },
 		{ "checkpoint-records", required_argument, NULL, 'c' },
+		{ "namespace", required_argument, NULL, 'N' },
+		{ "write-timeout", required_argument, NULL, 'W' },
+		{ "kafka-config", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
 	struct rl_follow_opts fopts = { 0 };
+	struct rl_log_opts lopts = { 0 };
 	const char *uri = NULL, *datadir;
+	char name[RL_FOLLOWER_NAME_MAX + 1] = "";
 	struct rl_log *log = NULL;
 	struct rl_follower *f = NULL;
 	struct sigaction sa = { .sa_handler = on_signal };
 	struct rl_err err;
-	bool once = false, dirty = false;
+	bool once = false, dirty = false, failing = false;
 	double last_ckpt = now();
 	int c, rc, lock_fd = -1, status = 1;
 
-	while ((c = getopt_long(argc, argv, "l:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:n:o:h", opts, NULL)) != -1) {
 		unsigned long long v;
 
 		switch (c) {
 		case 'l':
 			uri = optarg;
 			break;
-		case 'o':
+		case 'n':
+			if (rl_follower_name_check(optarg, &err) < 0) {
+				rl_log_opts_free(&lopts);
+				return tool_usage_error(usage, "follow: --name: "
+							"%s", err.msg);
+			}
+			snprintf(name, sizeof(name), "%s", optarg);
+			break;
+		case 'O':
 			once = true;
 			break;
+		case 'N':
+		case 'W':
+		case 'K':
+		case 'o':
+			if (rl_log_opts_set(&lopts, log_opt_name(c), optarg,
+					    &err) < 0) {
+				rl_log_opts_free(&lopts);
+				return tool_usage_error(usage, "follow: %s",
+							err.msg);
+			}
+			break;
 		case 'c':
-			if (tool_parse_u64(optarg, &v) < 0 || v == 0)
+			if (tool_parse_u64(optarg, &v) < 0 || v == 0) {
+				rl_log_opts_free(&lopts);
 				return tool_usage_error(usage, "follow: bad "
 							"--checkpoint-records "
 							"\"%s\"", optarg);
+			}
 			fopts.checkpoint_records = v;
 			break;
 		case 'h':
+			rl_log_opts_free(&lopts);
 			fputs(usage, stdout);
 			return 0;
 		default:
+			rl_log_opts_free(&lopts);
 			return tool_usage_error(usage, "follow: bad option");
 		}
 	}
-	if (!uri)
-		return tool_usage_error(usage, "follow: --log is required");
-	if (optind + 1 != argc)
-		return tool_usage_error(usage, "follow: expected one DATADIR");
+	if (!uri || optind + 1 != argc) {
+		rl_log_opts_free(&lopts);
+		return tool_usage_error(usage, "follow: %s", !uri ?
+					"--log is required" :
+					"expected one DATADIR");
+	}
 	datadir = argv[optind];
+	if (!name[0])
+		rl_follower_default_name(name);
+	fopts.name = name;
 
 	rc = rl_datadir_prepare(datadir, &err);
 	if (rc == 0)
 		rc = lock_fd = rl_datadir_lock(datadir, &err);
 	if (rc >= 0)
-		rc = rl_log_open(uri, 0, NULL, &log, &err);
+		rc = rl_log_open(uri, 0, &lopts, &log, &err);
 	if (rc >= 0)
 		rc = rl_follower_open(log, datadir, &fopts, &f, &err);
 	if (rc < 0) {
@@ -111,9 +196,12 @@ int cmd_follow(int argc, char **argv)
 		rc = rl_follower_step(f, &err);
 		if (rc < 0) {
 			tool_error("follow", "%s", err.msg);
-			/* keep what was applied before the bad record */
+			/* keep what was applied before the bad record, and
+			 * say where it stopped */
 			if (rl_follower_checkpoint(f, &err) < 0)
 				tool_error("follow", "%s", err.msg);
+			else
+				publish(f, true, &failing);
 			goto out;
 		}
 		dirty |= rc > 0;
@@ -125,6 +213,7 @@ int cmd_follow(int argc, char **argv)
 			dirty = false;
 			last_ckpt = now();
 		}
+		publish(f, false, &failing);
 		if (rc == 0) {
 			if (once)
 				break;
@@ -136,10 +225,12 @@ int cmd_follow(int argc, char **argv)
 		tool_error("follow", "%s", err.msg);
 		goto out;
 	}
+	publish(f, true, &failing);
 	status = 0;
 out:
 	rl_follower_close(f);
 	rl_log_close(log);
+	rl_log_opts_free(&lopts);
 	if (lock_fd >= 0)
 		close(lock_fd);
 	return status;
