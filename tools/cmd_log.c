@@ -9,7 +9,7 @@
 #include <string.h>
 
 static const char usage[] =
-	"usage: repdisk log dump --log URI [DISK]\n"
+	"usage: repdisk log dump --log URI [LOG OPTIONS] [DISK]\n"
 	"       repdisk log bench [--dir DIR] [--seconds N]\n"
 	"\n"
 	"dump prints every durable record of the log, one line each:\n"
@@ -19,8 +19,26 @@ static const char usage[] =
 	"A bad record stops the dump with a message naming its segment, byte\n"
 	"offset and position, and exit status 1.\n"
 	"\n"
-	"  -l, --log URI   the log: file:PATH\n"
-	"  -h, --help      show this help\n";
+	"  -l, --log URI   the log: file:PATH or kafka:HOST:PORT[,...][?OPTIONS]\n"
+	"  -h, --help      show this help\n"
+	"\n"
+	"Log options (kafka; the file log ignores them):\n"
+	"      --namespace NS          topics repdisk.NS.* (default \"default\")\n"
+	"  -o kafka.PROP=VALUE         a librdkafka property (TLS, SASL, ...)\n"
+	"      --kafka-config FILE     PROP=VALUE lines, for secrets\n"
+	"      --write-timeout SECS    accepted, unused\n";
+
+/* The log options every program shares (replog/logopts.c), by getopt
+ * code. */
+static const char *log_opt_name(int c)
+{
+	switch (c) {
+	case 'N': return "namespace";
+	case 'W': return "write-timeout";
+	case 'K': return "kafka-config";
+	default: return "o";
+	}
+}
 
 /* Names of disks as the catalog stream says, for labels. */
 struct names {
@@ -132,36 +150,56 @@ static int log_dump(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "log", required_argument, NULL, 'l' },
+		{ "namespace", required_argument, NULL, 'N' },
+		{ "write-timeout", required_argument, NULL, 'W' },
+		{ "kafka-config", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
 	const char *uri = NULL, *which = NULL;
 	struct names nm = { 0 };
 	struct rl_log *log = NULL;
+	struct rl_log_opts lopts = { 0 };
 	struct rl_uuid *uuids = NULL;
 	struct rl_err err;
 	int c, n, status = 1;
 
-	while ((c = getopt_long(argc, argv, "l:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:o:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
 			uri = optarg;
 			break;
+		case 'N':
+		case 'W':
+		case 'K':
+		case 'o':
+			if (rl_log_opts_set(&lopts, log_opt_name(c), optarg,
+					    &err) < 0) {
+				rl_log_opts_free(&lopts);
+				return tool_usage_error(usage, "log dump: %s",
+							err.msg);
+			}
+			break;
 		case 'h':
+			rl_log_opts_free(&lopts);
 			fputs(usage, stdout);
 			return 0;
 		default:
+			rl_log_opts_free(&lopts);
 			return tool_usage_error(usage, "log dump: bad option");
 		}
 	}
-	if (!uri)
-		return tool_usage_error(usage, "log dump: --log is required");
-	if (argc - optind > 1)
-		return tool_usage_error(usage, "log dump: at most one DISK");
+	if (!uri || argc - optind > 1) {
+		rl_log_opts_free(&lopts);
+		return tool_usage_error(usage, "log dump: %s", !uri ?
+					"--log is required" :
+					"at most one DISK");
+	}
 	which = optind < argc ? argv[optind] : NULL;
 
-	if (rl_log_open(uri, 0, NULL, &log, &err) < 0) {
+	if (rl_log_open(uri, 0, &lopts, &log, &err) < 0) {
 		tool_error("log dump", "%s", err.msg);
+		rl_log_opts_free(&lopts);
 		return 1;
 	}
 	/* the catalog gives names; print it unless one disk was asked for */
@@ -204,6 +242,7 @@ out:
 	free(uuids);
 	free(nm.v);
 	rl_log_close(log);
+	rl_log_opts_free(&lopts);
 	return status;
 }
 

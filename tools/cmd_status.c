@@ -1,6 +1,9 @@
 /* repdisk status: each disk of a data directory, its size, the position
- * its image holds, the log's end and the lag.  Reads only: it takes no
- * lock and changes nothing, so it runs beside a mount or a follower. */
+ * its image holds, the log's end and the lag; then each follower that
+ * published its positions in the log (replog.h, "follower positions"):
+ * the position it holds durably of each disk, its lag and the age of its
+ * report.  Reads only: it takes no lock and changes nothing, so it runs
+ * beside a mount or a follower. */
 #include "repdisk.h"
 
 #include <errno.h>
@@ -10,19 +13,33 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char usage[] =
-	"usage: repdisk status [--log URI] [--json] DATADIR\n"
+	"usage: repdisk status [--log URI] [--json] [LOG OPTIONS] DATADIR\n"
 	"\n"
 	"Shows each disk of DATADIR: name, uuid, size, the log position its\n"
 	"image holds (applied, as of its last checkpoint), the log's durable\n"
 	"end and the lag between them, in records.\n"
 	"\n"
+	"With a log, then each follower that published its positions there:\n"
+	"for each disk, the position the follower holds durably, its lag\n"
+	"behind the log's end in records, and the age of its last report in\n"
+	"seconds (a follower reports at most once a second while it applies,\n"
+	"and every 30 s while nothing changes).  A disk the follower has not\n"
+	"reported has position \"-\".\n"
+	"\n"
 	"  -l, --log URI   the log to compare with (default: file:DATADIR/.repdisk/log\n"
 	"                  when it exists)\n"
-	"      --json      one JSON object instead of a table\n"
-	"  -h, --help      show this help\n";
+	"      --json      one JSON object instead of tables\n"
+	"  -h, --help      show this help\n"
+	"\n"
+	"Log options (kafka; the file log ignores them):\n"
+	"      --namespace NS          topics repdisk.NS.* (default \"default\")\n"
+	"  -o kafka.PROP=VALUE         a librdkafka property (TLS, SASL, ...)\n"
+	"      --kafka-config FILE     PROP=VALUE lines, for secrets\n"
+	"      --write-timeout SECS    accepted, unused\n";
 
 static void json_str(const char *s)
 {
@@ -35,11 +52,198 @@ static void json_str(const char *s)
 	putchar('"');
 }
 
+/* The log options every program shares (replog/logopts.c), by getopt
+ * code. */
+static const char *log_opt_name(int c)
+{
+	switch (c) {
+	case 'N': return "namespace";
+	case 'W': return "write-timeout";
+	case 'K': return "kafka-config";
+	default: return "o";
+	}
+}
+
+/* Log ends, asked once per stream (a round trip each on Kafka). */
+struct ends {
+	struct log_end {
+		struct rl_uuid disk;	/* nil: the catalog */
+		bool have;
+		uint64_t end;
+	} *v;
+	size_t n;
+	struct rl_log *log;
+};
+
+/* The durable end of a disk's stream (NULL: the catalog's); false when
+ * there is no log or no such stream. */
+static bool log_end(struct ends *e, const struct rl_uuid *disk, uint64_t *end)
+{
+	static const struct rl_uuid nil;
+	struct rl_stream *s;
+	struct log_end x = { .disk = disk ? *disk : nil };
+
+	for (size_t i = 0; i < e->n; i++) {
+		if (rl_uuid_eq(&e->v[i].disk, &x.disk)) {
+			*end = e->v[i].end;
+			return e->v[i].have;
+		}
+	}
+	if (e->log && rl_log_stream(e->log, disk, &s, NULL) == 0 &&
+	    rl_log_end(s, &x.end) == 0)
+		x.have = true;
+	void *v = realloc(e->v, (e->n + 1) * sizeof(*e->v));
+
+	if (v) {
+		e->v = v;
+		e->v[e->n++] = x;
+	}
+	*end = x.end;
+	return x.have;
+}
+
+/* One follower's position in one stream, as text columns. */
+struct fpos {
+	char pos[24], end[24], lag[24];
+};
+
+static void fpos_fill(struct ends *e, const struct rl_positions *p,
+		      const struct rl_uuid *disk, struct fpos *out)
+{
+	const struct rl_position *rp = rl_positions_find(p, disk);
+	uint64_t end = 0;
+	bool have_end = log_end(e, disk, &end);
+
+	snprintf(out->pos, sizeof(out->pos), "-");
+	snprintf(out->end, sizeof(out->end), "-");
+	snprintf(out->lag, sizeof(out->lag), "-");
+	if (rp)
+		snprintf(out->pos, sizeof(out->pos), "%" PRIu64, rp->next_pos);
+	if (have_end) {
+		uint64_t at = rp ? rp->next_pos : 0;
+
+		snprintf(out->end, sizeof(out->end), "%" PRIu64, end);
+		snprintf(out->lag, sizeof(out->lag), "%" PRIu64,
+			 end > at ? end - at : 0);
+	}
+}
+
+static void json_num(const char *s)
+{
+	printf("%s", strcmp(s, "-") == 0 ? "null" : s);
+}
+
+/* The disks shown for follower p: those of DATADIR's catalog (so one that
+ * p has not reported shows), then those only p reported, by uuid.  Calls
+ * fn for each; returns how many. */
+static size_t follower_disks(const struct rl_positions *p,
+			     const struct rl_disk_info *disks, size_t n,
+			     void (*fn)(void *ctx, const struct rl_uuid *u,
+					const char *name, size_t i),
+			     void *ctx)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		fn(ctx, &disks[i].uuid, disks[i].name, k++);
+	for (size_t i = 0; i < p->n; i++) {
+		const struct rl_uuid *u = &p->pos[i].disk;
+		bool known = rl_uuid_is_nil(u);
+		char s[RL_UUID_STRLEN + 1];
+
+		for (size_t j = 0; j < n && !known; j++)
+			known = rl_uuid_eq(&disks[j].uuid, u);
+		if (known)
+			continue;
+		rl_uuid_format(u, s);
+		fn(ctx, u, s, k++);
+	}
+	return k;
+}
+
+struct row_ctx {
+	struct ends *e;
+	const struct rl_positions *p;
+	double age;
+	bool json;
+};
+
+static void follower_row(void *opaque, const struct rl_uuid *u,
+			 const char *name, size_t i)
+{
+	struct row_ctx *c = opaque;
+	struct fpos f;
+
+	fpos_fill(c->e, c->p, u, &f);
+	if (c->json) {
+		char s[RL_UUID_STRLEN + 1];
+
+		rl_uuid_format(u, s);
+		printf("%s{\"name\": ", i ? ", " : "");
+		json_str(name);
+		printf(", \"uuid\": \"%s\", \"position\": ", s);
+		json_num(f.pos);
+		printf(", \"log_end\": ");
+		json_num(f.end);
+		printf(", \"lag\": ");
+		json_num(f.lag);
+		printf("}");
+	} else {
+		printf("%-24s %-36s %10s %10s %8s %8.1f\n", c->p->name, name,
+		       f.pos, f.end, f.lag, c->age);
+	}
+}
+
+static void show_followers(struct ends *e, const struct rl_positions *fp,
+			   size_t nf, const struct rl_disk_info *disks,
+			   size_t n, bool json)
+{
+	struct timespec ts;
+	int64_t now;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	if (!json && nf > 0)
+		printf("\n%-24s %-36s %10s %10s %8s %8s\n", "FOLLOWER", "DISK",
+		       "POSITION", "LOG END", "LAG", "AGE(S)");
+	for (size_t i = 0; i < nf; i++) {
+		/* clocks of two hosts may disagree: never a negative age */
+		struct row_ctx c = { e, &fp[i], now > fp[i].time_ms ?
+				     (double)(now - fp[i].time_ms) / 1000 : 0,
+				     json };
+		struct fpos cat;
+
+		if (json) {
+			fpos_fill(e, &fp[i], NULL, &cat);
+			printf("%s{\"name\": ", i ? ", " : "");
+			json_str(fp[i].name);
+			printf(", \"time_ms\": %" PRId64 ", \"age\": %.3f, "
+			       "\"catalog\": {\"position\": ", fp[i].time_ms,
+			       c.age);
+			json_num(cat.pos);
+			printf(", \"log_end\": ");
+			json_num(cat.end);
+			printf(", \"lag\": ");
+			json_num(cat.lag);
+			printf("}, \"disks\": [");
+		}
+		if (follower_disks(&fp[i], disks, n, follower_row, &c) == 0 &&
+		    !json)
+			printf("%-24s %-36s %10s %10s %8s %8.1f\n", fp[i].name,
+			       "-", "-", "-", "-", c.age);
+		if (json)
+			printf("]}");
+	}
+}
+
 int cmd_status(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "log", required_argument, NULL, 'l' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "namespace", required_argument, NULL, 'N' },
+		{ "write-timeout", required_argument, NULL, 'W' },
+		{ "kafka-config", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -48,12 +252,15 @@ int cmd_status(int argc, char **argv)
 	struct rl_catalog *cat = NULL;
 	struct rl_disk_info *disks = NULL;
 	struct rl_log *log = NULL;
+	struct rl_log_opts lopts = { 0 };
+	struct rl_positions *fp = NULL;
+	struct ends ends = { 0 };
 	struct rl_err err;
 	bool json = false;
 	size_t n;
-	int c, rc;
+	int c, rc, nf = -1, status = 1;
 
-	while ((c = getopt_long(argc, argv, "l:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:o:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
 			uri = optarg;
@@ -61,15 +268,30 @@ int cmd_status(int argc, char **argv)
 		case 'j':
 			json = true;
 			break;
+		case 'N':
+		case 'W':
+		case 'K':
+		case 'o':
+			if (rl_log_opts_set(&lopts, log_opt_name(c), optarg,
+					    &err) < 0) {
+				rl_log_opts_free(&lopts);
+				return tool_usage_error(usage, "status: %s",
+							err.msg);
+			}
+			break;
 		case 'h':
+			rl_log_opts_free(&lopts);
 			fputs(usage, stdout);
 			return 0;
 		default:
+			rl_log_opts_free(&lopts);
 			return tool_usage_error(usage, "status: bad option");
 		}
 	}
-	if (optind + 1 != argc)
+	if (optind + 1 != argc) {
+		rl_log_opts_free(&lopts);
 		return tool_usage_error(usage, "status: expected one DATADIR");
+	}
 	datadir = argv[optind];
 
 	struct stat st;
@@ -77,7 +299,7 @@ int cmd_status(int argc, char **argv)
 	if (stat(datadir, &st) < 0 || !S_ISDIR(st.st_mode)) {
 		tool_error("status", "data directory %s: %s", datadir,
 			   errno ? strerror(errno) : "not a directory");
-		return 1;
+		goto out;
 	}
 	if (!uri) {
 		snprintf(def, sizeof(def), "%s/.repdisk/log", datadir);
@@ -89,20 +311,25 @@ int cmd_status(int argc, char **argv)
 	rc = rl_catalog_open(datadir, &cat, &err);
 	if (rc < 0) {
 		tool_error("status", "%s", err.msg);
-		return 1;
+		goto out;
 	}
-	if (uri && rl_log_open(uri, 0, NULL, &log, &err) < 0) {
+	if (uri && rl_log_open(uri, 0, &lopts, &log, &err) < 0) {
 		tool_error("status", "%s (showing the data directory alone)",
 			   err.msg);
 		log = NULL;
+	}
+	ends.log = log;
+	if (log) {
+		nf = rl_positions_list(log, &fp, &err);
+		if (nf < 0)
+			tool_error("status", "%s (showing no followers)",
+				   err.msg);
 	}
 	n = rl_catalog_disks(cat, NULL, 0);
 	disks = calloc(n ? n : 1, sizeof(*disks));
 	if (!disks) {
 		tool_error("status", "out of memory");
-		rl_catalog_close(cat);
-		rl_log_close(log);
-		return 1;
+		goto out;
 	}
 	n = rl_catalog_disks(cat, disks, n);
 	snprintf(ckpt_dir, sizeof(ckpt_dir), "%s/.repdisk/ckpt", datadir);
@@ -124,9 +351,8 @@ int cmd_status(int argc, char **argv)
 		char u[RL_UUID_STRLEN + 1], path[PATH_MAX];
 		char end_s[24] = "-", lag_s[24] = "-";
 		struct rl_checkpoint ck;
-		struct rl_stream *s;
 		uint64_t end = 0;
-		bool have_end = false;
+		bool have_end;
 		long long size = -1;
 
 		rl_uuid_format(&disks[i].uuid, u);
@@ -138,9 +364,7 @@ int cmd_status(int argc, char **argv)
 			tool_error("status", "%s", err.msg);
 			memset(&ck, 0, sizeof(ck));
 		}
-		if (log && rl_log_stream(log, &disks[i].uuid, &s, NULL) == 0 &&
-		    rl_log_end(s, &end) == 0)
-			have_end = true;
+		have_end = log_end(&ends, &disks[i].uuid, &end);
 		if (have_end) {
 			snprintf(end_s, sizeof(end_s), "%" PRIu64, end);
 			snprintf(lag_s, sizeof(lag_s), "%" PRIu64,
@@ -160,10 +384,27 @@ int cmd_status(int argc, char **argv)
 			       end_s, lag_s, ck.epoch);
 		}
 	}
-	if (json)
-		printf("]}\n");
+	if (json) {
+		printf("], \"followers\": ");
+		if (nf < 0) {
+			printf("null");
+		} else {
+			printf("[");
+			show_followers(&ends, fp, (size_t)nf, disks, n, true);
+			printf("]");
+		}
+		printf("}\n");
+	} else if (nf > 0) {
+		show_followers(&ends, fp, (size_t)nf, disks, n, false);
+	}
+	status = 0;
+out:
+	if (nf > 0)
+		rl_positions_free(fp, (size_t)nf);
+	free(ends.v);
 	free(disks);
 	rl_catalog_close(cat);
 	rl_log_close(log);
-	return 0;
+	rl_log_opts_free(&lopts);
+	return status;
 }
