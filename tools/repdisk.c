@@ -24,6 +24,7 @@ static const char usage[] =
 	"  status    show each disk of a data directory: size, position, lag\n"
 	"  log dump  print the records of a log, one line each\n"
 	"  log bench measure the file log's durable append rate\n"
+	"  seed      rebuild a replica from a copy of another one, plus the log\n"
 	"  verify    compare a disk's replicas byte for byte\n"
 	"  devbroker run a development Kafka cluster (testing only, in memory)\n"
 	"\n"
@@ -96,6 +97,8 @@ int main(int argc, char **argv)
 		return cmd_status(argc - 1, argv + 1);
 	if (strcmp(cmd, "devbroker") == 0)
 		return cmd_devbroker(argc - 1, argv + 1);
+	if (strcmp(cmd, "seed") == 0)
+		return cmd_seed(argc - 1, argv + 1);
 	if (strcmp(cmd, "verify") == 0)
 		return cmd_verify(argc - 1, argv + 1);
 	if (strcmp(cmd, "log") == 0)

@@ -1,0 +1,74 @@
+#!/bin/bash
+# Reseeding replicas from copies taken while the disk keeps changing:
+#  - `repdisk seed --from DATADIR` of a running primary converges;
+#  - a copy made with rsync --sparse (catalog, then checkpoint, then image,
+#    the documented order) is seeded from, and also followed directly by
+#    `repdisk follow`, and both converge;
+#  - a replica's damaged disk is rebuilt in place by seed;
+# each checked with `repdisk verify` against the primary at rest.
+. "$(dirname "$0")/../lib/lib.sh"
+requires rsync cmp
+
+data=$T/data mnt=$T/mnt log=file:$T/data/.repdisk/log
+mount_disks "$data" "$mnt"
+truncate -s 1G "$mnt/vm1.img"
+dd if=/dev/urandom of="$mnt/vm1.img" bs=1M count=32 oflag=direct conv=notrunc status=none
+
+# writes go on, at random blocks, during every copy below
+writer() {
+	local i=0
+	while [ ! -e "$T/stop" ]; do
+		dd if=/dev/urandom of="$mnt/vm1.img" bs=64k count=1 \
+			seek=$((RANDOM * 7 % 16384)) oflag=direct conv=notrunc status=none
+		i=$((i + 1))
+	done
+	echo "$i" > "$T/writes"
+}
+writer &
+WRITER=$!
+cleanup "touch '$T/stop'; kill $WRITER 2>/dev/null"
+sleep 0.5
+
+# 1. seed from the running primary
+expect_exit 0 "$REPDISK" seed -q --from "$data" "$T/seeded"
+grep -q "^vm1.img: copied from $data, log position [0-9]*$" "$T/stdout" ||
+	fail "seed: $(cat "$T/stdout")"
+
+# 2. rsync copies, in the documented order, while writes continue
+copy=$T/copy manual=$T/manual
+for d in "$copy" "$manual"; do
+	mkdir -p "$d/.repdisk/ckpt"
+	rsync -a "$data/.repdisk/catalog" "$d/.repdisk/"
+	rsync -a "$data/.repdisk/ckpt/" "$d/.repdisk/ckpt/"
+	rsync -a --sparse "$data/vm1.img" "$d/"
+done
+sleep 0.5
+touch "$T/stop"
+wait "$WRITER"
+say "$(cat "$T/writes") writes during the copies"
+unmount_disks "$mnt"
+
+expect_exit 0 "$REPDISK" seed -q --from "$copy" --log "$log" "$T/from-copy"
+expect_exit 0 "$REPDISK" follow --once --log "$log" "$manual"
+expect_exit 0 "$REPDISK" follow --once --log "$log" "$T/seeded"
+
+for r in "$T/seeded" "$T/from-copy" "$manual"; do
+	expect_exit 0 "$REPDISK" verify -q "$data" "$r"
+	grep -q "^vm1.img: identical" "$T/stdout" || fail "$r: $(cat "$T/stdout")"
+done
+# holes stayed holes
+[ "$(du -k "$T/seeded/vm1.img" | cut -f1)" -lt 200000 ] || fail "the seeded image is not sparse"
+
+# 3. a replica whose image was damaged is rebuilt in place
+printf 'garbage' | dd of="$manual/vm1.img" bs=1 seek=4096 conv=notrunc status=none
+expect_exit 1 "$REPDISK" verify -q "$data" "$manual"
+expect_exit 0 "$REPDISK" seed -q --from "$data" "$manual" vm1.img
+expect_exit 0 "$REPDISK" verify -q "$data" "$manual"
+
+# refusals, and nothing changed by them
+expect_exit 2 "$REPDISK" seed "$T/x"
+expect_stderr "--from SOURCE is required"
+expect_exit 1 "$REPDISK" seed -q --from "$data" "$manual" nosuch.img
+expect_stderr "nosuch.img: no such disk in"
+cmp "$data/vm1.img" "$manual/vm1.img" || fail "a refused seed changed the replica"
+say "ok"

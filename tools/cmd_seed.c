@@ -1,0 +1,475 @@
+/* repdisk seed: rebuild a replica from a copy of another one, plus the log.
+ *
+ * Replaying a disk's whole log can take long, and a log whose old records
+ * were deleted cannot be replayed from the start at all.  A replica is
+ * instead rebuilt from a plain copy of another replica's image, then
+ * caught up from the log.
+ *
+ * Why a copy taken while the source keeps changing still converges: the
+ * source's checkpoint (position C) is read before the image is copied, and
+ * the image then holds at least everything before C.  Each block of the
+ * copy holds the block's content at some position >= C.  Replaying every
+ * record from C on rewrites each block that changed after C with its
+ * final content, in log order, and a block that did not change after C
+ * already holds it.  The same argument holds from any position <= C, so
+ * the order of the steps below also makes seed itself safe to interrupt:
+ *
+ *   1. the destination's catalog: kept if it has one (the disk must be in
+ *      it), else the source's catalog state is installed (it replays from
+ *      its own position like a checkpoint);
+ *   2. per disk: read the source's checkpoint C; remove the destination's
+ *      checkpoint (an interrupted seed then replays from 0, never from a
+ *      position past what the copy holds); copy the image sparsely under
+ *      a temporary name, fdatasync, rename it into place; install C;
+ *   3. catch the data directory up from the log, as `follow --once` does.
+ *
+ * The source is only read (its files are replaced atomically by their
+ * writers), so a running mount or follower may use it meanwhile.
+ */
+#include "repdisk.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char usage[] =
+	"usage: repdisk seed --from SOURCE [--log URI] [OPTIONS] DATADIR [NAME...]\n"
+	"\n"
+	"Rebuilds the disks of DATADIR (NAMEs, or every disk of SOURCE) from a\n"
+	"copy of another replica's images, then replays the log from where\n"
+	"the copy starts, so SOURCE may keep changing while it is copied.\n"
+	"SOURCE is that replica's data directory (a primary's or a follower's,\n"
+	"running or not), readable from here.  DATADIR must not be in use.\n"
+	"\n"
+	"  -F, --from SOURCE   the data directory to copy from\n"
+	"  -l, --log URI       the log to replay (default file:SOURCE/.repdisk/log)\n"
+	"      --no-replay     copy only (a follower started later replays)\n"
+	"  -q, --quiet         no progress line, even on a terminal\n"
+	"      --namespace NS, -o kafka.PROP=VALUE, --kafka-config FILE\n"
+	"                      Kafka log options, as for repdisk follow\n"
+	"  -h, --help          show this help\n";
+
+#define CHUNK	(1u << 20)
+
+struct seed {
+	const char *src, *dst;
+	bool progress;
+	uint8_t *buf;
+	uint64_t copied;		/* data bytes, for the summary */
+};
+
+static double now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + t.tv_nsec / 1e9;
+}
+
+/* Reads a whole small file; returns its length or -errno. */
+static ssize_t read_small(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, size - 1);
+	if (n < 0)
+		n = -errno;
+	else
+		buf[n] = '\0';
+	close(fd);
+	return n;
+}
+
+/* Replaces dir/name with buf durably (temporary file, fsync, rename, fsync
+ * of the directory). */
+static int write_atomic(const char *dir, const char *name, const char *buf,
+			size_t len)
+{
+	char tmp[PATH_MAX], path[PATH_MAX];
+	int fd, rc = 0;
+
+	snprintf(tmp, sizeof(tmp), "%s/.%s.seed-tmp", dir, name);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, buf, len) != (ssize_t)len || fsync(fd) < 0)
+		rc = errno ? -errno : -EIO;
+	close(fd);
+	if (rc == 0 && rename(tmp, path) < 0)
+		rc = -errno;
+	if (rc < 0) {
+		unlink(tmp);
+		return rc;
+	}
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+	return 0;
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+static void progress(struct seed *s, const char *name, uint64_t done,
+		     uint64_t total, double t0, bool final)
+{
+	static double last;
+	double el = now() - t0, rate = el > 0 ? (double)done / el : 0;
+
+	if (!s->progress || (!final && now() - last < 0.5))
+		return;
+	last = now();
+	fprintf(stderr, "\r%s: %.2f of %.2f GiB, %.0f MB/s, %.0f s left   %s",
+		name, done / 1073741824.0, total / 1073741824.0, rate / 1e6,
+		rate > 0 ? (double)(total - done) / rate : 0.0,
+		final ? "\n" : "");
+}
+
+/* Copies from's data extents into a new file `to`, keeping holes (and
+ * turning zero chunks into holes); fdatasyncs it. */
+static int copy_sparse(struct seed *s, const char *name, const char *from,
+		       const char *to)
+{
+	int in = open(from, O_RDONLY | O_CLOEXEC), out = -1, rc = 0;
+	struct stat st;
+	off_t off = 0, total_data = 0;
+	double t0 = now();
+
+	if (in < 0)
+		return -errno;
+	out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (out < 0 || fstat(in, &st) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	/* what there is to copy, for the progress line */
+	for (off_t o = 0; o < st.st_size;) {
+		off_t d = lseek(in, o, SEEK_DATA), h;
+
+		if (d < 0)
+			break;
+		h = lseek(in, d, SEEK_HOLE);
+		if (h < 0)
+			h = st.st_size;
+		total_data += h - d;
+		o = h;
+	}
+	while (off < st.st_size) {
+		off_t d = lseek(in, off, SEEK_DATA), h;
+
+		if (d < 0 && errno == ENXIO)
+			break;
+		if (d < 0) {
+			rc = -errno;
+			goto out;
+		}
+		h = lseek(in, d, SEEK_HOLE);
+		if (h < 0)
+			h = st.st_size;
+		for (off = d; off < h;) {
+			size_t n = (size_t)(h - off) < CHUNK ?
+				   (size_t)(h - off) : CHUNK;
+			ssize_t r = pread(in, s->buf, n, off);
+
+			if (r <= 0) {
+				/* the source shrank while copied: the log's
+				 * RESIZE will say what the size is */
+				if (r == 0)
+					break;
+				rc = -errno;
+				goto out;
+			}
+			if (!all_zero(s->buf, (size_t)r) &&
+			    pwrite(out, s->buf, (size_t)r, off) != r) {
+				rc = errno ? -errno : -EIO;
+				goto out;
+			}
+			off += r;
+			s->copied += (uint64_t)r;
+			progress(s, name, s->copied, (uint64_t)total_data, t0,
+				 false);
+		}
+		off = h;
+	}
+	if (ftruncate(out, st.st_size) < 0 || fdatasync(out) < 0 ||
+	    fchmod(out, st.st_mode & 07777) < 0)
+		rc = -errno;
+	progress(s, name, s->copied, (uint64_t)s->copied, t0, true);
+out:
+	if (out >= 0)
+		close(out);
+	close(in);
+	if (rc < 0)
+		unlink(to);
+	return rc;
+}
+
+static int seed_disk(struct seed *s, const struct rl_disk_info *d)
+{
+	char u[RL_UUID_STRLEN + 1], ckpt[4096], sck[PATH_MAX], dck[PATH_MAX];
+	/* sized for a directory of PATH_MAX plus a name */
+	char from[PATH_MAX + 512], to[PATH_MAX + 512], tmp[PATH_MAX + 512];
+	struct rl_checkpoint c;
+	struct rl_err err = { 0 };
+	ssize_t n;
+	int rc;
+
+	rl_uuid_format(&d->uuid, u);
+	snprintf(sck, sizeof(sck), "%s/.repdisk/ckpt", s->src);
+	snprintf(dck, sizeof(dck), "%s/.repdisk/ckpt", s->dst);
+
+	/* 1. the source's checkpoint, before its image */
+	snprintf(from, sizeof(from), "%s/%s", sck, u);
+	n = read_small(from, ckpt, sizeof(ckpt));
+	if (n == -ENOENT) {
+		n = 0;		/* never checkpointed: replay from 0 */
+	} else if (n < 0) {
+		tool_error("seed", "%s: %s", from, strerror((int)-n));
+		return -EIO;
+	} else if (rl_checkpoint_read(sck, &d->uuid, &c, &err) < 0) {
+		tool_error("seed", "%s", err.msg);
+		return -EIO;
+	}
+
+	/* 2. no checkpoint here while the image is replaced */
+	snprintf(to, sizeof(to), "%s/%s", dck, u);
+	if (unlink(to) < 0 && errno != ENOENT) {
+		tool_error("seed", "%s: %s", to, strerror(errno));
+		return -EIO;
+	}
+	snprintf(from, sizeof(from), "%s/%s", s->src, d->name);
+	snprintf(tmp, sizeof(tmp), "%s/.repdisk/seed-%s", s->dst, u);
+	snprintf(to, sizeof(to), "%s/%s", s->dst, d->name);
+	rc = copy_sparse(s, d->name, from, tmp);
+	if (rc == 0 && rename(tmp, to) < 0)
+		rc = -errno;
+	if (rc < 0) {
+		tool_error("seed", "%s: copy %s: %s", d->name, from,
+			   strerror(-rc));
+		unlink(tmp);
+		return rc;
+	}
+	/* root keeps the owner the catalog gives the disk */
+	if (geteuid() == 0 && chown(to, d->uid, d->gid) < 0) {
+		tool_error("seed", "%s: %s", to, strerror(errno));
+		return -EIO;
+	}
+
+	/* 3. the checkpoint: replay starts at C */
+	if (n > 0) {
+		rc = write_atomic(dck, u, ckpt, (size_t)n);
+		if (rc < 0) {
+			tool_error("seed", "%s/%s: %s", dck, u, strerror(-rc));
+			return rc;
+		}
+	}
+	printf("%s: copied from %s, log position %" PRIu64 "\n", d->name,
+	       s->src, n > 0 ? c.next_pos : 0);
+	return 0;
+}
+
+/* Catches the data directory up from the log: `follow --once`. */
+static int replay(const char *datadir, const char *uri,
+		  const struct rl_log_opts *lopts)
+{
+	struct rl_follow_opts fopts = { 0 };
+	struct rl_follower *f = NULL;
+	struct rl_log *log = NULL;
+	struct rl_err err = { 0 };
+	long total = 0;
+	int rc;
+
+	rc = rl_log_open(uri, 0, lopts, &log, &err);
+	if (rc == 0)
+		rc = rl_follower_open(log, datadir, &fopts, &f, &err);
+	while (rc == 0) {
+		int n = rl_follower_step(f, &err);
+
+		if (n <= 0) {
+			rc = n;
+			break;
+		}
+		total += n;
+	}
+	if (rc == 0)
+		rc = rl_follower_checkpoint(f, &err);
+	if (rc < 0)
+		tool_error("seed", "replay: %s", err.msg);
+	else
+		printf("replayed %ld records from %s\n", total, uri);
+	rl_follower_close(f);
+	rl_log_close(log);
+	return rc;
+}
+
+int cmd_seed(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "from", required_argument, NULL, 'F' },
+		{ "log", required_argument, NULL, 'l' },
+		{ "no-replay", no_argument, NULL, 'R' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "namespace", required_argument, NULL, 'N' },
+		{ "kafka-config", required_argument, NULL, 'K' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	struct seed s = { .progress = isatty(2) };
+	struct rl_log_opts lopts = { 0 };
+	struct rl_catalog *src_cat = NULL, *dst_cat = NULL;
+	struct rl_disk_info *disks = NULL;
+	struct rl_err err = { 0 };
+	const char *uri = NULL;
+	char defuri[PATH_MAX + 32], path[PATH_MAX], buf[1 << 16];
+	bool no_replay = false;
+	int c, rc, lock = -1, status = 1;
+	size_t nd = 0;
+
+	while ((c = getopt_long(argc, argv, "F:l:qo:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'F': s.src = optarg; break;
+		case 'l': uri = optarg; break;
+		case 'R': no_replay = true; break;
+		case 'q': s.progress = false; break;
+		case 'N':
+		case 'K':
+		case 'o':
+			if (rl_log_opts_set(&lopts, c == 'N' ? "namespace" :
+					    c == 'K' ? "kafka-config" : "o",
+					    optarg, &err) < 0) {
+				rl_log_opts_free(&lopts);
+				return tool_usage_error(usage, "seed: %s",
+							err.msg);
+			}
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			rl_log_opts_free(&lopts);
+			return 0;
+		default:
+			rl_log_opts_free(&lopts);
+			return tool_usage_error(usage, "seed: bad option");
+		}
+	}
+	if (!s.src || optind >= argc) {
+		rl_log_opts_free(&lopts);
+		return tool_usage_error(usage, "seed: %s", !s.src ?
+					"--from SOURCE is required" :
+					"expected DATADIR");
+	}
+	s.dst = argv[optind++];
+	if (!uri) {
+		tool_default_log(s.src, defuri, sizeof(defuri));
+		uri = defuri;
+	}
+	s.buf = malloc(CHUNK);
+
+	rc = s.buf ? 0 : rl_err_set(&err, ENOMEM, "out of memory");
+	if (rc == 0 && mkdir(s.dst, 0755) < 0 && errno != EEXIST)
+		rc = rl_err_set(&err, errno, "%s: %s", s.dst, strerror(errno));
+	if (rc == 0)
+		rc = rl_datadir_prepare(s.dst, &err);
+	if (rc == 0)
+		rc = lock = rl_datadir_lock(s.dst, &err);
+	if (rc >= 0)
+		rc = rl_catalog_open(s.src, &src_cat, &err);
+	if (rc < 0) {
+		tool_error("seed", "%s", err.msg);
+		goto out;
+	}
+
+	/* 1. the catalog: the destination's if it has one, else the
+	 * source's state, which replays from its own position */
+	snprintf(path, sizeof(path), "%s/.repdisk/catalog", s.dst);
+	if (access(path, F_OK) < 0) {
+		ssize_t n;
+
+		snprintf(path, sizeof(path), "%s/.repdisk/catalog", s.src);
+		n = read_small(path, buf, sizeof(buf));
+		if (n < 0 && n != -ENOENT) {
+			tool_error("seed", "%s: %s", path, strerror((int)-n));
+			goto out;
+		}
+		snprintf(path, sizeof(path), "%s/.repdisk", s.dst);
+		if (n > 0 && (rc = write_atomic(path, "catalog", buf,
+						(size_t)n)) < 0) {
+			tool_error("seed", "%s/catalog: %s", path,
+				   strerror(-rc));
+			goto out;
+		}
+	}
+	rc = rl_catalog_open(s.dst, &dst_cat, &err);
+	if (rc < 0) {
+		tool_error("seed", "%s", err.msg);
+		goto out;
+	}
+
+	/* 2. the disks */
+	nd = optind < argc ? (size_t)(argc - optind) :
+	     rl_catalog_disks(src_cat, NULL, 0);
+	disks = calloc(nd ? nd : 1, sizeof(*disks));
+	if (!disks)
+		goto out;
+	if (optind < argc) {
+		for (size_t i = 0; i < nd; i++) {
+			if (rl_catalog_find_name(src_cat, argv[optind + i],
+						 &disks[i]) < 0) {
+				tool_error("seed", "%s: no such disk in %s",
+					   argv[optind + i], s.src);
+				goto out;
+			}
+		}
+	} else {
+		nd = rl_catalog_disks(src_cat, disks, nd);
+	}
+	for (size_t i = 0; i < nd; i++) {
+		struct rl_disk_info here;
+
+		if (rl_catalog_find_uuid(dst_cat, &disks[i].uuid, &here) < 0 ||
+		    strcmp(here.name, disks[i].name) != 0) {
+			tool_error("seed", "%s: %s does not know this disk by "
+				   "that name yet (its catalog is behind "
+				   "%s's): catch it up first with repdisk "
+				   "follow --once, or seed into an empty data "
+				   "directory", disks[i].name, s.dst, s.src);
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < nd; i++)
+		if (seed_disk(&s, &disks[i]) < 0)
+			goto out;
+	rl_catalog_close(dst_cat);
+	dst_cat = NULL;
+
+	/* 3. the log */
+	if (!no_replay && replay(s.dst, uri, &lopts) < 0)
+		goto out;
+	status = 0;
+out:
+	free(disks);
+	if (src_cat)
+		rl_catalog_close(src_cat);
+	if (dst_cat)
+		rl_catalog_close(dst_cat);
+	if (lock >= 0)
+		close(lock);
+	free(s.buf);
+	rl_log_opts_free(&lopts);
+	return status;
+}
