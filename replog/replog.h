@@ -1,6 +1,6 @@
 /* replog: the replicated write log of repdisk, with no FUSE dependency.
  *
- * This is the one header that fs/ and tools/ include.  It has five parts:
+ * This is the one header that fs/ and tools/ include.  It has six parts:
  *
  *   records   the versioned binary format of every change (record.c)
  *   log       ordered, durable streams of records behind a backend table
@@ -8,6 +8,8 @@
  *   applier   the only code that modifies images: records in log order ->
  *             DATADIR/NAME, with checkpoints beside the image (apply.c),
  *             and the catalog of names (catalog.c)
+ *   positions where every follower is, published in the log by the
+ *             followers themselves (positions.c)
  *   follower  catch up and tail a log into a data directory (follow.c)
  *   writer    the write pipeline of one disk: claim, number, append, apply
  *             in log order, complete (writer.c)
