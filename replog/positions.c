@@ -32,6 +32,19 @@
  *
  * The name in the report must equal the name it is stored under (file
  * name, message key): a report copied under another name is refused.
+ *
+ * For retention (which may drop what every follower is past): a disk that
+ * a report does not name counts as position 0 for that follower (it may
+ * not have attached the disk yet), and a name with no report is not a
+ * follower at all, so a follower must be started (it reports after its
+ * first step) before retention can keep what it needs; one gone for good
+ * must be forgotten, or retention keeps everything from its position on.
+ * Lag in bytes and time needs no more from the registry: the reader asks
+ * the log for the bytes and the times of the records between a follower's
+ * position and the end.  Kafka has message timestamps; the file log can
+ * measure bytes in its segments but keeps no times yet (it would note
+ * them, per segment or per group commit).  A report may also carry them
+ * (see above) if reading the log is too costly.
  */
 #include "internal.h"
 
