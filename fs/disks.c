@@ -59,7 +59,8 @@ static int catalog_change(struct fs *fs, struct rl_record *r)
 static int disk_open(struct fs *fs, struct disk *d, struct rl_err *err)
 {
 	struct rl_writer_opts wopts = { .host = fs->host,
-					.zstd_min = fs->zstd_min };
+					.zstd_min = fs->zstd_min,
+					.takeover = fs->takeover };
 	char path[PATH_MAX], ckpt[PATH_MAX];
 	int rc;
 

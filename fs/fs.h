@@ -38,6 +38,7 @@ struct fs {
 	const char *datadir;
 	const char *log_uri;
 	char host[64];
+	bool takeover;			/* --takeover: claim other hosts' disks */
 	int datadir_lock_fd;
 	size_t zstd_min;
 

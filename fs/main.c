@@ -54,6 +54,8 @@ static const char usage[] =
 	"      --log-file PATH    the daemon's messages (default\n"
 	"                         DATADIR/.repdisk/mount.log)\n"
 	"      --host NAME        named in each disk's claim (default: hostname)\n"
+	"      --takeover         claim disks another host claimed last (its\n"
+	"                         writer is fenced: see docs/FAILOVER.md)\n"
 	"      --zstd-min BYTES   compress writes of at least BYTES (default 0: off)\n"
 	"      --max-inflight-mb N  bytes of writes in flight at most (default 64)\n"
 	"  -h, --help             show this help\n"
@@ -77,7 +79,7 @@ struct options {
 	char fuse_opts[4096];		/* -o options for FUSE, comma-joined */
 	struct rl_log_opts log_opts;
 	char datadir[PATH_MAX];
-	bool foreground;
+	bool foreground, takeover;
 	char host[64];
 	unsigned long long zstd_min, inflight_mb;
 };
@@ -105,6 +107,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "namespace", required_argument, NULL, 'N' },
 		{ "write-timeout", required_argument, NULL, 'W' },
 		{ "kafka-config", required_argument, NULL, 'K' },
+		{ "takeover", no_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -130,6 +133,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 			if (o->fuse_opts[0])
 				strcat(o->fuse_opts, ",");
 			strcat(o->fuse_opts, optarg);
+			break;
+		case 'T':
+			o->takeover = true;
 			break;
 		case 'N':
 			if (rl_log_opts_set(&o->log_opts, "namespace", optarg,
@@ -263,6 +269,7 @@ int main(int argc, char **argv)
 	fs.zstd_min = o.zstd_min;
 	fs.max_flight_bytes = o.inflight_mb << 20;
 	snprintf(fs.host, sizeof(fs.host), "%s", o.host);
+	fs.takeover = o.takeover;
 	pthread_mutex_init(&fs.lock, NULL);
 	pthread_mutex_init(&fs.close_lock, NULL);
 	pthread_mutex_init(&fs.flight_lock, NULL);

@@ -52,7 +52,20 @@ struct rl_image {
 	uint64_t epoch;
 	uint64_t last_seq;
 	uint64_t ckpt_pos;	/* next_pos as of the last checkpoint */
+	char owner[RL_NAME_MAX + 1];	/* host of the newest claim */
 };
+
+/* A claim's host as one word for the checkpoint file: printable ASCII
+ * without spaces, at most RL_NAME_MAX bytes. */
+static void owner_set(char *out, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	size_t n = len < RL_NAME_MAX ? len : RL_NAME_MAX;
+
+	for (size_t i = 0; i < n; i++)
+		out[i] = p[i] > ' ' && p[i] < 0x7f ? (char)p[i] : '_';
+	out[n] = '\0';
+}
 
 int rl_checkpoint_read(const char *ckpt_dir, const struct rl_uuid *disk,
 		       struct rl_checkpoint *out, struct rl_err *err)
@@ -80,6 +93,16 @@ int rl_checkpoint_read(const char *ckpt_dir, const struct rl_uuid *disk,
 	out->next_pos = pos;
 	out->epoch = epoch;
 	out->last_seq = seq;
+	/* optional: checkpoints before it was added have no owner line */
+	out->owner[0] = '\0';
+	const char *o = strstr(buf, "\nowner ");
+
+	if (o) {
+		o += strlen("\nowner ");
+		size_t len = strcspn(o, "\n");
+
+		owner_set(out->owner, o, len);
+	}
 	return 0;
 }
 
@@ -93,6 +116,7 @@ static int ckpt_load(struct rl_image *img, struct rl_err *err)
 	img->next_pos = img->ckpt_pos = c.next_pos;
 	img->epoch = c.epoch;
 	img->last_seq = c.last_seq;
+	memcpy(img->owner, c.owner, sizeof(img->owner));
 	return 0;
 }
 
@@ -149,6 +173,11 @@ uint64_t rl_image_next_pos(const struct rl_image *img)
 uint64_t rl_image_epoch(const struct rl_image *img)
 {
 	return img->epoch;
+}
+
+const char *rl_image_owner(const struct rl_image *img)
+{
+	return img->owner;
 }
 
 uint64_t rl_image_last_seq(const struct rl_image *img)
@@ -255,6 +284,7 @@ int rl_image_apply(struct rl_image *img, const struct rl_record *r,
 		}
 		img->epoch = r->epoch;
 		img->last_seq = r->seq;
+		owner_set(img->owner, r->data, r->data_len);
 		img->next_pos++;
 		return RL_APPLIED;
 	}
@@ -303,12 +333,13 @@ void rl_image_snapshot(const struct rl_image *img, struct rl_checkpoint *c)
 	c->next_pos = img->next_pos;
 	c->epoch = img->epoch;
 	c->last_seq = img->last_seq;
+	memcpy(c->owner, img->owner, sizeof(c->owner));
 }
 
 int rl_image_commit(struct rl_image *img, const struct rl_checkpoint *c,
 		    struct rl_err *err)
 {
-	char buf[256];
+	char buf[512];
 	int n, rc;
 
 	if (c->next_pos == img->ckpt_pos)
@@ -318,8 +349,10 @@ int rl_image_commit(struct rl_image *img, const struct rl_checkpoint *c,
 		return rl_err_set(err, errno, "image %s: fdatasync: %s",
 				  img->path, strerror(errno));
 	n = snprintf(buf, sizeof(buf), CKPT_MAGIC "\ndisk %s\nnext_pos %"
-		     PRIu64 "\nepoch %" PRIu64 "\nlast_seq %" PRIu64 "\n",
-		     img->uuid_str, c->next_pos, c->epoch, c->last_seq);
+		     PRIu64 "\nepoch %" PRIu64 "\nlast_seq %" PRIu64 "\n%s%s%s",
+		     img->uuid_str, c->next_pos, c->epoch, c->last_seq,
+		     c->owner[0] ? "owner " : "", c->owner,
+		     c->owner[0] ? "\n" : "");
 	rc = rl_write_atomic(img->ckpt_dir, img->uuid_str, buf, (size_t)n, err);
 	if (rc == 0)
 		img->ckpt_pos = c->next_pos;

@@ -286,6 +286,8 @@ struct rl_checkpoint {
 	uint64_t next_pos;	/* the next log position to apply */
 	uint64_t epoch;		/* the newest claimed epoch applied */
 	uint64_t last_seq;	/* the last sequence number applied in it */
+	char owner[RL_NAME_MAX + 1];	/* the host that claimed it ("" if
+					   unknown), as one printable word */
 };
 
 /* Reads a disk's checkpoint without touching anything.  -ENOENT (with *out
@@ -304,6 +306,8 @@ void rl_image_close(struct rl_image *img);
 uint64_t rl_image_next_pos(const struct rl_image *img);
 uint64_t rl_image_epoch(const struct rl_image *img);
 uint64_t rl_image_last_seq(const struct rl_image *img);
+/* The host named by the newest claim applied ("" if none or unknown). */
+const char *rl_image_owner(const struct rl_image *img);
 int rl_image_fd(const struct rl_image *img);
 
 enum rl_apply_result {
@@ -350,6 +354,7 @@ struct rl_writer;
 struct rl_writer_opts {
 	const char *host;	/* named in the CLAIM record */
 	size_t zstd_min;	/* compress WRITE payloads from this size; 0 off */
+	bool takeover;		/* claim a disk another host owns */
 };
 
 /* Completion of a submitted record: err is 0 once the record is durable and
@@ -358,7 +363,9 @@ struct rl_writer_opts {
 typedef void (*rl_done_cb)(void *opaque, int err);
 
 /* Replays s into img, then claims the disk with the next epoch (a CLAIM
- * naming opts->host), and checkpoints.  The caller owns s (a writer's log)
+ * naming opts->host), and checkpoints.  A disk whose newest claim names
+ * another host is refused with -EBUSY unless opts->takeover: that host's
+ * writer may still be running, and a takeover fences it.  The caller owns s (a writer's log)
  * and img, which must outlive the writer. */
 int rl_writer_open(struct rl_stream *s, struct rl_image *img, const char *name,
 		   const struct rl_writer_opts *opts, struct rl_writer **out,

@@ -619,6 +619,19 @@ int rl_writer_open(struct rl_stream *s, struct rl_image *img,
 		writer_free(w);
 		return rc;
 	}
+	/* One writer per disk: a disk another host claimed last may still
+	 * be written there.  Only an explicit takeover claims it (and
+	 * fences that writer). */
+	if (!(opts && opts->takeover) && rl_image_owner(img)[0] &&
+	    strcmp(rl_image_owner(img), opts && opts->host ? opts->host : "")) {
+		rc = rl_err_set(err, EBUSY, "%s: the disk belongs to host %s "
+				"(epoch %" PRIu64 "), whose writer may still be "
+				"running; if that host is down, take the disk "
+				"over with --takeover (docs/FAILOVER.md)", name,
+				rl_image_owner(img), rl_image_epoch(img));
+		writer_free(w);
+		return rc;
+	}
 
 	/* claim the disk: every record of an older epoch is stale from here */
 	w->epoch = rl_image_epoch(img) + 1;
