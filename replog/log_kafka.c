@@ -44,7 +44,8 @@
  * brokers, the writer warns and lets the broker auto-create the topic with
  * a metadata request (the mock makes 4 partitions; partition 0 is used).
  * The mock also keeps only about 5 MiB per partition and drops older
- * records; a reader then fails with "Offset out of range" (never skips).
+ * records; a reader then fails with -ERANGE, saying the replica must be
+ * reseeded (never skips), as it does after a real topic's retention.
  *
  * Writer.  One idempotent producer per log (acks=all, nagle off,
  * message.timeout.ms = timeout_ms, message.max.bytes = max_message).  A
@@ -675,13 +676,19 @@ static int topic_ensure(struct kafka_log *log, const char *topic,
 		if (has_controller(log)) {
 			rc = topic_create(log, topic, err);
 		} else {
-			fprintf(stderr, "repdisk: kafka log: warning: the "
-				"cluster at %s names no controller, so it "
-				"cannot create topics (CreateTopics): topic %s "
-				"is auto-created with the broker's defaults, "
-				"not with replication factor %d and "
-				"min.insync.replicas %d\n", log->brokers, topic,
-				log->rf, log->min_insync);
+			static atomic_bool warned;
+
+			/* once per process: every topic gets the same */
+			if (!atomic_exchange(&warned, true))
+				fprintf(stderr, "repdisk: kafka log: warning: "
+					"the cluster at %s names no controller "
+					"(like the mock of repdisk devbroker), "
+					"so it cannot create topics: they are "
+					"auto-created with the brokers' "
+					"defaults, not with replication factor "
+					"%d and min.insync.replicas %d (first: "
+					"%s)\n", log->brokers, log->rf,
+					log->min_insync, topic);
 			rc = topic_autocreate(log, topic, err);
 			autocreated = true;
 		}
@@ -1004,6 +1011,21 @@ static int kafka_reader_next(struct rl_reader *base, struct rl_record *rec,
 			if (m && m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
 				rd_kafka_message_destroy(m);
 				m = NULL;
+			}
+			if (m && m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
+				int64_t lo = -1, hi = -1;
+
+				rd_kafka_message_destroy(m);
+				rd_kafka_query_watermark_offsets(log->rk,
+					r->s->topic, 0, &lo, &hi, 5000);
+				snprintf(e.msg, sizeof(e.msg), "no longer in the "
+					 "log, which now starts at position %"
+					 PRId64 " (deleted by the topic's "
+					 "retention): this replica cannot catch "
+					 "up from the log and must be reseeded "
+					 "from another one (repdisk seed --from)",
+					 lo);
+				return reader_fail(r, ERANGE, e.msg, err);
 			}
 			if (m && m->err) {
 				snprintf(e.msg, sizeof(e.msg), "consume: %s",

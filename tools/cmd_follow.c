@@ -12,6 +12,7 @@
  * goes on, since the images do not depend on it. */
 #include "repdisk.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -116,7 +117,7 @@ int cmd_follow(int argc, char **argv)
 	struct rl_follower *f = NULL;
 	struct sigaction sa = { .sa_handler = on_signal };
 	struct rl_err err;
-	bool once = false, dirty = false, failing = false;
+	bool once = false, dirty = false, failing = false, unreachable = false;
 	double last_ckpt = now();
 	int c, rc, lock_fd = -1, status = 1;
 
@@ -194,6 +195,22 @@ int cmd_follow(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	while (!stop) {
 		rc = rl_follower_step(f, &err);
+		if ((rc == -EIO || rc == -ETIMEDOUT) && !once) {
+			/* the log does not answer (a Kafka cluster without a
+			 * leader, ...): wait for it, keeping what is applied */
+			if (!unreachable)
+				tool_error("follow", "%s; retrying every second "
+					   "until the log answers", err.msg);
+			unreachable = true;
+			for (int i = 0; i < 10 && !stop; i++)
+				usleep(100000);
+			continue;
+		}
+		if (rc >= 0 && unreachable) {
+			fprintf(stderr, "repdisk follow: the log answers "
+				"again\n");
+			unreachable = false;
+		}
 		if (rc < 0) {
 			tool_error("follow", "%s", err.msg);
 			/* keep what was applied before the bad record, and
