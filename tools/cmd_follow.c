@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -179,7 +180,12 @@ int cmd_follow(int argc, char **argv)
 		rl_follower_default_name(name);
 	fopts.name = name;
 
-	rc = rl_datadir_prepare(datadir, &err);
+	/* a new replica: its data directory may not exist yet */
+	if (mkdir(datadir, 0755) < 0 && errno != EEXIST)
+		rc = rl_err_set(&err, errno, "data directory %s: %s", datadir,
+				strerror(errno));
+	else
+		rc = rl_datadir_prepare(datadir, &err);
 	if (rc == 0)
 		rc = lock_fd = rl_datadir_lock(datadir, &err);
 	if (rc >= 0)

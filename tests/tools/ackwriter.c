@@ -8,7 +8,9 @@
  * new generation each time; every 64-byte unit of a block says (block,
  * generation).  After a pwrite returns success, "BLOCK GEN" is appended to
  * ACKS with one write(2), so a line exists only for an acknowledged write.
- * It exits when a write fails (the daemon was killed).
+ * It exits when a write fails (the daemon was killed, or fenced), naming
+ * the error on stderr.  --delay-us U sleeps U microseconds after each
+ * write (per thread): a gentler load for logs that keep little history.
  *
  * verify: each block must hold exactly its last acknowledged generation,
  * or the next one (a write in flight when the daemon died, which the log
@@ -33,6 +35,7 @@
 static const char *file, *acks;
 static unsigned threads = 4, blocks = 256;
 static size_t bs = 65536;
+static unsigned delay_us;
 static int acks_fd, disk_fd;
 static uint64_t *acked;		/* last acknowledged generation per block */
 
@@ -82,12 +85,18 @@ static void *writer(void *arg)
 		int n;
 
 		fill(buf, b, gen);
-		if (pwrite(disk_fd, buf, bs, (off_t)(b * bs)) != (ssize_t)bs)
-			exit(0);	/* the disk went away: done */
+		if (pwrite(disk_fd, buf, bs, (off_t)(b * bs)) != (ssize_t)bs) {
+			/* the disk went away: done */
+			fprintf(stderr, "ackwriter: write failed: %s\n",
+				strerror(errno));
+			exit(0);
+		}
 		n = snprintf(line, sizeof(line), "%" PRIu64 " %" PRIu64 "\n", b,
 			     gen);
 		if (write(acks_fd, line, (size_t)n) != n)
 			exit(2);
+		if (delay_us)
+			usleep(delay_us);
 	}
 	return NULL;
 }
@@ -168,6 +177,7 @@ int main(int argc, char **argv)
 		{ "threads", required_argument, NULL, 't' },
 		{ "blocks", required_argument, NULL, 'b' },
 		{ "bs", required_argument, NULL, 's' },
+		{ "delay-us", required_argument, NULL, 'd' },
 		{ 0 }
 	};
 	bool do_write;
@@ -187,6 +197,7 @@ int main(int argc, char **argv)
 		case 't': threads = (unsigned)atoi(optarg); break;
 		case 'b': blocks = (unsigned)atoi(optarg); break;
 		case 's': bs = (size_t)atol(optarg); break;
+		case 'd': delay_us = (unsigned)atoi(optarg); break;
 		default: return 2;
 		}
 	}
