@@ -13,26 +13,77 @@ requires fusermount3 truncate
 ROUNDS=${CRASH_ROUNDS:-8}
 D=$T/data M=$T/mnt R=$T/replica
 BS=(4096 65536 1048576)
+# How much a round writes before the kill.  On kafka, the devbroker
+# (librdkafka's mock) keeps only about 5 MiB per partition (nine 512 KiB
+# records) and drops older records, and a new mount replays from the last
+# checkpoint (at the previous mount's claim, then every second), so what a
+# round writes must stay well under that: ackwriter, which runs flat out
+# (up to 140 MiB/s here), is killed within 20 ms of having ROUND_KB/2 to
+# ROUND_KB KiB of its writes (one at least) acknowledged, with at most
+# MAX_INFLIGHT_KB of writes in flight (but one thread at least), and fio
+# writes at FIO_RATE at most.  The file log keeps everything: a round
+# lasts a random 0.2 to 0.9 s, 8 threads write, and fio runs flat out.
+if [ "$REPDISK_TEST_BACKEND" = kafka ]; then
+	ROUND_KB=${ROUND_KB:-1536} MAX_INFLIGHT_KB=${MAX_INFLIGHT_KB:-256}
+	FIO_RATE=${FIO_RATE:-1536k}
+else
+	ROUND_KB=${ROUND_KB:-} MAX_INFLIGHT_KB=${MAX_INFLIGHT_KB:-} FIO_RATE=${FIO_RATE:-}
+fi
+
+# layout BS: ackwriter's THREADS (8, fewer if MAX_INFLIGHT_KB says so)
+# and BLOCKS per thread (they share 256 MiB, 512 blocks each at most)
+layout() {
+	THREADS=8
+	[ -z "$MAX_INFLIGHT_KB" ] || THREADS=$((MAX_INFLIGHT_KB * 1024 / $1))
+	[ "$THREADS" -le 8 ] || THREADS=8
+	[ "$THREADS" -ge 1 ] || THREADS=1
+	BLOCKS=$((256 * 1048576 / THREADS / $1))
+	[ "$BLOCKS" -le 512 ] || BLOCKS=512
+}
+
+# until_acked ACKS BS PID: waits until ACKS has gained ROUND_KB/2 to
+# ROUND_KB KiB of acknowledged writes of BS bytes, one at least (10 s at
+# most), or until PID, the writer, exits.  It polls with builtins only
+# (a fork takes milliseconds, and ackwriter writes a MiB in seven).
+until_acked() {
+	local want n lines until=$((SECONDS + 10))
+	mapfile -t lines < "$1"
+	n=$(((ROUND_KB * 512 + RANDOM % (ROUND_KB * 512 + 1)) / $2))
+	want=$((${#lines[@]} + (n > 0 ? n : 1)))
+	while [ "$SECONDS" -lt "$until" ] && kill -0 "$3" 2>/dev/null; do
+		mapfile -t lines < "$1"
+		[ "${#lines[@]}" -lt "$want" ] || return 0
+	done
+}
 
 mount_disks "$D" "$M"
-start_follower "file:$D/.repdisk/log" "$R"
+start_follower "$(test_log_uri "$D")" "$R"
 for bs in "${BS[@]}"; do truncate -s 256M "$M/vm-$bs.img"; done
 
 for round in $(seq 1 "$ROUNDS"); do
 	bs=${BS[round % 3]}
-	blocks=$((256 * 1048576 / 8 / bs))	# 8 threads share 256 MiB
-	[ "$blocks" -gt 512 ] && blocks=512
+	layout "$bs"
+	touch "$T/acks.$bs"
+	daemon=$(mount_pid "$M")
 	start_bg "$T/ackwriter.log" "$ACKWRITER" write "$M/vm-$bs.img" "$T/acks.$bs" \
-		--threads 8 --blocks "$blocks" --bs "$bs"
+		--threads "$THREADS" --blocks "$BLOCKS" --bs "$bs"
 	writer=$!
-	sleep "0.$((RANDOM % 8 + 2))"
-	crash_daemon "$M"
+	if [ -n "$ROUND_KB" ]; then
+		until_acked "$T/acks.$bs" "$bs" "$writer"
+		# then a random moment of the writes in flight (a 1 MiB
+		# write takes 7 to 30 ms)
+		sleep "$(printf '0.%03d' $((RANDOM % 20)))"
+	else
+		sleep "0.$((RANDOM % 8 + 2))"
+	fi
+	kill -0 "$writer" 2>/dev/null || fail "round $round: ackwriter exited before the kill: $(cat "$T/ackwriter.log")"
+	crash_daemon "$M" "$daemon"
 	wait "$writer" 2>/dev/null || true
 
 	mount_disks "$D" "$M"
-	"$ACKWRITER" verify "$M/vm-$bs.img" "$T/acks.$bs" --threads 8 \
-		--blocks "$blocks" --bs "$bs" > "$T/verify.log" 2>&1 ||
-		{ cat "$T/verify.log"; fail "round $round (bs $bs): acknowledged write lost"; }
+	"$ACKWRITER" verify "$M/vm-$bs.img" "$T/acks.$bs" --threads "$THREADS" \
+		--blocks "$BLOCKS" --bs "$bs" > "$T/verify.log" 2>&1 ||
+		{ cat "$T/verify.log"; fail "round $round (bs $bs): ackwriter verify failed"; }
 	say "round $round, bs $bs: $(cat "$T/verify.log")"
 	converged "$D" "$R" "vm-$bs.img"
 done
@@ -45,7 +96,7 @@ for round in 1 2 3; do
 		--bs=4k --direct=1 --ioengine=libaio --iodepth=32 --verify=crc32c
 		--randseed=$round)
 	start_bg "$T/fio.log" fio "${fio_job[@]}" --do_verify=0 --verify_state_save=1 \
-		--time_based --runtime=60
+		--time_based --runtime=60 ${FIO_RATE:+--rate=,$FIO_RATE}
 	fio_pid=$!
 	sleep "1.$((RANDOM % 10))"
 	crash_daemon "$M"
@@ -80,8 +131,8 @@ done
 # every acknowledged write of every round is still there
 for bs in "${BS[@]}"; do
 	[ -f "$T/acks.$bs" ] || continue
-	blocks=$((256 * 1048576 / 8 / bs)); [ "$blocks" -gt 512 ] && blocks=512
-	"$ACKWRITER" verify "$M/vm-$bs.img" "$T/acks.$bs" --threads 8 --blocks "$blocks" --bs "$bs" > /dev/null ||
+	layout "$bs"
+	"$ACKWRITER" verify "$M/vm-$bs.img" "$T/acks.$bs" --threads "$THREADS" --blocks "$BLOCKS" --bs "$bs" > /dev/null ||
 		fail "bs $bs: acknowledged writes lost by the end"
 done
 say "$(cat "$T"/acks.* | wc -l) acknowledged ackwriter writes survived $ROUNDS SIGKILLs, and fio verified 3 more"

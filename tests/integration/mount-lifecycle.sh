@@ -9,31 +9,38 @@
 requires fusermount3 truncate
 
 D=$T/data M=$T/mnt R=$T/replica
-LOG=file:$D/.repdisk/log
+LOG=$(test_log_uri "$D")
+mapfile -t LOGARGS < <(log_args "$D")	# --log LOG, unless the default
 
 # --- bad invocations: one line, exit 1 or 2, nothing mounted
 mkdir -p "$M"
-expect_exit 1 "$REPDISK" mount "$T/nodir" "$M"
+expect_exit 1 "$REPDISK" mount "${LOGARGS[@]}" "$T/nodir" "$M"
 expect_stderr "^repdisk mount: data directory $T/nodir: No such file or directory$"
 [ "$(wc -l < "$T/stderr")" = 1 ] || fail "more than one line of error"
 mkdir -p "$D"
-expect_exit 1 "$REPDISK" mount "$D" "$T/nomnt"
+expect_exit 1 "$REPDISK" mount "${LOGARGS[@]}" "$D" "$T/nomnt"
 expect_stderr "mount point $T/nomnt: No such file or directory"
 expect_exit 2 "$REPDISK" mount "$D"
 expect_stderr "^usage: repdisk mount"
-expect_exit 2 "$REPDISK" mount --max-inflight-mb 0 "$D" "$M"
-expect_exit 1 "$REPDISK" mount -o no_such_option "$D" "$M"
+expect_exit 2 "$REPDISK" mount "${LOGARGS[@]}" --max-inflight-mb 0 "$D" "$M"
+expect_exit 1 "$REPDISK" mount "${LOGARGS[@]}" -o no_such_option "$D" "$M"
 expect_stderr "bad mount options"
 grep -q " $M " /proc/mounts && fail "a failed mount left $M mounted"
 
 # --- mount, refuse a second one
 mount_disks "$D" "$M"
 mkdir -p "$T/mnt2"
-expect_exit 1 "$REPDISK" mount "$D" "$T/mnt2"
+expect_exit 1 "$REPDISK" mount "${LOGARGS[@]}" "$D" "$T/mnt2"
 expect_stderr "data directory $D: in use by another repdisk process"
 mkdir -p "$T/other"
+# the same log from another data directory: refused too (README: "A
+# second mount of the same data directory or log is refused")
+cleanup_mount "$T/mnt2"
 expect_exit 1 "$REPDISK" mount --log "$LOG" "$T/other" "$T/mnt2"
-expect_stderr "log $D/.repdisk/log: already open for writing by another process \(pid [0-9]+\)"
+case $REPDISK_TEST_BACKEND in
+file) expect_stderr "log $D/.repdisk/log: already open for writing by another process \(pid [0-9]+\)" ;;
+*) expect_stderr "log .*(already open for writing|in use) by another" ;;
+esac
 grep -q " $T/mnt2 " /proc/mounts && fail "a refused mount left $T/mnt2 mounted"
 
 start_follower "$LOG" "$R"

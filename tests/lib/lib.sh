@@ -8,7 +8,10 @@
 # the test fails.  `requires CMD` skips the test (exit 77) when a tool is
 # missing.  `fail MSG` ends the test with a message.
 #
-# ctest passes the binaries as REPDISK and RL_TESTWRITER.
+# ctest passes the binaries as REPDISK and RL_TESTWRITER, and the log
+# backend the mount tests run on as REPDISK_TEST_BACKEND: "file" (the
+# default: each primary's embedded file log, DATADIR/.repdisk/log) or
+# "kafka" (a `repdisk devbroker` started for the test, see test_log_uri).
 
 set -euo pipefail
 
@@ -73,7 +76,22 @@ start_bg() {
 	cleanup "kill -9 $! 2>/dev/null; wait $! 2>/dev/null"
 }
 
-cleanup_mount() { cleanup "fusermount3 -uz '$1' 2>/dev/null || umount -l '$1' 2>/dev/null"; }
+# cleanup_mount MOUNTPOINT: at exit, unmount lazily, and give the daemon
+# serving it (repdisk mount daemonises: not our child) 10 s to finish,
+# then SIGKILL, so that nothing outlives the test (nor talks to a
+# devbroker already gone).
+cleanup_mount() { cleanup "_unmount_at_exit '$1'"; }
+_unmount_at_exit() {
+	local pid
+	pid=$(mount_pid "$1")
+	fusermount3 -uz "$1" 2>/dev/null || umount -l "$1" 2>/dev/null
+	[ -n "$pid" ] || return 0
+	for _ in $(seq 200); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.05
+	done
+	kill -9 "$pid" 2>/dev/null
+}
 
 # expect_exit CODE CMD...: runs CMD, which must exit with CODE; its stderr
 # is left in $T/stderr for the caller to check.
@@ -104,21 +122,75 @@ status_field() {
 	size) col=3 ;; applied) col=4 ;; log_end) col=5 ;; lag) col=6 ;;
 	epoch) col=7 ;; *) fail "status_field: unknown column $3" ;;
 	esac
-	"$REPDISK" status "$1" | awk -v n="$2" -v c="$col" 'NR > 1 && $1 == n { print $c }'
+	local args=()
+	# the log's end (and so the lag) needs the log: status finds the
+	# file log in DATADIR itself, a kafka log is named (it takes a
+	# round trip, so only when needed)
+	[ "$col" -ge 5 ] && [ "$col" -le 6 ] && mapfile -t args < <(log_args "$1")
+	"$REPDISK" status "${args[@]}" "$1" |
+		awk -v n="$2" -v c="$col" 'NR > 1 && NF == 0 { exit } NR > 1 && $1 == n { print $c }'
+}
+
+# --- the log backend -----------------------------------------------------
+
+REPDISK_TEST_BACKEND=${REPDISK_TEST_BACKEND:-file}
+case $REPDISK_TEST_BACKEND in
+file) ;;
+kafka)
+	# One development Kafka cluster per test (3 brokers, min.insync 2),
+	# started here rather than on first use because test_log_uri runs in
+	# command substitutions, whose cleanups would be lost.  Started
+	# first, it is killed last, after the mounts and followers.
+	start_bg "$T/devbroker.log" "$REPDISK" devbroker --brokers 3 \
+		--min-insync 2 --bootstrap-file "$T/devbroker.bootstrap" \
+		--control "$T/devbroker.ctl"
+	DEVBROKER_PID=$!
+	for _ in $(seq 200); do
+		[ -s "$T/devbroker.bootstrap" ] && break
+		kill -0 "$DEVBROKER_PID" 2>/dev/null ||
+			fail "devbroker exited: $(cat "$T/devbroker.log")"
+		sleep 0.05
+	done
+	[ -s "$T/devbroker.bootstrap" ] || fail "devbroker wrote no bootstrap file"
+	DEVBROKER_BOOTSTRAP=$(cat "$T/devbroker.bootstrap")
+	;;
+*) fail "REPDISK_TEST_BACKEND=$REPDISK_TEST_BACKEND: want file or kafka" ;;
+esac
+
+# test_log_uri DATADIR: the log of a primary whose data directory is
+# DATADIR, as followers and tools name it.  file: the mount's default,
+# DATADIR/.repdisk/log.  kafka: the test's devbroker, in a namespace of
+# this test's own (the same for every DATADIR: a test has one log).
+test_log_uri() {
+	case $REPDISK_TEST_BACKEND in
+	file) echo "file:$1/.repdisk/log" ;;
+	kafka) echo "kafka:$DEVBROKER_BOOTSTRAP?ns=$TEST_NAME-$$&timeout_ms=30000" ;;
+	esac
+}
+
+# log_args DATADIR: the arguments that make `repdisk mount` (or status)
+# use test_log_uri: none for the file log, whose default it is (the tests
+# mount as users do, without --log), --log URI for kafka.
+log_args() {
+	case $REPDISK_TEST_BACKEND in
+	file) ;;
+	kafka) echo "--log"; test_log_uri "$1" ;;
+	esac
 }
 
 # --- mounts and followers ------------------------------------------------
 
 # mount_disks DATADIR MOUNTPOINT [OPTIONS...]: `repdisk mount` as users run
-# it (it daemonises and returns once the mount is usable); unmounted at
-# exit whatever happens.  The daemon's messages are in
-# DATADIR/.repdisk/mount.log.
+# it (it daemonises and returns once the mount is usable), on the test's
+# log (test_log_uri); unmounted at exit whatever happens, and its daemon
+# gone.  The daemon's messages are in DATADIR/.repdisk/mount.log.
 mount_disks() {
-	local data=$1 mnt=$2
+	local data=$1 mnt=$2 args=()
 	shift 2
 	mkdir -p "$data" "$mnt"
+	mapfile -t args < <(log_args "$data")
 	cleanup_mount "$mnt"
-	"$REPDISK" mount "$@" "$data" "$mnt" || fail "repdisk mount $data $mnt failed"
+	"$REPDISK" mount "${args[@]}" "$@" "$data" "$mnt" || fail "repdisk mount $data $mnt failed"
 	grep -qs " $(realpath "$mnt") fuse.repdisk " /proc/mounts ||
 		fail "$mnt is not mounted after repdisk mount returned"
 }
@@ -128,11 +200,12 @@ mount_pid() {
 	pgrep -f "^repdisk mount .* $1\$" | head -1
 }
 
-# crash_daemon MOUNTPOINT: SIGKILL the daemon serving a mount, wait until
-# it is gone (its locks go with it), and drop the dead mount lazily.
+# crash_daemon MOUNTPOINT [PID]: SIGKILL the daemon serving a mount (PID,
+# found beforehand, makes the kill immediate), wait until it is gone (its
+# locks go with it), and drop the dead mount lazily.
 crash_daemon() {
-	local pid
-	pid=$(mount_pid "$1")
+	local pid=${2:-}
+	[ -n "$pid" ] || pid=$(mount_pid "$1")
 	[ -n "$pid" ] || fail "no daemon serves $1"
 	kill -9 "$pid"
 	for _ in $(seq 200); do
@@ -182,11 +255,12 @@ start_follower() {
 # until the replica has applied the primary's whole log for disk NAME,
 # then checks the two images are byte-identical.
 converged() {
-	local end="" got=""
-	for _ in $(seq 200); do
+	local end="" got="" until=$((SECONDS + 10))
+	while :; do
 		end=$(status_field "$1" "$3" log_end)
 		got=$(status_field "$2" "$3" applied)
 		[ -n "$end" ] && [ "$end" = "$got" ] && break
+		[ "$SECONDS" -lt "$until" ] || break
 		sleep 0.05
 	done
 	[ -n "$end" ] && [ "$end" = "$got" ] ||
