@@ -272,6 +272,49 @@ int fs_disk_setattr(struct fs *fs, struct disk *d, uint32_t mode, uint32_t uid,
 	return rc;
 }
 
+/* Retention (file log): deletes each disk's segments that its checkpoint
+ * and every follower that reports to the log are past.  On the checkpoint
+ * thread, after a checkpoint.  A log that keeps its own retention (Kafka)
+ * says so once and is left alone. */
+static void trim_logs(struct fs *fs, struct disk *list)
+{
+	struct rl_positions *fol = NULL;
+	struct rl_err err = { 0 };
+	int nf = rl_positions_list(fs->log, &fol, &err);
+
+	if (nf < 0) {
+		/* never guess where a follower is */
+		if (!fs->trim_failing)
+			fprintf(stderr, "repdisk: log retention paused: %s\n",
+				err.msg);
+		fs->trim_failing = true;
+		return;
+	}
+	fs->trim_failing = false;
+	for (struct disk *d = list; d; d = d->next) {
+		uint64_t keep;
+		int n;
+
+		if (!d->w)
+			continue;
+		keep = rl_retention_bound(fol, (size_t)nf, &d->uuid,
+					  rl_image_checkpointed(d->img));
+		n = rl_log_trim(d->stream, keep, &err);
+		if (n == -EOPNOTSUPP) {
+			fs->keep_log = true;
+			break;
+		}
+		if (n < 0)
+			fprintf(stderr, "repdisk: %s: log retention: %s\n",
+				d->name, err.msg);
+		else if (n > 0)
+			fprintf(stderr, "repdisk: %s: deleted %d log segments "
+				"below position %" PRIu64 " (applied here and "
+				"on all %d followers)\n", d->name, n, keep, nf);
+	}
+	rl_positions_free(fol, (size_t)nf);
+}
+
 int fs_checkpoint_all(struct fs *fs)
 {
 	struct disk *list;
@@ -291,6 +334,8 @@ int fs_checkpoint_all(struct fs *fs)
 			rc = -EIO;
 		}
 	}
+	if (rc == 0 && !fs->keep_log)
+		trim_logs(fs, list);
 	pthread_mutex_unlock(&fs->close_lock);
 	return rc;
 }

@@ -39,6 +39,8 @@ struct fs {
 	const char *log_uri;
 	char host[64];
 	bool takeover;			/* --takeover: claim other hosts' disks */
+	bool keep_log;			/* --keep-log: no retention */
+	bool trim_failing;		/* checkpoint thread only */
 	int datadir_lock_fd;
 	size_t zstd_min;
 

@@ -56,6 +56,10 @@ static const char usage[] =
 	"      --host NAME        named in each disk's claim (default: hostname)\n"
 	"      --takeover         claim disks another host claimed last (its\n"
 	"                         writer is fenced: see docs/FAILOVER.md)\n"
+	"      --keep-log         file log: keep every record (by default a\n"
+	"                         segment goes once this mount and every\n"
+	"                         follower reporting to the log are past it)\n"
+	"      --segment-mb N     file log: segment size (default 64)\n"
 	"      --zstd-min BYTES   compress writes of at least BYTES (default 0: off)\n"
 	"      --max-inflight-mb N  bytes of writes in flight at most (default 64)\n"
 	"  -h, --help             show this help\n"
@@ -79,7 +83,7 @@ struct options {
 	char fuse_opts[4096];		/* -o options for FUSE, comma-joined */
 	struct rl_log_opts log_opts;
 	char datadir[PATH_MAX];
-	bool foreground, takeover;
+	bool foreground, takeover, keep_log;
 	char host[64];
 	unsigned long long zstd_min, inflight_mb;
 };
@@ -108,6 +112,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "write-timeout", required_argument, NULL, 'W' },
 		{ "kafka-config", required_argument, NULL, 'K' },
 		{ "takeover", no_argument, NULL, 'T' },
+		{ "keep-log", no_argument, NULL, 'k' },
+		{ "segment-mb", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -137,6 +143,18 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case 'T':
 			o->takeover = true;
 			break;
+		case 'k':
+			o->keep_log = true;
+			break;
+		case 'S': {
+			unsigned long long mb;
+
+			if (parse_u64(optarg, &mb) < 0 || mb == 0 || mb > 65536)
+				return usage_error("bad --segment-mb \"%s\"",
+						   optarg);
+			o->log_opts.segment_bytes = mb << 20;
+			break;
+		}
 		case 'N':
 			if (rl_log_opts_set(&o->log_opts, "namespace", optarg,
 					    &err) < 0)
@@ -270,6 +288,7 @@ int main(int argc, char **argv)
 	fs.max_flight_bytes = o.inflight_mb << 20;
 	snprintf(fs.host, sizeof(fs.host), "%s", o.host);
 	fs.takeover = o.takeover;
+	fs.keep_log = o.keep_log;
 	pthread_mutex_init(&fs.lock, NULL);
 	pthread_mutex_init(&fs.close_lock, NULL);
 	pthread_mutex_init(&fs.flight_lock, NULL);

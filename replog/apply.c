@@ -175,6 +175,11 @@ uint64_t rl_image_epoch(const struct rl_image *img)
 	return img->epoch;
 }
 
+uint64_t rl_image_checkpointed(const struct rl_image *img)
+{
+	return img->ckpt_pos;
+}
+
 const char *rl_image_owner(const struct rl_image *img)
 {
 	return img->owner;

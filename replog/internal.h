@@ -28,6 +28,11 @@ struct rl_backend {
 	int (*reader_next)(struct rl_reader *r, struct rl_record *rec,
 			   uint64_t *pos, int timeout_ms, struct rl_err *err);
 	void (*reader_close)(struct rl_reader *r);
+	/* Deletes what is below keep_from where whole units (segments) can
+	 * go; returns how many went.  NULL: the log keeps everything, or
+	 * its own retention rules (Kafka). */
+	int (*trim)(struct rl_stream *s, uint64_t keep_from,
+		    struct rl_err *err);
 	/* Follower positions (positions.c encodes and checks them): pos_put
 	 * stores the report `buf` of follower `name`, replacing the last one
 	 * (buf NULL: forgets the follower); pos_scan calls each() once per

@@ -86,6 +86,15 @@ const struct rl_uuid *rl_stream_disk(const struct rl_stream *s)
 	return &s->disk;
 }
 
+int rl_log_trim(struct rl_stream *s, uint64_t keep_from, struct rl_err *err)
+{
+	if (!(s->log->flags & RL_LOG_WRITE))
+		return -EROFS;
+	if (!s->log->be->trim)
+		return -EOPNOTSUPP;
+	return s->log->be->trim(s, keep_from, err);
+}
+
 size_t rl_stream_max_record(const struct rl_stream *s)
 {
 	return s->log->max_record;

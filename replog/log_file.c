@@ -1054,7 +1054,18 @@ static int file_reader_open(struct rl_stream *base, uint64_t pos,
 		/* a stream being created: its first segment may not exist
 		 * yet; reader_next opens it once a record is durable */
 		seg = 0;
-	} else if (n <= 0 || segs[0] > pos) {
+	} else if (n > 0 && segs[0] > pos) {
+		uint64_t first = segs[0];
+
+		free(segs);
+		return rl_err_set(err, ERANGE, "%s: position %" PRIu64 " is "
+				  "no longer in the log, which now starts at "
+				  "position %" PRIu64 " (deleted once every "
+				  "registered follower was past it): this "
+				  "replica cannot catch up from the log and "
+				  "must be reseeded from another one (repdisk "
+				  "seed --from)", s->label, pos, first);
+	} else if (n <= 0) {
 		free(segs);
 		return rl_err_set(err, n < 0 ? -n : ENOENT, "%s: no segment "
 				  "holds position %" PRIu64, s->label, pos);
@@ -1095,6 +1106,41 @@ static int file_reader_open(struct rl_stream *base, uint64_t pos,
 	}
 	*out = &r->base;
 	return 0;
+}
+
+/* ------------------------------------------------------------ retention */
+
+/* Deletes the segments whose records are all below keep_from: every
+ * segment but the last whose successor starts at or below keep_from.
+ * Readers that have a deleted segment open go on reading it (the file
+ * stays until they close it); readers opened below the new first segment
+ * get -ERANGE. */
+static int file_trim(struct rl_stream *base, uint64_t keep_from,
+		     struct rl_err *err)
+{
+	struct file_stream *s = FSTREAM(base);
+	uint64_t *segs = NULL;
+	int n = list_segments(s->dir, &segs), gone = 0;
+
+	if (n < 0)
+		return rl_err_set(err, -n, "%s: list segments: %s", s->label,
+				  strerror(-n));
+	for (int i = 0; i + 1 < n && segs[i + 1] <= keep_from; i++) {
+		char path[PATH_MAX];
+
+		seg_name(path, sizeof(path), s->dir, segs[i]);
+		if (unlink(path) < 0) {
+			int e = errno;
+
+			free(segs);
+			return rl_err_set(err, e, "%s: %s", path, strerror(e));
+		}
+		gone++;
+	}
+	free(segs);
+	if (gone)
+		rl_fsync_dir(s->dir);
+	return gone;
 }
 
 /* ------------------------------------------------------------ positions */
@@ -1225,4 +1271,5 @@ const struct rl_backend rl_backend_file = {
 	.reader_close = file_reader_close,
 	.pos_put = file_pos_put,
 	.pos_scan = file_pos_scan,
+	.trim = file_trim,
 };

@@ -376,3 +376,22 @@ const struct rl_position *rl_positions_find(const struct rl_positions *p,
 			return &p->pos[i];
 	return NULL;
 }
+
+uint64_t rl_retention_bound(const struct rl_positions *v, size_t n,
+			    const struct rl_uuid *disk, uint64_t local)
+{
+	uint64_t bound = local;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct rl_position *p = rl_positions_find(&v[i], disk);
+
+		/* a follower that has not reported this disk yet needs it
+		 * all: a disk created after its last report, or one it has
+		 * not reached */
+		if (!p)
+			return 0;
+		if (p->next_pos < bound)
+			bound = p->next_pos;
+	}
+	return bound;
+}

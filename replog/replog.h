@@ -244,6 +244,14 @@ int rl_log_append(struct rl_stream *s, const void *rec, size_t len,
  * (>= 0) or a negative errno. */
 int64_t rl_log_append_sync(struct rl_stream *s, const void *rec, size_t len);
 
+/* Log retention (a writer's log only): deletes records below keep_from
+ * where the backend can, in whole segments (the file log; never the
+ * segment being written).  Returns how many segments went, -EOPNOTSUPP
+ * for a log that keeps its own retention (Kafka: the topic's settings).
+ * A reader opened below what is left gets -ERANGE, saying the replica
+ * must be reseeded.  Callers pick keep_from with rl_retention_bound(). */
+int rl_log_trim(struct rl_stream *s, uint64_t keep_from, struct rl_err *err);
+
 /* The largest encoded record the stream's log takes (0: no limit), e.g. the
  * Kafka broker's message size limit.  The writer splits WRITE records that
  * would be larger. */
@@ -306,6 +314,9 @@ void rl_image_close(struct rl_image *img);
 uint64_t rl_image_next_pos(const struct rl_image *img);
 uint64_t rl_image_epoch(const struct rl_image *img);
 uint64_t rl_image_last_seq(const struct rl_image *img);
+/* The next position as of the image's last checkpoint (what a restart
+ * replays from). */
+uint64_t rl_image_checkpointed(const struct rl_image *img);
 /* The host named by the newest claim applied ("" if none or unknown). */
 const char *rl_image_owner(const struct rl_image *img);
 int rl_image_fd(const struct rl_image *img);
@@ -504,6 +515,12 @@ int rl_positions_forget(struct rl_log *log, const char *name,
 int rl_positions_list(struct rl_log *log, struct rl_positions **out,
 		      struct rl_err *err);
 void rl_positions_free(struct rl_positions *v, size_t n);
+
+/* What a writer may delete of a disk's stream: everything below the
+ * smallest of `local` (its own checkpoint) and every follower's reported
+ * position for the disk (0 for a follower that reports none). */
+uint64_t rl_retention_bound(const struct rl_positions *v, size_t n,
+			    const struct rl_uuid *disk, uint64_t local);
 
 /* The position p reports for disk (NULL: the catalog), or NULL. */
 const struct rl_position *rl_positions_find(const struct rl_positions *p,

@@ -12,7 +12,9 @@
  * goes on, since the images do not depend on it. */
 #include "repdisk.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -38,8 +40,9 @@ static const char usage[] =
 	"  -l, --log URI               the log to follow: file:PATH or\n"
 	"                              kafka:HOST:PORT[,...][?OPTIONS]\n"
 	"  -n, --name NAME             this follower's name: letters, digits,\n"
-	"                              '.', '_', '-', at most 64 (default: the\n"
-	"                              host name)\n"
+	"                              '.', '_', '-', at most 64 (default:\n"
+	"                              HOST-DIR, the host name and the data\n"
+	"                              directory's last component)\n"
 	"      --once                  catch up, checkpoint and exit 0\n"
 	"      --checkpoint-records N  checkpoint a disk every N records (4096)\n"
 	"  -h, --help                  show this help\n"
@@ -71,6 +74,30 @@ static double now(void)
 
 /* The log options every program shares (replog/logopts.c), by getopt
  * code. */
+/* HOST-DIR: two followers of one host, in two data directories, must not
+ * share a name (their reports would overwrite each other, and retention
+ * would go by the wrong one). */
+static void default_name(char name[RL_FOLLOWER_NAME_MAX + 1],
+			 const char *datadir)
+{
+	char full[PATH_MAX], *base;
+	size_t n;
+
+	rl_follower_default_name(name);
+	if (!realpath(datadir, full))
+		snprintf(full, sizeof(full), "%s", datadir);
+	base = strrchr(full, '/');
+	base = base && base[1] ? base + 1 : full;
+	n = strlen(name);
+	if (n + 2 > RL_FOLLOWER_NAME_MAX || strcmp(base, "/") == 0)
+		return;
+	name[n++] = '-';
+	for (; *base && n < RL_FOLLOWER_NAME_MAX; base++)
+		name[n++] = (isalnum((unsigned char)*base) || *base == '.' ||
+			     *base == '_' || *base == '-') ? *base : '-';
+	name[n] = '\0';
+}
+
 static const char *log_opt_name(int c)
 {
 	switch (c) {
@@ -177,7 +204,7 @@ int cmd_follow(int argc, char **argv)
 	}
 	datadir = argv[optind];
 	if (!name[0])
-		rl_follower_default_name(name);
+		default_name(name, datadir);
 	fopts.name = name;
 
 	/* a new replica: its data directory may not exist yet */

@@ -25,6 +25,7 @@ static const char usage[] =
 	"  log dump  print the records of a log, one line each\n"
 	"  log bench measure the file log's durable append rate\n"
 	"  seed      rebuild a replica from a copy of another one, plus the log\n"
+	"  forget    drop a follower gone for good from the log's registry\n"
 	"  verify    compare a disk's replicas byte for byte\n"
 	"  devbroker run a development Kafka cluster (testing only, in memory)\n"
 	"\n"
@@ -97,6 +98,8 @@ int main(int argc, char **argv)
 		return cmd_status(argc - 1, argv + 1);
 	if (strcmp(cmd, "devbroker") == 0)
 		return cmd_devbroker(argc - 1, argv + 1);
+	if (strcmp(cmd, "forget") == 0)
+		return cmd_forget(argc - 1, argv + 1);
 	if (strcmp(cmd, "seed") == 0)
 		return cmd_seed(argc - 1, argv + 1);
 	if (strcmp(cmd, "verify") == 0)

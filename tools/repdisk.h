@@ -17,6 +17,7 @@ int cmd_log_bench(int argc, char **argv);
 int cmd_devbroker(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_seed(int argc, char **argv);
+int cmd_forget(int argc, char **argv);
 
 /* Prints "repdisk CMD: MSG" to stderr. */
 void tool_error(const char *cmd, const char *fmt, ...)
