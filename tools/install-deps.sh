@@ -8,6 +8,11 @@ packages=(
 	libfuse3-dev fuse3 librdkafka-dev libzstd-dev libsodium-dev check
 	# the clients the tests drive, as users do
 	qemu-utils fio e2fsprogs rsync python3 util-linux procps kcat
+	# the end-to-end tests: a VM booted from a disk (boot.sh; its kernel is
+	# Debian's cloud kernel, fetched by the test with apt-get download),
+	# and libguestfs (libguestfs.sh)
+	qemu-system-x86 extlinux syslinux-common busybox-static fdisk cpio
+	libguestfs-tools
 )
 
 missing=()
