@@ -280,8 +280,17 @@ static void trim_logs(struct fs *fs, struct disk *list)
 {
 	struct rl_positions *fol = NULL;
 	struct rl_err err = { 0 };
-	int nf = rl_positions_list(fs->log, &fol, &err);
+	int nf;
 
+	/* a log with retention of its own: do not even list followers (on
+	 * Kafka that reads a topic) */
+	if (!list || !list->stream)
+		return;		/* no disk yet: nothing to trim */
+	if (rl_log_trim(list->stream, 0, &err) == -EOPNOTSUPP) {
+		fs->keep_log = true;
+		return;
+	}
+	nf = rl_positions_list(fs->log, &fol, &err);
 	if (nf < 0) {
 		/* never guess where a follower is */
 		if (!fs->trim_failing)

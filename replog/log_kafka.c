@@ -1012,7 +1012,8 @@ static int kafka_reader_next(struct rl_reader *base, struct rl_record *rec,
 				rd_kafka_message_destroy(m);
 				m = NULL;
 			}
-			if (m && m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
+			if (m && (m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE ||
+				  m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET)) {
 				int64_t lo = -1, hi = -1;
 
 				rd_kafka_message_destroy(m);

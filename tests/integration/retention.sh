@@ -7,7 +7,10 @@
 #  - a new replica that needs deleted records gets an error saying it must
 #    be reseeded, and `repdisk seed` plus follow gets it there;
 #  - `repdisk forget` lets retention pass a follower gone for good;
-#  - --keep-log keeps everything.
+#  - --keep-log keeps everything;
+#  - on Kafka, retention is the topic's: a follower that needs records the
+#    topic no longer has (the development cluster keeps about 5 MiB per
+#    partition) is told to reseed, and seed plus follow gets it there.
 . "$(dirname "$0")/../lib/lib.sh"
 requires cmp
 
@@ -84,4 +87,26 @@ sleep 2.5
 	fail "--keep-log deleted a segment"
 expect_exit 0 "$REPDISK" follow --once --log "file:$T/keep/.repdisk/log" "$T/keep-replica"
 cmp "$T/keep/k.img" "$T/keep-replica/k.img" || fail "the kept log does not replay to the same bytes"
+
+# --- Kafka: the topic's retention -----------------------------------------
+start_bg "$T/devbroker.log" "$REPDISK" devbroker --brokers 3 --bootstrap-file "$T/bootstrap"
+for _ in $(seq 100); do [ -s "$T/bootstrap" ] && break; sleep 0.05; done
+KLOG="kafka:$(cat "$T/bootstrap")?ns=retention-$$"
+mount_disks "$T/kdata" "$T/kmnt2" --log "$KLOG"
+truncate -s 64M "$T/kmnt2/vm1.img"
+dd if=/dev/urandom of="$T/kmnt2/vm1.img" bs=256k count=48 oflag=direct conv=notrunc status=none
+expect_exit 1 "$REPDISK" follow --once --log "$KLOG" "$T/kf"
+expect_stderr "vm1.img: log kafka: topic repdisk\.retention-[0-9]+\.disk\.[-0-9a-f]+ offset 0 \(position 0\): no longer in the log, which now starts at position [0-9]+ .*must be reseeded from another one \(repdisk seed --from\)"
+rm -rf "$T/kf"
+# the source's checkpoint (taken every second) must be within what the
+# development cluster still has, or the seed itself would need a reseed
+for _ in $(seq 100); do
+	lag=$("$REPDISK" status --log "$KLOG" "$T/kdata" | awk '$1 == "vm1.img" { print $6 }')
+	[ "$lag" = 0 ] && break
+	sleep 0.1
+done
+expect_exit 0 "$REPDISK" seed -q --from "$T/kdata" --log "$KLOG" "$T/kf"
+unmount_disks "$T/kmnt2"
+expect_exit 0 "$REPDISK" follow --once --log "$KLOG" "$T/kf"
+expect_exit 0 "$REPDISK" verify -q "$T/kdata" "$T/kf"
 say "ok"
