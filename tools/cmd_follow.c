@@ -207,16 +207,16 @@ int cmd_follow(int argc, char **argv)
 		default_name(name, datadir);
 	fopts.name = name;
 
-	/* a new replica: its data directory may not exist yet */
-	if (mkdir(datadir, 0755) < 0 && errno != EEXIST)
+	/* the log first: a wrong log creates nothing.  Then a new replica's
+	 * data directory, which may not exist yet. */
+	rc = rl_log_open(uri, 0, &lopts, &log, &err);
+	if (rc == 0 && mkdir(datadir, 0755) < 0 && errno != EEXIST)
 		rc = rl_err_set(&err, errno, "data directory %s: %s", datadir,
 				strerror(errno));
-	else
+	else if (rc == 0)
 		rc = rl_datadir_prepare(datadir, &err);
 	if (rc == 0)
 		rc = lock_fd = rl_datadir_lock(datadir, &err);
-	if (rc >= 0)
-		rc = rl_log_open(uri, 0, &lopts, &log, &err);
 	if (rc >= 0)
 		rc = rl_follower_open(log, datadir, &fopts, &f, &err);
 	if (rc < 0) {

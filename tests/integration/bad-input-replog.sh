@@ -23,14 +23,10 @@ done
 
 # --- missing or wrong directories: one line, exit 1
 expect_exit 1 "$REPDISK" follow --once --log "file:$T/nolog" "$T/nodir"
-expect_stderr "^repdisk follow: data directory $T/nodir: No such file or directory$"
-[ "$(wc -l < "$T/stderr")" = 1 ] || fail "more than one line of error"
-touch "$T/afile"
-expect_exit 1 "$REPDISK" follow --once --log "file:$T/nolog" "$T/afile"
-expect_stderr "not a directory"
-mkdir "$T/d"
-expect_exit 1 "$REPDISK" follow --once --log "file:$T/nolog" "$T/d"
 expect_stderr "^repdisk follow: log $T/nolog: no such log$"
+[ "$(wc -l < "$T/stderr")" = 1 ] || fail "more than one line of error"
+[ -e "$T/nodir" ] && fail "a follow of a missing log created its data directory"
+mkdir "$T/d"
 expect_exit 1 "$REPDISK" follow --once --log "kafkaa:localhost:1" "$T/d"
 expect_stderr "unknown scheme \"kafkaa\""
 expect_exit 1 "$REPDISK" status "$T/nodir"
@@ -47,6 +43,13 @@ SEG=$T/primary/.repdisk/log/disks/$UUID/00000000000000000000.seg
 [ -f "$SEG" ] || fail "no segment $SEG"
 "$REPDISK" log dump --log "$LOG" vm1.img > "$T/dump.txt" || fail "dump of a good log failed"
 [ "$(wc -l < "$T/dump.txt")" = 301 ] || fail "dump: $(wc -l < "$T/dump.txt") lines, want 301 (claim + 300)"
+
+# a data directory that cannot be made, or is a file: one line, exit 1
+expect_exit 1 "$REPDISK" follow --once --log "$LOG" "$T/no/such/dir"
+expect_stderr "^repdisk follow: data directory $T/no/such/dir: No such file or directory$"
+touch "$T/afile"
+expect_exit 1 "$REPDISK" follow --once --log "$LOG" "$T/afile"
+expect_stderr "not a directory"
 
 # a second follower of one data directory is refused
 mkdir "$T/f1"
