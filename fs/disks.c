@@ -25,6 +25,36 @@
 #include <string.h>
 #include <time.h>
 
+/* Applies the catalog stream's records from the catalog's next position
+ * up to `to` (exclusive): what other writers appended (a newer writer's
+ * claim, which fences us), before our own record at `to`. */
+static int catalog_catch_up(struct fs *fs, uint64_t to, struct rl_err *err)
+{
+	struct rl_reader *r;
+	int rc;
+
+	if (rl_catalog_next_pos(fs->cat) >= to)
+		return 0;
+	rc = rl_reader_open(fs->cat_stream, rl_catalog_next_pos(fs->cat), &r,
+			    err);
+	if (rc < 0)
+		return rc;
+	while (rc >= 0 && rl_catalog_next_pos(fs->cat) < to) {
+		struct rl_record rec;
+		uint64_t pos;
+
+		rc = rl_reader_next(r, &rec, &pos, 1000, err);
+		if (rc == 0)
+			rc = rl_err_set(err, EIO, "catalog: position %" PRIu64
+					" is durable but cannot be read",
+					rl_catalog_next_pos(fs->cat));
+		if (rc > 0)
+			rc = rl_catalog_apply(fs->cat, &rec, pos, err);
+	}
+	rl_reader_close(r);
+	return rc < 0 ? rc : 0;
+}
+
 /* Appends a catalog record, waits until durable, applies it. */
 static int catalog_change(struct fs *fs, struct rl_record *r)
 {
@@ -34,7 +64,9 @@ static int catalog_change(struct fs *fs, struct rl_record *r)
 	int64_t pos;
 	int rc;
 
-	r->epoch = 0;	/* the catalog's writer is fenced by the log's lock */
+	if (rl_catalog_epoch(fs->cat) > fs->cat_epoch)
+		return -EROFS;	/* fenced: said when it was found */
+	r->epoch = fs->cat_epoch;
 	len = rl_record_encode(r, 0, buf, sizeof(buf), &err);
 	if (len < 0)
 		return (int)len;
@@ -44,7 +76,16 @@ static int catalog_change(struct fs *fs, struct rl_record *r)
 			strerror((int)-pos));
 		return -EIO;
 	}
-	rc = rl_catalog_apply(fs->cat, r, (uint64_t)pos, &err);
+	rc = catalog_catch_up(fs, (uint64_t)pos, &err);
+	if (rc == 0)
+		rc = rl_catalog_apply(fs->cat, r, (uint64_t)pos, &err);
+	if (rc == RL_IGNORED_STALE) {
+		fprintf(stderr, "repdisk: catalog: fenced: the log's catalog "
+			"was claimed by %s (epoch %" PRIu64 "); this mount "
+			"makes no more catalog changes\n",
+			rl_catalog_owner(fs->cat), rl_catalog_epoch(fs->cat));
+		return -EROFS;
+	}
 	if (rc < 0) {
 		/* durable in the log but not applied: the catalog would
 		 * disagree with the log until a remount replays it */
@@ -58,7 +99,7 @@ static int catalog_change(struct fs *fs, struct rl_record *r)
 /* Opens a disk's stream, image and writer (replay, claim). */
 static int disk_open(struct fs *fs, struct disk *d, struct rl_err *err)
 {
-	struct rl_writer_opts wopts = { .host = fs->host,
+	struct rl_writer_opts wopts = { .host = fs->claim_as,
 					.zstd_min = fs->zstd_min,
 					.takeover = fs->takeover };
 	char path[PATH_MAX], ckpt[PATH_MAX];
@@ -94,6 +135,49 @@ static struct disk *disk_new(struct fs *fs, const struct rl_disk_info *info)
 	return d;
 }
 
+/* One writer of the catalog: refuse a catalog another mount claimed last
+ * (unless --takeover), then claim it with the next epoch. */
+static int catalog_claim(struct fs *fs, struct rl_err *err)
+{
+	const char *owner = rl_catalog_owner(fs->cat);
+	struct rl_record claim = { .type = RL_CLAIM };
+	uint8_t buf[RL_RECORD_HDR_SIZE + RL_NAME_MAX + 64];
+	ssize_t len;
+	int64_t pos;
+	int rc;
+
+	if (!fs->takeover && owner[0] && strcmp(owner, fs->claim_as) != 0)
+		return rl_err_set(err, EBUSY, "log %s: in use by another "
+				  "writer: its catalog belongs to %s (epoch %"
+				  PRIu64 "), which may still be running; if it "
+				  "is down, take over with --takeover "
+				  "(docs/FAILOVER.md)", fs->log_uri, owner,
+				  rl_catalog_epoch(fs->cat));
+	claim.epoch = rl_catalog_epoch(fs->cat) + 1;
+	claim.data = fs->claim_as;
+	claim.data_len = strlen(fs->claim_as);
+	len = rl_record_encode(&claim, 0, buf, sizeof(buf), err);
+	if (len < 0)
+		return (int)len;
+	pos = rl_log_append_sync(fs->cat_stream, buf, (size_t)len);
+	if (pos < 0)
+		return rl_err_set(err, (int)-pos, "catalog: claim: log append "
+				  "failed: %s", strerror((int)-pos));
+	rc = catalog_catch_up(fs, (uint64_t)pos, err);
+	if (rc == 0)
+		rc = rl_catalog_apply(fs->cat, &claim, (uint64_t)pos, err);
+	if (rc == 0 && rl_catalog_epoch(fs->cat) != claim.epoch)
+		rc = RL_IGNORED_STALE;
+	if (rc == RL_IGNORED_STALE)
+		return rl_err_set(err, EBUSY, "catalog: another writer "
+				  "claimed the log's catalog at the same time "
+				  "(%s, epoch %" PRIu64 ")",
+				  rl_catalog_owner(fs->cat),
+				  rl_catalog_epoch(fs->cat));
+	fs->cat_epoch = claim.epoch;
+	return rc;
+}
+
 int fs_disks_load(struct fs *fs, struct rl_err *err)
 {
 	struct rl_disk_info *info = NULL;
@@ -116,15 +200,20 @@ int fs_disks_load(struct fs *fs, struct rl_err *err)
 		uint64_t pos;
 
 		rc = rl_reader_next(r, &rec, &pos, 0, err);
-		if (rc > 0)
+		if (rc > 0) {
 			rc = rl_catalog_apply(fs->cat, &rec, pos, err);
-		else if (rc == 0) {
+			if (rc > 0)
+				rc = 0;	/* a stale record, ignored */
+		} else if (rc == 0) {
 			rl_reader_close(r);
 			break;
 		}
 		if (rc < 0)
 			rl_reader_close(r);
 	}
+	if (rc < 0)
+		return rc;
+	rc = catalog_claim(fs, err);
 	if (rc < 0)
 		return rc;
 

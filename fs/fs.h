@@ -38,8 +38,13 @@ struct fs {
 	const char *datadir;
 	const char *log_uri;
 	char host[64];
+	/* Who claims the disks: "HOST:DATADIR" as one printable word (the
+	 * way checkpoints keep a claim's owner).  A disk whose newest claim
+	 * names someone else is another writer's (see --takeover). */
+	char claim_as[RL_NAME_MAX + 1];
 	bool takeover;			/* --takeover: claim other hosts' disks */
 	bool keep_log;			/* --keep-log: no retention */
+	uint64_t cat_epoch;		/* our claim of the catalog */
 	bool trim_failing;		/* checkpoint thread only */
 	int datadir_lock_fd;
 	size_t zstd_min;

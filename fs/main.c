@@ -53,7 +53,8 @@ static const char usage[] =
 	"Other options:\n"
 	"      --log-file PATH    the daemon's messages (default\n"
 	"                         DATADIR/.repdisk/mount.log)\n"
-	"      --host NAME        named in each disk's claim (default: hostname)\n"
+	"      --host NAME        this host's name in each disk's claim, as\n"
+	"                         HOST:DATADIR (default: the host name)\n"
 	"      --takeover         claim disks another host claimed last (its\n"
 	"                         writer is fenced: see docs/FAILOVER.md)\n"
 	"      --keep-log         file log: keep every record (by default a\n"
@@ -97,6 +98,24 @@ static int parse_u64(const char *s, unsigned long long *out)
 	errno = 0;
 	*out = strtoull(s, &end, 10);
 	return errno || *end ? -1 : 0;
+}
+
+/* HOST:DATADIR, cut to fit (the end of a long path is what differs), with
+ * what a checkpoint could not keep (spaces, control bytes) made '_'. */
+static void claim_identity(char out[RL_NAME_MAX + 1], const char *host,
+			   const char *datadir)
+{
+	size_t hl = strlen(host), dl = strlen(datadir), room;
+	char buf[RL_NAME_MAX + 1];
+
+	room = RL_NAME_MAX > hl + 1 ? RL_NAME_MAX - hl - 1 : 0;
+	if (dl > room)
+		datadir += dl - room;
+	snprintf(buf, sizeof(buf), "%.64s:%.*s", host, (int)room, datadir);
+	for (size_t i = 0; buf[i]; i++)
+		out[i] = (unsigned char)buf[i] > ' ' &&
+			 (unsigned char)buf[i] < 0x7f ? buf[i] : '_';
+	out[strlen(buf)] = '\0';
 }
 
 static int parse_options(int argc, char **argv, struct options *o)
@@ -287,6 +306,7 @@ int main(int argc, char **argv)
 	fs.zstd_min = o.zstd_min;
 	fs.max_flight_bytes = o.inflight_mb << 20;
 	snprintf(fs.host, sizeof(fs.host), "%s", o.host);
+	claim_identity(fs.claim_as, o.host, o.datadir);
 	fs.takeover = o.takeover;
 	fs.keep_log = o.keep_log;
 	pthread_mutex_init(&fs.lock, NULL);

@@ -16,6 +16,13 @@
  * DELETE of a missing file is done.  A CREATE finding a stray file of that
  * name with no checkpoint of the disk truncates it, since the disk's log
  * will be replayed from position 0 and must not land on foreign bytes.
+ *
+ * One writer of the catalog, as of each disk: a mount claims the catalog
+ * stream with a CLAIM of the nil disk and a new epoch, and stamps its
+ * catalog records with that epoch; records of an older epoch that come
+ * after a newer claim are ignored by every applier (the state keeps the
+ * epoch and the claim's owner).  Records of epoch 0 from before the first
+ * claim are applied as they come.
  */
 #include "internal.h"
 
@@ -37,6 +44,8 @@ struct rl_catalog {
 	char *datadir;
 	char *state_dir;	/* DATADIR/.repdisk */
 	uint64_t next_pos;
+	uint64_t epoch;			/* the newest catalog claim */
+	char owner[RL_NAME_MAX + 1];	/* its host, one printable word */
 	struct rl_disk_info *disks;
 	size_t n, cap;
 };
@@ -107,6 +116,11 @@ static int state_parse(struct rl_catalog *cat, char *buf, struct rl_err *err)
 		} else if (sscanf(line, "next_pos %llu", &pos) == 1) {
 			cat->next_pos = pos;
 			have_pos = true;
+		} else if (sscanf(line, "epoch %llu", &pos) == 1) {
+			cat->epoch = pos;
+		} else if (strncmp(line, "owner ", 6) == 0 &&
+			   strlen(line + 6) <= RL_NAME_MAX) {
+			snprintf(cat->owner, sizeof(cat->owner), "%s", line + 6);
 		} else if (sscanf(line, "disk %36s %o %u %u%n", uuid, &d.mode,
 				  &d.uid, &d.gid, &off) == 4 && off > 0 &&
 			   line[off] == ' ' &&	/* the name is all the rest */
@@ -145,6 +159,10 @@ static int state_save(struct rl_catalog *cat, struct rl_err *err)
 		return rl_err_set(err, ENOMEM, "out of memory");
 	len = (size_t)snprintf(buf, cap, CATALOG_MAGIC "\nnext_pos %" PRIu64
 			       "\n", cat->next_pos);
+	if (cat->epoch)
+		len += (size_t)snprintf(buf + len, cap - len, "epoch %" PRIu64
+					"\nowner %s\n", cat->epoch,
+					cat->owner[0] ? cat->owner : "-");
 	for (size_t i = 0; i < cat->n; i++) {
 		char u[RL_UUID_STRLEN + 1];
 		const struct rl_disk_info *d = &cat->disks[i];
@@ -312,6 +330,7 @@ int rl_catalog_apply(struct rl_catalog *cat, const struct rl_record *r,
 	struct rl_disk_info *d;
 	char path[PATH_MAX], to[PATH_MAX], u[RL_UUID_STRLEN + 1];
 	uint64_t saved_pos = cat->next_pos;
+	bool stale = false;
 	int rc = 0;
 
 	if (pos != cat->next_pos)
@@ -326,6 +345,31 @@ int rl_catalog_apply(struct rl_catalog *cat, const struct rl_record *r,
 		return rl_err_set(err, EBADMSG, "catalog: position %" PRIu64
 				  ": %s with an invalid name", pos,
 				  rl_type_name(r->type));
+	if (r->type == RL_CLAIM) {
+		if (!rl_uuid_is_nil(&r->disk))
+			return rl_err_set(err, EBADMSG, "catalog: position %"
+					  PRIu64 ": CLAIM of a disk in the "
+					  "catalog stream", pos);
+		if (r->epoch <= cat->epoch) {
+			stale = true;
+			goto save;
+		}
+		cat->epoch = r->epoch;
+		for (size_t i = 0; i < sizeof(cat->owner) - 1 && i < r->data_len;
+		     i++) {
+			unsigned char c = ((const unsigned char *)r->data)[i];
+
+			cat->owner[i] = c > ' ' && c < 0x7f ? (char)c : '_';
+			cat->owner[i + 1] = '\0';
+		}
+		if (r->data_len == 0)
+			cat->owner[0] = '\0';
+		goto save;
+	}
+	if (r->epoch < cat->epoch) {
+		stale = true;	/* a fenced writer's: ignored everywhere */
+		goto save;
+	}
 	if (r->type == RL_CREATE) {
 		rc = apply_create(cat, r, path, sizeof(path), err);
 		goto save;
@@ -383,7 +427,7 @@ int rl_catalog_apply(struct rl_catalog *cat, const struct rl_record *r,
 save:
 	if (rc < 0)
 		return rc;
-	if (r->type != RL_SETATTR) {
+	if (r->type != RL_SETATTR && r->type != RL_CLAIM && !stale) {
 		rc = rl_fsync_dir(cat->datadir);
 		if (rc < 0)
 			return rl_err_set(err, -rc, "fsync %s: %s", cat->datadir,
@@ -393,5 +437,15 @@ save:
 	rc = state_save(cat, err);
 	if (rc < 0)
 		cat->next_pos = saved_pos;
-	return rc;
+	return rc < 0 ? rc : stale ? RL_IGNORED_STALE : 0;
+}
+
+uint64_t rl_catalog_epoch(const struct rl_catalog *cat)
+{
+	return cat->epoch;
+}
+
+const char *rl_catalog_owner(const struct rl_catalog *cat)
+{
+	return cat->owner;
 }

@@ -111,7 +111,8 @@ static int check_fields(const struct rl_record *r, size_t stored, size_t raw,
 		return rl_err_set(err, code, "%s record: compressed payload of "
 				  "%zu bytes for %zu bytes of data", tn, stored,
 				  raw);
-	if (rl_uuid_is_nil(&r->disk))
+	/* a CLAIM of the nil disk claims the catalog stream */
+	if (rl_uuid_is_nil(&r->disk) && r->type != RL_CLAIM)
 		return rl_err_set(err, code, "%s record: nil disk uuid", tn);
 
 	switch (r->type) {

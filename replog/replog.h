@@ -424,11 +424,17 @@ int rl_catalog_open(const char *datadir, struct rl_catalog **out,
 		    struct rl_err *err);
 void rl_catalog_close(struct rl_catalog *cat);
 uint64_t rl_catalog_next_pos(const struct rl_catalog *cat);
+/* The newest catalog claim's epoch (0: none) and owner ("" if unknown). */
+uint64_t rl_catalog_epoch(const struct rl_catalog *cat);
+const char *rl_catalog_owner(const struct rl_catalog *cat);
 
 /* Applies a catalog record at pos (== next_pos): creates, renames or deletes
- * the image file and its checkpoint, or changes its mode and owner.  Returns
- * 0 or a negative errno; -EBADMSG for a record that breaks the catalog's
- * rules (a name in use by another disk, a disk type in the catalog stream). */
+ * the image file and its checkpoint, or changes its mode and owner; a CLAIM
+ * of the nil disk claims the catalog (see catalog.c).  Returns 0, or
+ * RL_IGNORED_STALE for a record of an epoch older than the newest catalog
+ * claim (ignored; next_pos moves on), or a negative errno; -EBADMSG for a
+ * record that breaks the catalog's rules (a name in use by another disk, a
+ * disk type in the catalog stream). */
 int rl_catalog_apply(struct rl_catalog *cat, const struct rl_record *r,
 		     uint64_t pos, struct rl_err *err);
 

@@ -41,7 +41,7 @@ epoch_before=$(status_field "$B" vm1.img epoch)
 # a plain mount: refused, names the owner, appends nothing
 mkdir -p "$T/mb"
 expect_exit 1 "$REPDISK" mount --log "$LOG" --host host-b "$B" "$T/mb"
-expect_stderr "vm1.img: the disk belongs to host host-a \(epoch 1\).*--takeover"
+expect_stderr "in use by another writer: its catalog belongs to host-a:[^ ]*/host-a \(epoch 1\).*--takeover"
 grep -qs " $T/mb fuse" /proc/mounts && fail "a refused mount is mounted"
 [ "$(status_field "$B" vm1.img epoch)" = "$epoch_before" ] || fail "a refused mount claimed the disk"
 kill -0 "$writer" || fail "the old writer stopped before the takeover: $(cat "$T/ackwriter.log")"
@@ -56,11 +56,18 @@ for _ in $(seq 300); do kill -0 "$writer" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$writer" 2>/dev/null && fail "host-a still acknowledges writes 30 s after the takeover"
 grep -q "write failed: Read-only file system" "$T/ackwriter.log" ||
 	fail "host-a's writes should fail with EROFS: $(cat "$T/ackwriter.log")"
-grep -q "vm1.img: fenced: the disk was claimed by epoch 2 (host host-b)" "$A/.repdisk/mount.log" ||
+grep -q "vm1.img: fenced: the disk was claimed by epoch 2 (host host-b:[^ ]*/host-b)" "$A/.repdisk/mount.log" ||
 	fail "host-a's log does not name the new owner"
 dd if=/dev/zero of="$T/ma/vm1.img" bs=4k count=1 oflag=direct conv=notrunc 2> "$T/dd.err" &&
 	fail "host-a acknowledged a write after the takeover"
 grep -q "Read-only file system" "$T/dd.err" || fail "dd on host-a: $(cat "$T/dd.err")"
+# nor catalog changes: the catalog was claimed too
+truncate -s 1M "$T/ma/late.img" 2> "$T/truncate.err" &&
+	fail "host-a created a disk after the takeover"
+grep -q "Read-only file system" "$T/truncate.err" || fail "truncate on host-a: $(cat "$T/truncate.err")"
+grep -q "catalog: fenced: the log's catalog was claimed by host-b:" "$A/.repdisk/mount.log" ||
+	fail "host-a's log does not say its catalog was claimed"
+[ -e "$T/mb/late.img" ] && fail "host-a's late disk appeared on host-b"
 say "$(wc -l < "$T/acks") writes acknowledged to host-a"
 
 # host-b writes (past ackwriter's blocks) and holds every acknowledged write
@@ -89,12 +96,12 @@ expect_exit 1 "$REPDISK" mount --log "$FLOG" --host host-b --takeover "$FB" "$T/
 expect_stderr "already open for writing by another process \(pid [0-9]+\)"	# the lock is a fence of its own
 crash_daemon "$T/fma"
 expect_exit 1 "$REPDISK" mount --log "$FLOG" --host host-b "$FB" "$T/fmb"
-expect_stderr "d.img: the disk belongs to host host-a"
+expect_stderr "its catalog belongs to host-a:[^ ]*/file-a \(epoch 1\)"
 mount_disks "$FB" "$T/fmb" --log "$FLOG" --host host-b --takeover
 dd if=/dev/urandom of="$T/fmb/d.img" bs=64k count=1 seek=3 oflag=direct conv=notrunc status=none
 unmount_disks "$T/fmb"
 expect_exit 1 "$REPDISK" mount --host host-a "$FA" "$T/fma"
-expect_stderr "d.img: the disk belongs to host host-b \(epoch 2\)"
+expect_stderr "its catalog belongs to host-b:[^ ]*/file-b \(epoch 2\)"
 expect_exit 0 "$REPDISK" follow --once --log "$FLOG" "$FA"
 expect_exit 0 "$REPDISK" verify -q "$FA" "$FB"
 say "ok"
