@@ -17,6 +17,13 @@
  * may have kept), whole: never a mix of generations, never an older one.
  * At most one block per thread may be ahead.  Exit 0, or 1 naming the
  * first bad block.
+ *
+ * --tear-unit U (verify): a log that splits large writes into records of U
+ * bytes (Kafka, whose message size limit is about 1 MB) may keep only the
+ * first parts of a write in flight at a crash, as a physical disk may
+ * tear a large write.  The in-flight generation may then cover whole
+ * U-byte parts at the start of a block, the acknowledged one the rest.
+ * An acknowledged write must still be whole.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,6 +43,7 @@ static const char *file, *acks;
 static unsigned threads = 4, blocks = 256;
 static size_t bs = 65536;
 static unsigned delay_us;
+static size_t tear_unit;
 static int acks_fd, disk_fd;
 static uint64_t *acked;		/* last acknowledged generation per block */
 
@@ -119,10 +127,25 @@ static int verify(void)
 				strerror(errno));
 			goto out;
 		}
+		uint64_t want = 0;	/* generation expected from here */
+		bool torn = false;
+
 		for (size_t i = 0; i < bs; i += UNIT) {
 			uint64_t v[UNIT / 8], zero[UNIT / 8] = { 0 };
 
 			memcpy(v, buf + i, UNIT);
+			/* an in-flight write (generation last + 1) kept in
+			 * its first whole parts only: the rest is the
+			 * acknowledged generation */
+			if (tear_unit && i > 0 && i % tear_unit == 0 && !torn &&
+			    gen == last[b] + 1 &&
+			    ((last[b] == 0 && memcmp(v, zero, UNIT) == 0) ||
+			     (last[b] && v[0] == MAGIC && v[1] == b &&
+			      v[2] == last[b]))) {
+				torn = true;
+				want = gen;
+				gen = last[b];
+			}
 			if (i == 0 && memcmp(v, zero, UNIT) == 0)
 				gen = 0;
 			else if (i == 0 && v[0] == MAGIC && v[1] == b)
@@ -141,6 +164,8 @@ static int verify(void)
 				goto out;
 			}
 		}
+		if (torn)
+			gen = want;	/* counts as the write in flight */
 		if (gen < last[b]) {
 			fprintf(stderr, "ackwriter: block %llu: acknowledged "
 				"generation %" PRIu64 " lost (holds %" PRIu64
@@ -178,6 +203,7 @@ int main(int argc, char **argv)
 		{ "blocks", required_argument, NULL, 'b' },
 		{ "bs", required_argument, NULL, 's' },
 		{ "delay-us", required_argument, NULL, 'd' },
+		{ "tear-unit", required_argument, NULL, 'u' },
 		{ 0 }
 	};
 	bool do_write;
@@ -198,6 +224,7 @@ int main(int argc, char **argv)
 		case 'b': blocks = (unsigned)atoi(optarg); break;
 		case 's': bs = (size_t)atol(optarg); break;
 		case 'd': delay_us = (unsigned)atoi(optarg); break;
+		case 'u': tear_unit = (size_t)atol(optarg); break;
 		default: return 2;
 		}
 	}
