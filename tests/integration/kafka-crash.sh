@@ -1,0 +1,120 @@
+#!/bin/bash
+# The mount on a Kafka log (3-broker development cluster), killed with
+# SIGKILL in the middle of O_DIRECT writes, CRASH_ROUNDS times (default 3),
+# and mounted again each time with the same data directory and log: it
+# replays its disks from their checkpoints and claims them again.  After
+# each restart every write that ackwriter saw acknowledged is on the disk,
+# whole, and nothing older (ackwriter verify); at the end the same holds
+# for every round, on the primary and on both followers' images, and the
+# followers' images are byte-identical with the primary's.  One follower
+# tails from the start, the other starts after the first crash.
+#
+# The devbroker keeps only about 5 MiB per partition: ackwriter sleeps
+# after each write (--delay-us), two threads, a second or so per round.
+. "$(dirname "$0")/../lib/lib.sh"
+requires fusermount3 truncate cmp
+
+ROUNDS=${CRASH_ROUNDS:-3}
+
+# --- the cluster, the mount, a follower ----------------------------------
+# The development cluster is started first, so it is killed last.
+start_bg "$T/devbroker.log" "$REPDISK" devbroker --brokers 3 --min-insync 2 \
+	--bootstrap-file "$T/bootstrap" --control "$T/ctl"
+for _ in $(seq 200); do [ -s "$T/bootstrap" ] && break; sleep 0.05; done
+[ -s "$T/bootstrap" ] || fail "devbroker wrote no bootstrap file"
+BS=$(cat "$T/bootstrap")
+LOG="kafka:$BS?ns=crash"
+D=$T/data M=$T/mnt R1=$T/r1 R2=$T/r2
+
+kstatus() { # DATADIR NAME COLUMN: a column of `repdisk status` on the log
+	local col
+	case $3 in
+	applied) col=4 ;; log_end) col=5 ;; *) fail "kstatus: unknown column $3" ;;
+	esac
+	"$REPDISK" status --log "$LOG" "$1" 2> /dev/null |
+		awk -v n="$2" -v c="$col" 'NR > 1 && $1 == n { print $c; exit }'
+}
+kconverged() { # PRIMARY REPLICA NAME: the replica applied the whole log
+	local end="" got="" deadline=$((SECONDS + 60))
+	while [ "$SECONDS" -lt "$deadline" ]; do
+		end=$(kstatus "$1" "$3" log_end)
+		got=$(kstatus "$2" "$3" applied)
+		[ -n "$end" ] && [ "$end" = "$got" ] && break
+		sleep 0.2
+	done
+	[ -n "$end" ] && [ "$end" = "$got" ] ||
+		fail "replica $2 applied $3 up to ${got:-nothing} in 60 s, the log ends at ${end:-?}"
+	cmp "$1/$3" "$2/$3" || fail "replica $2's $3 differs from the primary's"
+}
+_kreap() { # MOUNTPOINT PID: at exit, 10 s after a lazy unmount, then SIGKILL
+	fusermount3 -uz "$1" 2> /dev/null
+	for _ in $(seq 200); do kill -0 "$2" 2> /dev/null || return 0; sleep 0.05; done
+	kill -9 "$2" 2> /dev/null
+}
+kmount() {
+	local pid
+	mount_disks "$D" "$M" --log "$LOG" 2> "$T/mount.err" || fail "mount: $(cat "$T/mount.err")"
+	pid=$(mount_pid "$M")
+	[ -n "$pid" ] || fail "no daemon serves $M"
+	cleanup "_kreap '$M' $pid"
+}
+# the disks: one written in 4 KiB blocks, one in 64 KiB blocks, rounds
+# alternating between them; ackwriter's geometry for each
+declare -A DELAY=([4096]=5000 [65536]=40000)
+ack_args() { echo --threads 2 --blocks 64 --bs "$1"; }
+ack_verify() { # IMAGE BS: every acknowledged write of that disk is there
+	# shellcheck disable=SC2046
+	"$ACKWRITER" verify "$1" "$T/acks.$2" $(ack_args "$2") > "$T/verify.out" 2>&1 ||
+		{ cat "$T/verify.out"; fail "$1: acknowledged writes lost"; }
+}
+
+kmount
+mkdir -p "$R1"
+start_bg "$T/follower-r1.log" "$REPDISK" follow --log "$LOG" "$R1"
+F1=$!
+for bs in 4096 65536; do truncate -s 8M "$M/vm-$bs.img" || fail "truncate in the mount"; done
+
+for round in $(seq 1 "$ROUNDS"); do
+	bs=$(((round % 2) ? 4096 : 65536))
+	# shellcheck disable=SC2046
+	start_bg "$T/ackwriter.log" "$ACKWRITER" write "$M/vm-$bs.img" "$T/acks.$bs" \
+		$(ack_args "$bs") --delay-us "${DELAY[$bs]}"
+	writer=$!
+	# crash once the writes are flowing
+	for _ in $(seq 200); do
+		[ "$(wc -l 2> /dev/null < "$T/acks.$bs" || echo 0)" -ge 20 ] && break
+		sleep 0.05
+	done
+	sleep "0.$((RANDOM % 8 + 1))"
+	kill -0 "$writer" || fail "round $round: ackwriter exited early: $(cat "$T/ackwriter.log")"
+	crash_daemon "$M"
+	wait "$writer" 2> /dev/null || true
+	grep -q . "$T/acks.$bs" || fail "round $round: no write was acknowledged"
+
+	kmount
+	ack_verify "$M/vm-$bs.img" "$bs"
+	say "round $round, bs $bs: $(wc -l < "$T/acks.$bs") acknowledged writes so far: $(cat "$T/verify.out")"
+	kconverged "$D" "$R1" "vm-$bs.img"
+	if [ "$round" = 1 ]; then	# a second follower, from scratch
+		mkdir -p "$R2"
+		start_bg "$T/follower-r2.log" "$REPDISK" follow --log "$LOG" "$R2"
+		F2=$!
+	fi
+done
+
+# --- every round's acknowledged writes, on the primary and the followers --
+for bs in 4096 65536; do
+	[ -f "$T/acks.$bs" ] || continue
+	ack_verify "$M/vm-$bs.img" "$bs"
+	kconverged "$D" "$R1" "vm-$bs.img"
+	kconverged "$D" "$R2" "vm-$bs.img"
+	ack_verify "$R1/vm-$bs.img" "$bs"
+	ack_verify "$R2/vm-$bs.img" "$bs"
+done
+kill -0 "$F1" && kill -0 "${F2:-$F1}" || fail "a follower exited"
+unmount_disks "$M"
+for bs in 4096 65536; do
+	[ -f "$T/acks.$bs" ] || continue
+	ack_verify "$D/vm-$bs.img" "$bs"
+done
+say "$(cat "$T"/acks.* | wc -l) acknowledged writes survived $ROUNDS SIGKILLs, on the primary and both followers"

@@ -1,0 +1,175 @@
+#!/bin/bash
+# What a mount leaves in Kafka, seen with Kafka's own tools (kcat) next to
+# repdisk's (status, log dump), on a 3-broker development cluster:
+#   - kcat -L lists the namespace's topics: repdisk.NS.catalog and one
+#     repdisk.NS.disk.UUID per disk, the UUIDs that `repdisk status` shows;
+#   - kcat reads each topic's records at offsets contiguous from 0, each
+#     96 bytes of header plus the payload that `repdisk log dump` reports,
+#     and dump decodes as many records, in the same positions, with the
+#     right types: the catalog the mount's CLAIM and a CREATE per disk;
+#     each disk its CLAIM first, RESIZE (truncate), then the WRITEs that
+#     were made, at their offsets and lengths;
+#   - a 1 MiB O_DIRECT write becomes two 512 KiB WRITE records (the
+#     writer splits records to fit Kafka's default 1 MB message limit),
+#     and with max_message=65536 in the URI 32 records of 32 KiB, the
+#     bytes right either way, through the mount and on a follower.
+. "$(dirname "$0")/../lib/lib.sh"
+requires kcat dd cmp fusermount3 truncate
+
+# The development cluster is started first, so it is killed last.
+start_bg "$T/devbroker.log" "$REPDISK" devbroker --brokers 3 --min-insync 2 \
+	--bootstrap-file "$T/bootstrap" --control "$T/ctl"
+for _ in $(seq 200); do [ -s "$T/bootstrap" ] && break; sleep 0.05; done
+[ -s "$T/bootstrap" ] || fail "devbroker wrote no bootstrap file"
+BS=$(cat "$T/bootstrap")
+NS=interop
+LOG="kafka:$BS?ns=$NS"
+D=$T/data M=$T/mnt
+
+_kreap() { # MOUNTPOINT PID: at exit, 10 s after a lazy unmount, then SIGKILL
+	fusermount3 -uz "$1" 2> /dev/null
+	for _ in $(seq 200); do kill -0 "$2" 2> /dev/null || return 0; sleep 0.05; done
+	kill -9 "$2" 2> /dev/null
+}
+kmount() { # OPTIONS...: the mount, unmounted and reaped at exit
+	local pid
+	mount_disks "$D" "$M" "$@" 2> "$T/mount.err" || fail "mount $*: $(cat "$T/mount.err")"
+	pid=$(mount_pid "$M")
+	[ -n "$pid" ] || fail "no daemon serves $M"
+	cleanup "_kreap '$M' $pid"
+}
+write_direct() { # FILE IMAGE OFFSET: one O_DIRECT write of the whole FILE
+	local n
+	n=$(stat -c %s "$1")
+	dd if="$1" of="$2" bs="$n" count=1 seek="$(($3 / n))" oflag=direct conv=notrunc \
+		status=none 2> "$T/dd.err" || fail "write to $2 at $3: $(cat "$T/dd.err")"
+}
+readback() { # IMAGE OFFSET FILE: IMAGE holds FILE at OFFSET
+	local n
+	n=$(stat -c %s "$3")
+	dd if="$1" of="$T/readback" bs="$n" count=1 skip="$(($2 / n))" iflag=direct \
+		status=none 2> "$T/dd.err" || fail "read of $1: $(cat "$T/dd.err")"
+	cmp "$T/readback" "$3" || fail "$1 at $2 does not hold $(basename "$3")"
+}
+# records TOPIC: "OFFSET SIZE" of each message in partition 0, as kcat reads it
+records() {
+	timeout 60 kcat -C -b "$BS" -t "$1" -p 0 -o beginning -e -q -f '%o %S\n' ||
+		fail "kcat could not read $1"
+}
+# same_records TOPIC STREAM: kcat and `repdisk log dump` agree on STREAM's
+# records: the same positions, contiguous from 0, and each message is the
+# 96-byte header plus the payload dump reports (stored=N)
+same_records() {
+	records "$1" > "$T/kcat.$2"
+	timeout 60 "$REPDISK" log dump --log "$LOG" "$2" > "$T/dump.$2" 2> "$T/dump.err" ||
+		fail "log dump $2: $(cat "$T/dump.err")"
+	awk '{ print $1, $2 }' "$T/kcat.$2" | awk '$1 != NR - 1 { exit 1 } $2 < 96 { exit 1 }' ||
+		{ cat "$T/kcat.$2"; fail "$1: offsets not contiguous from 0, or a message under 96 bytes"; }
+	awk '{ s = ""; for (i = 3; i <= NF; i++) if ($i ~ /^stored=/) s = substr($i, 8)
+		print $2, 96 + s }' "$T/dump.$2" > "$T/want.$2"
+	diff "$T/kcat.$2" "$T/want.$2" > "$T/diff" ||
+		{ cat "$T/diff"; fail "$1: kcat's offsets and sizes differ from log dump's records of $2"; }
+	[ -s "$T/kcat.$2" ] || fail "$1 is empty"
+}
+# types STREAM: "POSITION TYPE FIELDS" of the dump, without seq and codec
+types() {
+	awk '{ line = $2 " " $3
+		for (i = 4; i <= NF; i++)
+			if ($i ~ /^(epoch|disk|offset|length|size|name)=/) line = line " " $i
+		print line }' "$T/dump.$1"
+}
+
+# --- two disks, a few writes ------------------------------------------------
+kmount --log "kafka:$BS" --namespace "$NS"	# the namespace as an option
+truncate -s 4M "$M/a.img" || fail "truncate in the mount"
+truncate -s 8M "$M/b.img" || fail "truncate in the mount"
+for i in 1 2 3; do head -c 4096 /dev/urandom > "$T/a$i.bin"; done
+write_direct "$T/a1.bin" "$M/a.img" 8192
+write_direct "$T/a2.bin" "$M/a.img" 65536
+write_direct "$T/a3.bin" "$M/a.img" 1048576
+head -c 1M /dev/urandom > "$T/b1.bin"
+write_direct "$T/b1.bin" "$M/b.img" 1048576
+
+# --- topics: the catalog and one per disk, named by the disks' UUIDs ------
+"$REPDISK" status --log "$LOG" "$D" > "$T/status" 2>&1 || fail "status: $(cat "$T/status")"
+ua=$(awk 'NR > 1 && $1 == "a.img" { print $2; exit }' "$T/status")
+ub=$(awk 'NR > 1 && $1 == "b.img" { print $2; exit }' "$T/status")
+[[ $ua =~ ^[0-9a-f-]{36}$ && $ub =~ ^[0-9a-f-]{36}$ && $ua != "$ub" ]] ||
+	{ cat "$T/status"; fail "status does not show two disks with UUIDs"; }
+timeout 60 kcat -L -b "$BS" > "$T/topics" 2>&1 || fail "kcat -L: $(cat "$T/topics")"
+grep -o "topic \"repdisk\.$NS\.[^\"]*\"" "$T/topics" | sort > "$T/got"
+printf 'topic "repdisk.%s.%s"\n' "$NS" catalog "$NS" "disk.$ua" "$NS" "disk.$ub" | sort > "$T/want"
+diff "$T/got" "$T/want" || { cat "$T/topics"; fail "kcat -L does not list the namespace's 3 topics"; }
+grep -q 'topic "repdisk\.default\.' "$T/topics" && fail "topics in the default namespace too"
+
+# --- the records, read by kcat and by log dump -----------------------------
+same_records "repdisk.$NS.catalog" catalog
+same_records "repdisk.$NS.disk.$ua" a.img
+same_records "repdisk.$NS.disk.$ub" b.img
+types catalog > "$T/got"
+printf '0 CLAIM epoch=1\n1 CREATE epoch=1 disk=%s name=a.img\n2 CREATE epoch=1 disk=%s name=b.img\n' \
+	"$ua" "$ub" > "$T/want"
+diff "$T/got" "$T/want" ||
+	fail "the catalog is not the mount's CLAIM, then CREATEs of a.img and b.img with their UUIDs"
+grep -q "^catalog 0 CLAIM .* host=[^ ]*:$D " "$T/dump.catalog" ||
+	{ cat "$T/dump.catalog"; fail "the catalog's CLAIM does not name HOST:$D"; }
+types a.img > "$T/got"
+cat > "$T/want" <<EOF
+0 CLAIM epoch=1
+1 RESIZE epoch=1 size=4194304
+2 WRITE epoch=1 offset=8192 length=4096
+3 WRITE epoch=1 offset=65536 length=4096
+4 WRITE epoch=1 offset=1048576 length=4096
+EOF
+diff "$T/got" "$T/want" || fail "a.img's records are not CLAIM, RESIZE and the 3 writes"
+# 1 MiB, split in two to fit Kafka's default message.max.bytes
+types b.img > "$T/got"
+cat > "$T/want" <<EOF
+0 CLAIM epoch=1
+1 RESIZE epoch=1 size=8388608
+2 WRITE epoch=1 offset=1048576 length=524288
+3 WRITE epoch=1 offset=1572864 length=524288
+EOF
+diff "$T/got" "$T/want" || fail "b.img's 1 MiB write is not two 512 KiB WRITE records"
+[ "$(awk 'NR > 2 { print $2 }' "$T/kcat.b.img" | sort -u)" = $((96 + 524288)) ] ||
+	fail "the two halves are not 524384-byte messages: $(cat "$T/kcat.b.img")"
+for i in 1 2 3; do readback "$M/a.img" $((i == 1 ? 8192 : i == 2 ? 65536 : 1048576)) "$T/a$i.bin"; done
+readback "$M/b.img" 1048576 "$T/b1.bin"
+say "kcat and log dump agree: catalog $(wc -l < "$T/kcat.catalog"), a.img $(wc -l < "$T/kcat.a.img"), b.img $(wc -l < "$T/kcat.b.img") records"
+
+# --- max_message=65536: a 1 MiB write becomes 32 records of 32 KiB --------
+unmount_disks "$M"
+kmount --log "$LOG&max_message=65536"	# the namespace in the URI
+head -c 1M /dev/urandom > "$T/b2.bin"
+write_direct "$T/b2.bin" "$M/b.img" 3145728
+readback "$M/b.img" 3145728 "$T/b2.bin"
+readback "$M/b.img" 1048576 "$T/b1.bin"
+same_records "repdisk.$NS.disk.$ub" b.img
+types b.img | tail -n +5 > "$T/got"
+{
+	echo "4 CLAIM epoch=2"
+	for i in $(seq 0 31); do
+		echo "$((5 + i)) WRITE epoch=2 offset=$((3145728 + i * 32768)) length=32768"
+	done
+} > "$T/want"
+diff "$T/got" "$T/want" > "$T/diff" ||
+	{ cat "$T/diff"; fail "with max_message=65536, the 1 MiB write is not 32 WRITE records of 32 KiB"; }
+awk 'NR > 5 && $2 > 65536 { exit 1 }' "$T/kcat.b.img" ||
+	fail "a message over max_message=65536: $(cat "$T/kcat.b.img")"
+# the new mount claimed the catalog too
+same_records "repdisk.$NS.catalog" catalog
+[ "$(types catalog | tail -n +4)" = "3 CLAIM epoch=2" ] ||
+	{ cat "$T/dump.catalog"; fail "the second mount did not claim the catalog (epoch 2)"; }
+# no topic of another namespace appeared
+timeout 60 kcat -L -b "$BS" > "$T/topics" 2>&1 || fail "kcat -L"
+[ "$(grep -c "topic \"repdisk\.$NS\.disk\." "$T/topics")" = 2 ] || { cat "$T/topics"; fail "disk topics changed"; }
+grep -q 'topic "repdisk\.default\.' "$T/topics" && fail "topics in the default namespace"
+
+# --- a follower replays both disks, split records and all -----------------
+timeout 120 "$REPDISK" follow --once --log "$LOG" "$T/replica" > "$T/follow.out" 2>&1 ||
+	fail "follow --once: $(cat "$T/follow.out")"
+cmp "$D/a.img" "$T/replica/a.img" || fail "the follower's a.img differs"
+cmp "$D/b.img" "$T/replica/b.img" || fail "the follower's b.img differs"
+readback "$T/replica/b.img" 3145728 "$T/b2.bin"
+readback "$T/replica/b.img" 1048576 "$T/b1.bin"
+say "ok"
