@@ -49,6 +49,8 @@ struct follow_disk {
 	struct rl_reader *reader;	/* NULL: reopen at the image's next_pos */
 	uint64_t since_ckpt;
 	uint64_t durable;	/* next_pos as of the last checkpoint */
+	bool at_end;		/* the last step reached the log's end */
+	int64_t caught_up_ms;	/* wall clock: durable held all the log had */
 	bool seen;		/* still in the catalog, during a step */
 };
 
@@ -155,10 +157,18 @@ static void disk_remove(struct rl_follower *f, const struct rl_uuid *u)
 static void disk_durable(struct rl_follower *f, struct follow_disk *d)
 {
 	uint64_t pos = rl_image_next_pos(d->img);
+	struct timespec t;
 
 	if (pos != d->durable) {
 		d->durable = pos;
 		f->pos_changed = true;
+	}
+	if (d->at_end) {
+		/* everything the log had when the reader last looked is
+		 * durable here now: how far behind it is starts from here */
+		clock_gettime(CLOCK_REALTIME, &t);
+		d->caught_up_ms = (int64_t)t.tv_sec * 1000 +
+				  t.tv_nsec / 1000000;
 	}
 }
 
@@ -294,6 +304,7 @@ static int step_disk(struct rl_follower *f, struct follow_disk *d,
 		uint64_t pos;
 
 		rc = rl_reader_next(d->reader, &r, &pos, 0, err);
+		d->at_end = rc == 0;
 		if (rc == 0)
 			break;
 		if (rc < 0)
@@ -383,6 +394,7 @@ int rl_follower_publish(struct rl_follower *f, bool force, struct rl_err *err)
 	p.pos[p.n++].next_pos = rl_catalog_next_pos(f->cat);	/* nil uuid */
 	for (size_t i = 0; i < f->n; i++) {
 		p.pos[p.n].disk = f->disks[i].uuid;
+		p.pos[p.n].caught_up_ms = f->disks[i].caught_up_ms;
 		p.pos[p.n++].next_pos = f->disks[i].durable;
 	}
 	f->pos_tried = now;

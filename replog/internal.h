@@ -33,6 +33,9 @@ struct rl_backend {
 	 * its own retention rules (Kafka). */
 	int (*trim)(struct rl_stream *s, uint64_t keep_from,
 		    struct rl_err *err);
+	/* Bytes the stream holds from position `from` to its durable end.
+	 * NULL: the backend cannot tell cheaply (Kafka). */
+	int (*bytes_from)(struct rl_stream *s, uint64_t from, uint64_t *bytes);
 	/* Follower positions (positions.c encodes and checks them): pos_put
 	 * stores the report `buf` of follower `name`, replacing the last one
 	 * (buf NULL: forgets the follower); pos_scan calls each() once per

@@ -95,6 +95,13 @@ int rl_log_trim(struct rl_stream *s, uint64_t keep_from, struct rl_err *err)
 	return s->log->be->trim(s, keep_from, err);
 }
 
+int rl_log_bytes_from(struct rl_stream *s, uint64_t from, uint64_t *bytes)
+{
+	if (!s->log->be->bytes_from)
+		return -EOPNOTSUPP;
+	return s->log->be->bytes_from(s, from, bytes);
+}
+
 size_t rl_stream_max_record(const struct rl_stream *s)
 {
 	return s->log->max_record;

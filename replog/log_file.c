@@ -1143,6 +1143,65 @@ static int file_trim(struct rl_stream *base, uint64_t keep_from,
 	return gone;
 }
 
+/* Bytes from position `from` to the durable end: the rest of the segment
+ * holding `from` (found by walking its record headers) plus every later
+ * segment, up to the durable end's byte offset (approximated by the
+ * last segment's size: what is past the durable end is at most the
+ * records of one group commit). */
+static int file_bytes_from(struct rl_stream *base, uint64_t from,
+			   uint64_t *bytes)
+{
+	struct file_stream *s = FSTREAM(base);
+	uint64_t *segs = NULL, end = head_load(s), total = 0;
+	int n = list_segments(s->dir, &segs);
+
+	*bytes = 0;
+	if (n < 0)
+		return n;
+	if (from >= end || n == 0) {
+		free(segs);
+		return 0;
+	}
+	if (segs[0] > from) {
+		free(segs);
+		return -ERANGE;
+	}
+	for (int i = 0; i < n; i++) {
+		char path[PATH_MAX];
+		struct stat st;
+		uint64_t off = SEG_HDR_SIZE;
+
+		if (i + 1 < n && segs[i + 1] <= from)
+			continue;	/* wholly below from */
+		seg_name(path, sizeof(path), s->dir, segs[i]);
+		if (stat(path, &st) < 0)
+			continue;	/* deleted meanwhile */
+		if (segs[i] < from) {
+			int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+			for (uint64_t p = segs[i]; fd >= 0 && p < from; p++) {
+				uint8_t hdr[RL_RECORD_HDR_SIZE];
+				ssize_t len;
+
+				if (rl_pread_full(fd, hdr, sizeof(hdr),
+						  (off_t)off) != sizeof(hdr))
+					break;
+				len = rl_record_check_header(hdr, NULL);
+				if (len < 0)
+					break;
+				off += RL_RECORD_HDR_SIZE + (uint64_t)len;
+			}
+			if (fd >= 0)
+				close(fd);
+		}
+		if ((uint64_t)st.st_size > off)
+			total += (uint64_t)st.st_size - off;
+	}
+	free(segs);
+	*bytes = total;
+	return 0;
+}
+
 /* ------------------------------------------------------------ positions */
 
 /* Follower positions: LOGDIR/followers/NAME, one small text file per
@@ -1272,4 +1331,5 @@ const struct rl_backend rl_backend_file = {
 	.pos_put = file_pos_put,
 	.pos_scan = file_pos_scan,
 	.trim = file_trim,
+	.bytes_from = file_bytes_from,
 };

@@ -109,7 +109,7 @@ void rl_follower_default_name(char out[RL_FOLLOWER_NAME_MAX + 1])
 
 static char *encode(const struct rl_positions *p, size_t *len)
 {
-	size_t cap = 256 + p->n * (RL_UUID_STRLEN + 32), n;
+	size_t cap = 256 + p->n * (RL_UUID_STRLEN + 64), n;
 	char *buf = malloc(cap);
 	const struct rl_position *cat = rl_positions_find(p, NULL);
 
@@ -126,8 +126,10 @@ static char *encode(const struct rl_positions *p, size_t *len)
 		if (rl_uuid_is_nil(&p->pos[i].disk))
 			continue;
 		rl_uuid_format(&p->pos[i].disk, u);
-		n += (size_t)snprintf(buf + n, cap - n, "disk %s %" PRIu64 "\n",
-				      u, p->pos[i].next_pos);
+		/* the second number came later: older readers skip it */
+		n += (size_t)snprintf(buf + n, cap - n, "disk %s %" PRIu64
+				      " %" PRId64 "\n", u, p->pos[i].next_pos,
+				      p->pos[i].caught_up_ms);
 	}
 	*len = n;
 	return buf;
@@ -228,6 +230,11 @@ static int decode(const char *name, const void *buf, size_t len,
 					 "position", lineno);
 				goto bad;
 			}
+			/* optional: when it was last caught up */
+			char *t = strchr(num, ' ');
+
+			if (t && parse_u64(t + 1, &v) == 0 && v <= INT64_MAX)
+				pos.caught_up_ms = (int64_t)v;
 			if (rl_positions_find(p, line[0] == 'd' ? &pos.disk :
 					      NULL)) {
 				snprintf(why, sizeof(why), "line %d: a disk "

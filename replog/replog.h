@@ -252,6 +252,11 @@ int64_t rl_log_append_sync(struct rl_stream *s, const void *rec, size_t len);
  * must be reseeded.  Callers pick keep_from with rl_retention_bound(). */
 int rl_log_trim(struct rl_stream *s, uint64_t keep_from, struct rl_err *err);
 
+/* How many bytes of records the stream holds from position `from` to its
+ * durable end (a follower's lag in bytes).  -EOPNOTSUPP where the backend
+ * cannot tell cheaply (Kafka); -ERANGE below the log's start. */
+int rl_log_bytes_from(struct rl_stream *s, uint64_t from, uint64_t *bytes);
+
 /* The largest encoded record the stream's log takes (0: no limit), e.g. the
  * Kafka broker's message size limit.  The writer splits WRITE records that
  * would be larger. */
@@ -482,6 +487,8 @@ int rl_datadir_lock(const char *datadir, struct rl_err *err);
 struct rl_position {
 	struct rl_uuid disk;	/* nil: the catalog */
 	uint64_t next_pos;	/* every record below is applied and durable */
+	int64_t caught_up_ms;	/* when the follower last held all the log
+				   had of it (wall clock ms); 0: unknown */
 };
 
 struct rl_positions {

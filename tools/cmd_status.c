@@ -25,7 +25,9 @@ static const char usage[] =
 	"\n"
 	"With a log, then each follower that published its positions there:\n"
 	"for each disk, the position the follower holds durably, its lag\n"
-	"behind the log's end in records, and the age of its last report in\n"
+	"behind the log's end in records and bytes (file log), how long it\n"
+	"has been behind (since it last held all the log had, in seconds),\n"
+	"and the age of its last report in\n"
 	"seconds (a follower reports at most once a second while it applies,\n"
 	"and every 30 s while nothing changes).  A disk the follower has not\n"
 	"reported has position \"-\".\n"
@@ -104,8 +106,16 @@ static bool log_end(struct ends *e, const struct rl_uuid *disk, uint64_t *end)
 
 /* One follower's position in one stream, as text columns. */
 struct fpos {
-	char pos[24], end[24], lag[24];
+	char pos[24], end[24], lag[24], bytes[24], behind[24];
 };
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void fpos_fill(struct ends *e, const struct rl_positions *p,
 		      const struct rl_uuid *disk, struct fpos *out)
@@ -117,14 +127,34 @@ static void fpos_fill(struct ends *e, const struct rl_positions *p,
 	snprintf(out->pos, sizeof(out->pos), "-");
 	snprintf(out->end, sizeof(out->end), "-");
 	snprintf(out->lag, sizeof(out->lag), "-");
+	snprintf(out->bytes, sizeof(out->bytes), "-");
+	snprintf(out->behind, sizeof(out->behind), "-");
 	if (rp)
 		snprintf(out->pos, sizeof(out->pos), "%" PRIu64, rp->next_pos);
 	if (have_end) {
-		uint64_t at = rp ? rp->next_pos : 0;
+		uint64_t at = rp ? rp->next_pos : 0, bytes;
+		struct rl_stream *s;
 
 		snprintf(out->end, sizeof(out->end), "%" PRIu64, end);
 		snprintf(out->lag, sizeof(out->lag), "%" PRIu64,
 			 end > at ? end - at : 0);
+		/* lag in bytes: where the log can tell (file log) */
+		if (end <= at)
+			snprintf(out->bytes, sizeof(out->bytes), "0");
+		else if (disk && rl_log_stream(e->log, disk, &s, NULL) == 0 &&
+			 rl_log_bytes_from(s, at, &bytes) == 0)
+			snprintf(out->bytes, sizeof(out->bytes), "%" PRIu64,
+				 bytes);
+		/* lag in time: since the follower last held all the log had
+		 * (clocks of two hosts may disagree: never negative) */
+		if (end <= at) {
+			snprintf(out->behind, sizeof(out->behind), "0.0");
+		} else if (rp && rp->caught_up_ms > 0) {
+			int64_t d = now_ms() - rp->caught_up_ms;
+
+			snprintf(out->behind, sizeof(out->behind), "%.1f",
+				 d > 0 ? (double)d / 1000 : 0.0);
+		}
 	}
 }
 
@@ -187,10 +217,15 @@ static void follower_row(void *opaque, const struct rl_uuid *u,
 		json_num(f.end);
 		printf(", \"lag\": ");
 		json_num(f.lag);
+		printf(", \"lag_bytes\": ");
+		json_num(f.bytes);
+		printf(", \"behind_s\": ");
+		json_num(f.behind);
 		printf("}");
 	} else {
-		printf("%-24s %-36s %10s %10s %8s %8.1f\n", c->p->name, name,
-		       f.pos, f.end, f.lag, c->age);
+		printf("%-24s %-36s %10s %10s %8s %12s %9s %8.1f\n",
+		       c->p->name, name, f.pos, f.end, f.lag, f.bytes,
+		       f.behind, c->age);
 	}
 }
 
@@ -204,8 +239,9 @@ static void show_followers(struct ends *e, const struct rl_positions *fp,
 	clock_gettime(CLOCK_REALTIME, &ts);
 	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	if (!json && nf > 0)
-		printf("\n%-24s %-36s %10s %10s %8s %8s\n", "FOLLOWER", "DISK",
-		       "POSITION", "LOG END", "LAG", "AGE(S)");
+		printf("\n%-24s %-36s %10s %10s %8s %12s %9s %8s\n",
+		       "FOLLOWER", "DISK", "POSITION", "LOG END", "LAG", "BYTES",
+		       "BEHIND(S)", "AGE(S)");
 	for (size_t i = 0; i < nf; i++) {
 		/* clocks of two hosts may disagree: never a negative age */
 		struct row_ctx c = { e, &fp[i], now > fp[i].time_ms ?
@@ -229,8 +265,8 @@ static void show_followers(struct ends *e, const struct rl_positions *fp,
 		}
 		if (follower_disks(&fp[i], disks, n, follower_row, &c) == 0 &&
 		    !json)
-			printf("%-24s %-36s %10s %10s %8s %8.1f\n", fp[i].name,
-			       "-", "-", "-", "-", c.age);
+			printf("%-24s %-36s %10s %10s %8s %12s %9s %8.1f\n",
+			       fp[i].name, "-", "-", "-", "-", "-", "-", c.age);
 		if (json)
 			printf("]}");
 	}

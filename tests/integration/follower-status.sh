@@ -23,7 +23,8 @@ status_to() {
 fcol() {
 	local col
 	case $4 in
-	position) col=3 ;; log_end) col=4 ;; lag) col=5 ;; age) col=6 ;;
+	position) col=3 ;; log_end) col=4 ;; lag) col=5 ;; bytes) col=6 ;;
+	behind) col=7 ;; age) col=8 ;;
 	*) fail "fcol: unknown column $4" ;;
 	esac
 	awk -v f="$2" -v d="$3" -v c="$col" \
@@ -114,7 +115,7 @@ run() { # BACKEND: the whole scenario against $WLOG / $FLOG
 		fail "$B: fa's report is $age s old"
 	timeout 60 "$REPDISK" status --json --log "$FLOG" "${LOGOPTS[@]}" "$W" \
 		> "$T/st.json" || fail "$B: status --json"
-	grep -q '"followers": \[{"name": "fa", "time_ms": [0-9]*, "age": [0-9.]*, "catalog": {"position": 2, "log_end": 2, "lag": 0}, "disks": \[{"name": "vm1", "uuid": "[0-9a-f-]\{36\}", "position": [0-9]*, "log_end": [0-9]*, "lag": 0}' "$T/st.json" ||
+	grep -q '"followers": \[{"name": "fa", "time_ms": [0-9]*, "age": [0-9.]*, "catalog": {"position": 2, "log_end": 2, "lag": 0}, "disks": \[{"name": "vm1", "uuid": "[0-9a-f-]\{36\}", "position": [0-9]*, "log_end": [0-9]*, "lag": 0, "lag_bytes": 0, "behind_s": 0.0}' "$T/st.json" ||
 		{ cat "$T/st.json" >&2; fail "$B: status --json lacks fa"; }
 	grep -q '{"name": "fb", ' "$T/st.json" || fail "$B: status --json lacks fb"
 
@@ -135,6 +136,16 @@ run() { # BACKEND: the whole scenario against $WLOG / $FLOG
 	end2=$(dcol "$T/st2" vm1)
 	[ "$lag2" = $((N3 + N4 + 2)) ] && [ "$end2" = $((end1 + N4 + 1)) ] ||
 		{ cat "$T/st2" >&2; fail "$B: fb's lag $lag2, want $((N3 + N4 + 2))"; }
+	# behind in time: since fb last held everything, growing
+	awk -v a="$(fcol "$T/st1" fb vm1 behind)" -v b="$(fcol "$T/st2" fb vm1 behind)" \
+		'BEGIN { exit !(a > 0 && b > a) }' ||
+		{ cat "$T/st1" "$T/st2" >&2; fail "$B: fb's time behind does not grow"; }
+	# and in bytes, where the log can tell: at least a header per record
+	if [ "$B" = file ]; then
+		by1=$(fcol "$T/st1" fb vm1 bytes) by2=$(fcol "$T/st2" fb vm1 bytes)
+		[ "$by1" -ge $(((N3 + 1) * 96)) ] && [ "$by2" -gt "$by1" ] ||
+			{ cat "$T/st1" "$T/st2" >&2; fail "$B: fb's lag in bytes $by1, $by2"; }
+	fi
 	[ "$(fcol "$T/st2" fb vm2 lag)" = 0 ] || fail "$B: fb lags on vm2, which did not change"
 	converged fa
 	follower fb
