@@ -988,14 +988,25 @@ static int kafka_reader_next(struct rl_reader *base, struct rl_record *rec,
 	}
 
 	if (!m && r->pos >= r->end) {
+		int64_t lo = -1, hi = -1;
 		uint64_t end;
 
-		rc = kafka_end(&r->s->base, &end);
-		if (rc < 0)
-			return rl_err_set(err, -rc, "log kafka: topic %s: high "
-					  "watermark: %s", r->s->topic,
-					  strerror(-rc));
-		r->end = end;
+		/* The high watermark the consumer learnt from its last fetch:
+		 * no request, and it follows a leader that moved (asking the
+		 * cached leader of a broker that went down can hang in
+		 * librdkafka 2.0.2).  Before any fetch, ask the cluster. */
+		if (rd_kafka_get_watermark_offsets(r->rk, r->s->topic, 0, &lo,
+						   &hi) == 0 && hi >= 0) {
+			end = (uint64_t)hi;
+		} else {
+			rc = kafka_end(&r->s->base, &end);
+			if (rc < 0)
+				return rl_err_set(err, -rc, "log kafka: topic "
+						  "%s: high watermark: %s",
+						  r->s->topic, strerror(-rc));
+		}
+		if (end > r->end)
+			r->end = end;
 	}
 	if (!m) {
 		/* below the end a record is there: wait for it as long as a
