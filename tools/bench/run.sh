@@ -10,19 +10,27 @@
 #
 #   bash tools/bench/run.sh [--dir DIR] [--size-mb N] [--runtime S]
 #                           [--only raw,passthrough,repdisk,kafka]
+#                           [--no-follower]
+#
+# --no-follower: no follower beside the repdisk targets.  On a small
+# machine a follower on the same host takes CPU from the mount (it
+# verifies and applies every record): the primary's figures without one
+# are what a primary with its followers on other hosts gets.
 #
 # DIR (default /var/tmp/repdisk-bench) must be on the file system to
 # measure.  Needs root (FUSE mounts), fio, python3 and a C compiler.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 dir=/var/tmp/repdisk-bench size_mb=1024 runtime=10 only=raw,passthrough,repdisk,kafka
+no_follower=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--dir) dir=$2; shift 2 ;;
 	--size-mb) size_mb=$2; shift 2 ;;
 	--runtime) runtime=$2; shift 2 ;;
 	--only) only=$2; shift 2 ;;
-	*) echo "usage: $0 [--dir DIR] [--size-mb N] [--runtime S] [--only raw,passthrough,repdisk,kafka]" >&2; exit 2 ;;
+	--no-follower) no_follower=1; shift ;;
+	*) echo "usage: $0 [--dir DIR] [--size-mb N] [--runtime S] [--only raw,passthrough,repdisk,kafka] [--no-follower]" >&2; exit 2 ;;
 	esac
 done
 
@@ -104,6 +112,12 @@ run_repdisk() {
 	mkdir -p "$work/$name-data" "$work/mnt-$name" "$work/$name-follower"
 	"$repdisk" mount --log "$log" "$work/$name-data" "$work/mnt-$name"
 	rdpid=$(pgrep -f "^repdisk mount .*$work/$name-data $work/mnt-$name\$")
+	if [ -n "$no_follower" ]; then
+		run_fio "$name" "$work/mnt-$name/disk.img"
+		grep VmHWM "/proc/$rdpid/status" | awk '{print $2}' > "$out/$name.rss_kb"
+		fusermount3 -u "$work/mnt-$name"
+		return
+	fi
 	"$repdisk" follow --log "$log" "$work/$name-follower" \
 		> "$out/$name.follower.log" 2>&1 &
 	pids+=($!)
