@@ -36,7 +36,8 @@
  *
  * Topics missing are created with the Admin API (CreateTopics) by a writer,
  * with rf, min.insync.replicas, retention.ms=-1 and max.message.bytes; a
- * topic that exists with fewer replicas than asked is used with a warning.
+ * topic that exists with fewer replicas or a lower min.insync.replicas
+ * (DescribeConfigs) than asked is used with a warning.
  * A reader gets -ENOENT for a topic that does not exist.  librdkafka's mock
  * cluster (2.0.2, so `repdisk devbroker`) does not implement CreateTopics
  * and names broker 0, which does not exist, as its controller (an admin
@@ -665,6 +666,48 @@ static int topic_autocreate(struct kafka_log *log, const char *topic,
 	return 0;
 }
 
+/* The topic's min.insync.replicas as the cluster reports it (Admin API
+ * DescribeConfigs), or -1 if it cannot tell.  Only asked of clusters that
+ * name a controller (not the development cluster's mock). */
+static int topic_min_insync(struct kafka_log *log, const char *topic)
+{
+	rd_kafka_ConfigResource_t *res;
+	rd_kafka_queue_t *q;
+	rd_kafka_event_t *ev;
+	int v = -1;
+
+	res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+	if (!res)
+		return -1;
+	q = rd_kafka_queue_new(log->rk);
+	rd_kafka_DescribeConfigs(log->rk, &res, 1, NULL, q);
+	ev = rd_kafka_queue_poll(q, log->timeout_ms);
+	if (ev && !rd_kafka_event_error(ev)) {
+		const rd_kafka_DescribeConfigs_result_t *r =
+			rd_kafka_event_DescribeConfigs_result(ev);
+		size_t nres = 0, nent = 0;
+		const rd_kafka_ConfigResource_t **rs =
+			r ? rd_kafka_DescribeConfigs_result_resources(r, &nres)
+			  : NULL;
+		const rd_kafka_ConfigEntry_t **ents = nres ?
+			rd_kafka_ConfigResource_configs(rs[0], &nent) : NULL;
+
+		for (size_t i = 0; i < nent; i++) {
+			const char *name = rd_kafka_ConfigEntry_name(ents[i]);
+			const char *val = rd_kafka_ConfigEntry_value(ents[i]);
+
+			if (name && val &&
+			    strcmp(name, "min.insync.replicas") == 0)
+				v = atoi(val);
+		}
+	}
+	if (ev)
+		rd_kafka_event_destroy(ev);
+	rd_kafka_queue_destroy(q);
+	rd_kafka_ConfigResource_destroy(res);
+	return v;
+}
+
 static int topic_ensure(struct kafka_log *log, const char *topic,
 			struct rl_err *err)
 {
@@ -720,6 +763,16 @@ static int topic_ensure(struct kafka_log *log, const char *topic,
 		fprintf(stderr, "repdisk: kafka log: warning: topic %s has "
 			"replication factor %d, less than the %d asked for\n",
 			topic, replicas, log->rf);
+	if (!autocreated && has_controller(log)) {
+		int mi = topic_min_insync(log, topic);
+
+		if (mi >= 0 && mi < log->min_insync)
+			fprintf(stderr, "repdisk: kafka log: warning: topic %s "
+				"has min.insync.replicas %d, less than the %d "
+				"asked for: a write is acknowledged once %d "
+				"replica%s have it\n", topic, mi,
+				log->min_insync, mi, mi == 1 ? "" : "s");
+	}
 	return 0;
 }
 
