@@ -74,30 +74,6 @@ static double now(void)
 
 /* The log options every program shares (replog/logopts.c), by getopt
  * code. */
-/* HOST-DIR: two followers of one host, in two data directories, must not
- * share a name (their reports would overwrite each other, and retention
- * would go by the wrong one). */
-static void default_name(char name[RL_FOLLOWER_NAME_MAX + 1],
-			 const char *datadir)
-{
-	char full[PATH_MAX], *base;
-	size_t n;
-
-	rl_follower_default_name(name);
-	if (!realpath(datadir, full))
-		snprintf(full, sizeof(full), "%s", datadir);
-	base = strrchr(full, '/');
-	base = base && base[1] ? base + 1 : full;
-	n = strlen(name);
-	if (n + 2 > RL_FOLLOWER_NAME_MAX || strcmp(base, "/") == 0)
-		return;
-	name[n++] = '-';
-	for (; *base && n < RL_FOLLOWER_NAME_MAX; base++)
-		name[n++] = (isalnum((unsigned char)*base) || *base == '.' ||
-			     *base == '_' || *base == '-') ? *base : '-';
-	name[n] = '\0';
-}
-
 static const char *log_opt_name(int c)
 {
 	switch (c) {
@@ -204,7 +180,7 @@ int cmd_follow(int argc, char **argv)
 	}
 	datadir = argv[optind];
 	if (!name[0])
-		default_name(name, datadir);
+		tool_follower_name(name, datadir);
 	fopts.name = name;
 
 	/* the log first: a wrong log creates nothing.  Then a new replica's

@@ -23,6 +23,10 @@
  *      a temporary name, fdatasync, rename it into place; install C;
  *   3. catch the data directory up from the log, as `follow --once` does.
  *
+ * Before any of that, seed registers the new replica as a follower (its
+ * name, with the source's positions): file log retention then keeps what
+ * the replay will need, however long the copy takes.
+ *
  * The source is only read (its files are replaced atomically by their
  * writers), so a running mount or follower may use it meanwhile.
  */
@@ -51,6 +55,9 @@ static const char usage[] =
 	"\n"
 	"  -F, --from SOURCE   the data directory to copy from\n"
 	"  -l, --log URI       the log to replay (default file:SOURCE/.repdisk/log)\n"
+	"  -n, --name NAME     the new replica's follower name, registered with\n"
+	"                      the log before the copy so that retention keeps\n"
+	"                      what it needs (default HOST-DIR, as follow's)\n"
 	"      --no-replay     copy only (a follower started later replays)\n"
 	"  -q, --quiet         no progress line, even on a terminal\n"
 	"      --namespace NS, -o kafka.PROP=VALUE, --kafka-config FILE\n"
@@ -285,19 +292,52 @@ static int seed_disk(struct seed *s, const struct rl_disk_info *d)
 }
 
 /* Catches the data directory up from the log: `follow --once`. */
-static int replay(const char *datadir, const char *uri,
-		  const struct rl_log_opts *lopts)
+/* Registers `name` as a follower at the source's positions (catalog and
+ * each disk's checkpoint), before anything is copied. */
+static int register_replica(struct rl_log *log, const char *name,
+			    const struct seed *s, struct rl_catalog *src_cat,
+			    const struct rl_disk_info *disks, size_t nd)
 {
-	struct rl_follow_opts fopts = { 0 };
+	struct rl_positions p = { .n = 0 };
+	struct rl_err err = { 0 };
+	char ck[PATH_MAX];
+	struct timespec t;
+	int rc;
+
+	p.pos = calloc(nd + 1, sizeof(*p.pos));
+	if (!p.pos)
+		return -ENOMEM;
+	snprintf(p.name, sizeof(p.name), "%s", name);
+	clock_gettime(CLOCK_REALTIME, &t);
+	p.time_ms = (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+	p.pos[p.n++].next_pos = rl_catalog_next_pos(src_cat);
+	snprintf(ck, sizeof(ck), "%s/.repdisk/ckpt", s->src);
+	for (size_t i = 0; i < nd; i++) {
+		struct rl_checkpoint c;
+
+		if (rl_checkpoint_read(ck, &disks[i].uuid, &c, NULL) < 0)
+			c.next_pos = 0;
+		p.pos[p.n].disk = disks[i].uuid;
+		p.pos[p.n++].next_pos = c.next_pos;
+	}
+	rc = rl_positions_publish(log, &p, &err);
+	free(p.pos);
+	if (rc < 0)
+		tool_error("seed", "register replica %s with the log: %s",
+			   name, err.msg);
+	return rc;
+}
+
+static int replay(const char *datadir, struct rl_log *log, const char *uri,
+		  const char *name)
+{
+	struct rl_follow_opts fopts = { .name = name };
 	struct rl_follower *f = NULL;
-	struct rl_log *log = NULL;
 	struct rl_err err = { 0 };
 	long total = 0;
 	int rc;
 
-	rc = rl_log_open(uri, 0, lopts, &log, &err);
-	if (rc == 0)
-		rc = rl_follower_open(log, datadir, &fopts, &f, &err);
+	rc = rl_follower_open(log, datadir, &fopts, &f, &err);
 	while (rc == 0) {
 		int n = rl_follower_step(f, &err);
 
@@ -309,12 +349,13 @@ static int replay(const char *datadir, const char *uri,
 	}
 	if (rc == 0)
 		rc = rl_follower_checkpoint(f, &err);
+	if (rc == 0 && rl_follower_publish(f, true, &err) < 0)
+		tool_error("seed", "warning: %s", err.msg);
 	if (rc < 0)
 		tool_error("seed", "replay: %s", err.msg);
 	else
 		printf("replayed %ld records from %s\n", total, uri);
 	rl_follower_close(f);
-	rl_log_close(log);
 	return rc;
 }
 
@@ -325,6 +366,7 @@ int cmd_seed(int argc, char **argv)
 		{ "log", required_argument, NULL, 'l' },
 		{ "no-replay", no_argument, NULL, 'R' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "name", required_argument, NULL, 'n' },
 		{ "namespace", required_argument, NULL, 'N' },
 		{ "kafka-config", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
@@ -338,11 +380,21 @@ int cmd_seed(int argc, char **argv)
 	const char *uri = NULL;
 	char defuri[PATH_MAX + 32], path[PATH_MAX], buf[1 << 16];
 	bool no_replay = false;
+	char name[RL_FOLLOWER_NAME_MAX + 1] = "";
+	struct rl_log *log = NULL;
 	int c, rc, lock = -1, status = 1;
 	size_t nd = 0;
 
-	while ((c = getopt_long(argc, argv, "F:l:qo:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "F:l:n:qo:h", opts, NULL)) != -1) {
 		switch (c) {
+		case 'n':
+			if (rl_follower_name_check(optarg, &err) < 0) {
+				rl_log_opts_free(&lopts);
+				return tool_usage_error(usage, "seed: --name: %s",
+							err.msg);
+			}
+			snprintf(name, sizeof(name), "%s", optarg);
+			break;
 		case 'F': s.src = optarg; break;
 		case 'l': uri = optarg; break;
 		case 'R': no_replay = true; break;
@@ -451,6 +503,14 @@ int cmd_seed(int argc, char **argv)
 			goto out;
 		}
 	}
+	if (!name[0])
+		tool_follower_name(name, s.dst);
+	if (rl_log_open(uri, 0, &lopts, &log, &err) < 0) {
+		tool_error("seed", "%s", err.msg);
+		goto out;
+	}
+	if (register_replica(log, name, &s, src_cat, disks, nd) < 0)
+		goto out;
 	for (size_t i = 0; i < nd; i++)
 		if (seed_disk(&s, &disks[i]) < 0)
 			goto out;
@@ -458,7 +518,7 @@ int cmd_seed(int argc, char **argv)
 	dst_cat = NULL;
 
 	/* 3. the log */
-	if (!no_replay && replay(s.dst, uri, &lopts) < 0)
+	if (!no_replay && replay(s.dst, log, uri, name) < 0)
 		goto out;
 	status = 0;
 out:
@@ -470,6 +530,7 @@ out:
 	if (lock >= 0)
 		close(lock);
 	free(s.buf);
+	rl_log_close(log);
 	rl_log_opts_free(&lopts);
 	return status;
 }

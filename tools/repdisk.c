@@ -5,7 +5,9 @@
  * "repdisk CMD: what: object: reason" and exits 1. */
 #include "repdisk.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +65,30 @@ int tool_parse_u64(const char *s, unsigned long long *out)
 	errno = 0;
 	*out = strtoull(s, &end, 10);
 	return errno || *end ? -1 : 0;
+}
+
+/* HOST-DIR: two followers of one host, in two data directories, must not
+ * share a name (their reports would overwrite each other, and retention
+ * would go by the wrong one). */
+void tool_follower_name(char name[RL_FOLLOWER_NAME_MAX + 1],
+			const char *datadir)
+{
+	char full[PATH_MAX], *base;
+	size_t n;
+
+	rl_follower_default_name(name);
+	if (!realpath(datadir, full))
+		snprintf(full, sizeof(full), "%s", datadir);
+	base = strrchr(full, '/');
+	base = base && base[1] ? base + 1 : full;
+	n = strlen(name);
+	if (n + 2 > RL_FOLLOWER_NAME_MAX || strcmp(base, "/") == 0)
+		return;
+	name[n++] = '-';
+	for (; *base && n < RL_FOLLOWER_NAME_MAX; base++)
+		name[n++] = (isalnum((unsigned char)*base) || *base == '.' ||
+			     *base == '_' || *base == '-') ? *base : '-';
+	name[n] = '\0';
 }
 
 void tool_default_log(const char *datadir, char *buf, size_t size)

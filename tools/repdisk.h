@@ -31,6 +31,11 @@ int tool_usage_error(const char *usage, const char *fmt, ...)
 /* Parses a non-negative integer option value; returns 0 or -1. */
 int tool_parse_u64(const char *s, unsigned long long *out);
 
+/* A follower's default name, HOST-DIR (the host name and the data
+ * directory's last component), as follow and seed use it. */
+void tool_follower_name(char name[RL_FOLLOWER_NAME_MAX + 1],
+			const char *datadir);
+
 /* The default log of a data directory: file:DATADIR/.repdisk/log */
 void tool_default_log(const char *datadir, char *buf, size_t size);
 

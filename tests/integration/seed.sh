@@ -1,8 +1,11 @@
 #!/bin/bash
 # Reseeding replicas from copies taken while the disk keeps changing:
-#  - `repdisk seed --from DATADIR` of a running primary converges;
+#  - `repdisk seed --from DATADIR` of a running primary converges, while
+#    the primary's log retention deletes segments (seed registers the new
+#    replica with the log before it copies);
 #  - a copy made with rsync --sparse (catalog, then checkpoint, then image,
-#    the documented order) is seeded from, and also followed directly by
+#    the documented order, under a mount with --keep-log: nothing registers
+#    a copy made by hand) is seeded from, and also followed directly by
 #    `repdisk follow`, and both converge;
 #  - a replica's damaged disk is rebuilt in place by seed;
 # each checked with `repdisk verify` against the primary at rest.
@@ -10,13 +13,14 @@
 requires rsync cmp
 
 data=$T/data mnt=$T/mnt log=file:$T/data/.repdisk/log
-mount_disks "$data" "$mnt"
+mount_disks "$data" "$mnt" --segment-mb 1
 truncate -s 1G "$mnt/vm1.img"
 dd if=/dev/urandom of="$mnt/vm1.img" bs=1M count=32 oflag=direct conv=notrunc status=none
 
 # writes go on, at random blocks, during every copy below
 writer() {
 	local i=0
+	rm -f "$T/stop"
 	while [ ! -e "$T/stop" ]; do
 		dd if=/dev/urandom of="$mnt/vm1.img" bs=64k count=1 \
 			seek=$((RANDOM * 7 % 16384)) oflag=direct conv=notrunc status=none
@@ -29,12 +33,24 @@ WRITER=$!
 cleanup "touch '$T/stop'; kill $WRITER 2>/dev/null"
 sleep 0.5
 
-# 1. seed from the running primary
+# 1. seed from the running primary, whose log retention is at work
 expect_exit 0 "$REPDISK" seed -q --from "$data" "$T/seeded"
 grep -q "^vm1.img: copied from $data, log position [0-9]*$" "$T/stdout" ||
 	fail "seed: $(cat "$T/stdout")"
+sleep 2.5	# a checkpoint, and retention after it
+touch "$T/stop"
+wait "$WRITER"
+grep -q "vm1.img: deleted [0-9]* log segments" "$data/.repdisk/mount.log" ||
+	fail "retention deleted nothing during the seed: the test proves nothing"
+expect_exit 0 "$REPDISK" follow --once --log "$log" "$T/seeded"
+unmount_disks "$mnt"
 
 # 2. rsync copies, in the documented order, while writes continue
+mount_disks "$data" "$mnt" --segment-mb 1 --keep-log
+writer &
+WRITER=$!
+cleanup "touch '$T/stop'; kill $WRITER 2>/dev/null"
+sleep 0.5
 copy=$T/copy manual=$T/manual
 for d in "$copy" "$manual"; do
 	mkdir -p "$d/.repdisk/ckpt"
