@@ -79,13 +79,21 @@
  * between reconnect attempts, so reconnect.backoff.max.ms defaults to 1 s
  * here (10 s in librdkafka) to keep the bound close.
  *
- * Not done yet.  Writer exclusivity: Kafka has no equivalent of the file
- * log's flock; two writers of one disk are separated by the epochs of
- * their CLAIM records only (DESIGN.md, contract item 4).  Kafka does not
- * fsync by default (flush.messages): durability is replication to the
- * in-sync replicas.  A follower of many disks opens one consumer per disk.
- * librdkafka's own log lines (e.g. connection refused) go to stderr.
- * A topic whose retention deleted records cannot be replayed from 0.
+ * Writer exclusivity.  Kafka has no equivalent of the file log's flock:
+ * writers are kept apart by CLAIM records (of the catalog and of each
+ * disk) naming HOST:DATADIR, which a mount that is not the owner refuses
+ * without --takeover, and by their epochs, which fence an old writer
+ * (writer.c reads its own log to find a newer claim; DESIGN.md, contract
+ * item 4).
+ *
+ * Limits.  Kafka does not fsync by default (flush.messages): durability
+ * is replication to the in-sync replicas.  A follower of many disks opens
+ * one consumer per disk.  librdkafka's own log lines (e.g. connection
+ * refused) go to stderr.  A reader below what the topic's retention kept
+ * gets -ERANGE (reseed).  rl_log_end() asks the partition's leader with
+ * rd_kafka_query_watermark_offsets(), which in librdkafka 2.0.2 can wait
+ * without bound while the cached leader's broker is down; readers use
+ * their own fetches' high watermark instead once they have one.
  */
 #include "internal.h"
 
