@@ -26,8 +26,9 @@
 #include <time.h>
 
 /* Applies the catalog stream's records from the catalog's next position
- * up to `to` (exclusive): what other writers appended (a newer writer's
- * claim, which fences us), before our own record at `to`. */
+ * up to `to` (exclusive): at mount, what the log holds past the state; on
+ * a change, what other writers appended (a newer writer's claim, which
+ * fences us) before our own record at `to`. */
 static int catalog_catch_up(struct fs *fs, uint64_t to, struct rl_err *err)
 {
 	struct rl_reader *r;
@@ -181,7 +182,7 @@ static int catalog_claim(struct fs *fs, struct rl_err *err)
 int fs_disks_load(struct fs *fs, struct rl_err *err)
 {
 	struct rl_disk_info *info = NULL;
-	struct rl_reader *r;
+	uint64_t end;
 	size_t n;
 	int rc;
 
@@ -193,24 +194,11 @@ int fs_disks_load(struct fs *fs, struct rl_err *err)
 		return rc;
 
 	/* the catalog first: replay what the log holds past the state */
-	rc = rl_reader_open(fs->cat_stream, rl_catalog_next_pos(fs->cat), &r,
-			    err);
-	while (rc == 0) {
-		struct rl_record rec;
-		uint64_t pos;
-
-		rc = rl_reader_next(r, &rec, &pos, 0, err);
-		if (rc > 0) {
-			rc = rl_catalog_apply(fs->cat, &rec, pos, err);
-			if (rc > 0)
-				rc = 0;	/* a stale record, ignored */
-		} else if (rc == 0) {
-			rl_reader_close(r);
-			break;
-		}
-		if (rc < 0)
-			rl_reader_close(r);
-	}
+	rc = rl_log_end(fs->cat_stream, &end);
+	if (rc < 0)
+		return rl_err_set(err, -rc, "catalog: log end: %s",
+				  strerror(-rc));
+	rc = catalog_catch_up(fs, end, err);
 	if (rc < 0)
 		return rc;
 	rc = catalog_claim(fs, err);

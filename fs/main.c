@@ -112,10 +112,7 @@ static void claim_identity(char out[RL_NAME_MAX + 1], const char *host,
 	if (dl > room)
 		datadir += dl - room;
 	snprintf(buf, sizeof(buf), "%.64s:%.*s", host, (int)room, datadir);
-	for (size_t i = 0; buf[i]; i++)
-		out[i] = (unsigned char)buf[i] > ' ' &&
-			 (unsigned char)buf[i] < 0x7f ? buf[i] : '_';
-	out[strlen(buf)] = '\0';
+	rl_claim_owner(out, buf, strlen(buf));
 }
 
 static int parse_options(int argc, char **argv, struct options *o)

@@ -55,9 +55,7 @@ struct rl_image {
 	char owner[RL_NAME_MAX + 1];	/* host of the newest claim */
 };
 
-/* A claim's host as one word for the checkpoint file: printable ASCII
- * without spaces, at most RL_NAME_MAX bytes. */
-static void owner_set(char *out, const void *data, size_t len)
+void rl_claim_owner(char out[RL_NAME_MAX + 1], const void *data, size_t len)
 {
 	const unsigned char *p = data;
 	size_t n = len < RL_NAME_MAX ? len : RL_NAME_MAX;
@@ -101,7 +99,7 @@ int rl_checkpoint_read(const char *ckpt_dir, const struct rl_uuid *disk,
 		o += strlen("\nowner ");
 		size_t len = strcspn(o, "\n");
 
-		owner_set(out->owner, o, len);
+		rl_claim_owner(out->owner, o, len);
 	}
 	return 0;
 }
@@ -289,7 +287,7 @@ int rl_image_apply(struct rl_image *img, const struct rl_record *r,
 		}
 		img->epoch = r->epoch;
 		img->last_seq = r->seq;
-		owner_set(img->owner, r->data, r->data_len);
+		rl_claim_owner(img->owner, r->data, r->data_len);
 		img->next_pos++;
 		return RL_APPLIED;
 	}
@@ -341,11 +339,25 @@ void rl_image_snapshot(const struct rl_image *img, struct rl_checkpoint *c)
 	memcpy(c->owner, img->owner, sizeof(c->owner));
 }
 
+int rl_checkpoint_write(const char *ckpt_dir, const struct rl_uuid *disk,
+			const struct rl_checkpoint *c, struct rl_err *err)
+{
+	char buf[512], u[RL_UUID_STRLEN + 1];
+	int n;
+
+	rl_uuid_format(disk, u);
+	n = snprintf(buf, sizeof(buf), CKPT_MAGIC "\ndisk %s\nnext_pos %"
+		     PRIu64 "\nepoch %" PRIu64 "\nlast_seq %" PRIu64 "\n%s%s%s",
+		     u, c->next_pos, c->epoch, c->last_seq,
+		     c->owner[0] ? "owner " : "", c->owner,
+		     c->owner[0] ? "\n" : "");
+	return rl_write_atomic(ckpt_dir, u, buf, (size_t)n, err);
+}
+
 int rl_image_commit(struct rl_image *img, const struct rl_checkpoint *c,
 		    struct rl_err *err)
 {
-	char buf[512];
-	int n, rc;
+	int rc;
 
 	if (c->next_pos == img->ckpt_pos)
 		return 0;
@@ -353,12 +365,7 @@ int rl_image_commit(struct rl_image *img, const struct rl_checkpoint *c,
 	if (fdatasync(img->fd) < 0)
 		return rl_err_set(err, errno, "image %s: fdatasync: %s",
 				  img->path, strerror(errno));
-	n = snprintf(buf, sizeof(buf), CKPT_MAGIC "\ndisk %s\nnext_pos %"
-		     PRIu64 "\nepoch %" PRIu64 "\nlast_seq %" PRIu64 "\n%s%s%s",
-		     img->uuid_str, c->next_pos, c->epoch, c->last_seq,
-		     c->owner[0] ? "owner " : "", c->owner,
-		     c->owner[0] ? "\n" : "");
-	rc = rl_write_atomic(img->ckpt_dir, img->uuid_str, buf, (size_t)n, err);
+	rc = rl_checkpoint_write(img->ckpt_dir, &img->disk, c, err);
 	if (rc == 0)
 		img->ckpt_pos = c->next_pos;
 	return rc;

@@ -355,15 +355,7 @@ int rl_catalog_apply(struct rl_catalog *cat, const struct rl_record *r,
 			goto save;
 		}
 		cat->epoch = r->epoch;
-		for (size_t i = 0; i < sizeof(cat->owner) - 1 && i < r->data_len;
-		     i++) {
-			unsigned char c = ((const unsigned char *)r->data)[i];
-
-			cat->owner[i] = c > ' ' && c < 0x7f ? (char)c : '_';
-			cat->owner[i + 1] = '\0';
-		}
-		if (r->data_len == 0)
-			cat->owner[0] = '\0';
+		rl_claim_owner(cat->owner, r->data, r->data_len);
 		goto save;
 	}
 	if (r->epoch < cat->epoch) {
@@ -438,6 +430,25 @@ save:
 	if (rc < 0)
 		cat->next_pos = saved_pos;
 	return rc < 0 ? rc : stale ? RL_IGNORED_STALE : 0;
+}
+
+int rl_catalog_copy_state(const char *from, const char *to,
+			  struct rl_err *err)
+{
+	struct rl_catalog *cat;
+	int rc = rl_catalog_open(from, &cat, err);	/* validates it */
+
+	if (rc < 0)
+		return rc;
+	free(cat->datadir);
+	free(cat->state_dir);
+	cat->datadir = strdup(to);
+	if (cat->datadir && asprintf(&cat->state_dir, "%s/.repdisk", to) < 0)
+		cat->state_dir = NULL;
+	rc = cat->datadir && cat->state_dir ? state_save(cat, err) :
+	     rl_err_set(err, ENOMEM, "out of memory");
+	rl_catalog_close(cat);
+	return rc;
 }
 
 uint64_t rl_catalog_epoch(const struct rl_catalog *cat)

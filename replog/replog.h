@@ -307,6 +307,15 @@ struct rl_checkpoint {
  * zeroed) when the disk has none yet; -EBADMSG for a damaged one. */
 int rl_checkpoint_read(const char *ckpt_dir, const struct rl_uuid *disk,
 		       struct rl_checkpoint *out, struct rl_err *err);
+/* Replaces a disk's checkpoint file atomically and durably with c (it is
+ * the caller's job that the image holds what c says: rl_image_commit()
+ * syncs it first; a seed copies an image taken after c). */
+int rl_checkpoint_write(const char *ckpt_dir, const struct rl_uuid *disk,
+			const struct rl_checkpoint *c, struct rl_err *err);
+
+/* A claim's writer name as checkpoints and the catalog state keep it: one
+ * word of printable ASCII (other bytes become '_'), at most RL_NAME_MAX. */
+void rl_claim_owner(char out[RL_NAME_MAX + 1], const void *data, size_t len);
 
 /* Opens (creating if missing) the image of disk at path and loads its
  * checkpoint from ckpt_dir. */
@@ -429,6 +438,12 @@ int rl_catalog_open(const char *datadir, struct rl_catalog **out,
 		    struct rl_err *err);
 void rl_catalog_close(struct rl_catalog *cat);
 uint64_t rl_catalog_next_pos(const struct rl_catalog *cat);
+/* Installs data directory `from`'s catalog state (validated) as `to`'s,
+ * atomically, so that `to` replays the catalog from `from`'s position (an
+ * empty catalog at position 0 if `from` has none yet).  `to` must have
+ * been prepared (rl_datadir_prepare). */
+int rl_catalog_copy_state(const char *from, const char *to,
+			  struct rl_err *err);
 /* The newest catalog claim's epoch (0: none) and owner ("" if unknown). */
 uint64_t rl_catalog_epoch(const struct rl_catalog *cat);
 const char *rl_catalog_owner(const struct rl_catalog *cat);

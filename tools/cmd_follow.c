@@ -72,18 +72,6 @@ static double now(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* The log options every program shares (replog/logopts.c), by getopt
- * code. */
-static const char *log_opt_name(int c)
-{
-	switch (c) {
-	case 'N': return "namespace";
-	case 'W': return "write-timeout";
-	case 'K': return "kafka-config";
-	default: return "o";
-	}
-}
-
 /* Publishes the positions if due; says once per failure streak why it
  * could not (following goes on: the images do not depend on it). */
 static void publish(struct rl_follower *f, bool force, bool *failing)
@@ -107,9 +95,7 @@ int cmd_follow(int argc, char **argv)
 		{ "name", required_argument, NULL, 'n' },
 		{ "once", no_argument, NULL, 'O' },
 		{ "checkpoint-records", required_argument, NULL, 'c' },
-		{ "namespace", required_argument, NULL, 'N' },
-		{ "write-timeout", required_argument, NULL, 'W' },
-		{ "kafka-config", required_argument, NULL, 'K' },
+		TOOL_LOG_LONGOPTS,
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -147,7 +133,7 @@ int cmd_follow(int argc, char **argv)
 		case 'W':
 		case 'K':
 		case 'o':
-			if (rl_log_opts_set(&lopts, log_opt_name(c), optarg,
+			if (tool_log_option(&lopts, c, optarg,
 					    &err) < 0) {
 				rl_log_opts_free(&lopts);
 				return tool_usage_error(usage, "follow: %s",

@@ -24,8 +24,7 @@ int cmd_forget(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "log", required_argument, NULL, 'l' },
-		{ "namespace", required_argument, NULL, 'N' },
-		{ "kafka-config", required_argument, NULL, 'K' },
+		TOOL_LOG_LONGOPTS,
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -41,11 +40,10 @@ int cmd_forget(int argc, char **argv)
 			uri = optarg;
 			break;
 		case 'N':
+		case 'W':
 		case 'K':
 		case 'o':
-			if (rl_log_opts_set(&lopts, c == 'N' ? "namespace" :
-					    c == 'K' ? "kafka-config" : "o",
-					    optarg, &err) < 0) {
+			if (tool_log_option(&lopts, c, optarg, &err) < 0) {
 				rl_log_opts_free(&lopts);
 				return tool_usage_error(usage, "forget: %s",
 							err.msg);

@@ -28,18 +28,6 @@ static const char usage[] =
 	"      --kafka-config FILE     PROP=VALUE lines, for secrets\n"
 	"      --write-timeout SECS    accepted, unused\n";
 
-/* The log options every program shares (replog/logopts.c), by getopt
- * code. */
-static const char *log_opt_name(int c)
-{
-	switch (c) {
-	case 'N': return "namespace";
-	case 'W': return "write-timeout";
-	case 'K': return "kafka-config";
-	default: return "o";
-	}
-}
-
 /* Names of disks as the catalog stream says, for labels. */
 struct names {
 	struct rl_disk_info *v;
@@ -150,9 +138,7 @@ static int log_dump(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "log", required_argument, NULL, 'l' },
-		{ "namespace", required_argument, NULL, 'N' },
-		{ "write-timeout", required_argument, NULL, 'W' },
-		{ "kafka-config", required_argument, NULL, 'K' },
+		TOOL_LOG_LONGOPTS,
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -173,7 +159,7 @@ static int log_dump(int argc, char **argv)
 		case 'W':
 		case 'K':
 		case 'o':
-			if (rl_log_opts_set(&lopts, log_opt_name(c), optarg,
+			if (tool_log_option(&lopts, c, optarg,
 					    &err) < 0) {
 				rl_log_opts_free(&lopts);
 				return tool_usage_error(usage, "log dump: %s",

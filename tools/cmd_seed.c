@@ -68,84 +68,13 @@ static const char usage[] =
 
 struct seed {
 	const char *src, *dst;
-	bool progress;
+	struct tool_progress progress;
 	uint8_t *buf;
-	uint64_t copied;		/* data bytes, for the summary */
 };
-
-static double now(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + t.tv_nsec / 1e9;
-}
-
-/* Reads a whole small file; returns its length or -errno. */
-static ssize_t read_small(const char *path, char *buf, size_t size)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, size - 1);
-	if (n < 0)
-		n = -errno;
-	else
-		buf[n] = '\0';
-	close(fd);
-	return n;
-}
-
-/* Replaces dir/name with buf durably (temporary file, fsync, rename, fsync
- * of the directory). */
-static int write_atomic(const char *dir, const char *name, const char *buf,
-			size_t len)
-{
-	char tmp[PATH_MAX], path[PATH_MAX];
-	int fd, rc = 0;
-
-	snprintf(tmp, sizeof(tmp), "%s/.%s.seed-tmp", dir, name);
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	if (write(fd, buf, len) != (ssize_t)len || fsync(fd) < 0)
-		rc = errno ? -errno : -EIO;
-	close(fd);
-	if (rc == 0 && rename(tmp, path) < 0)
-		rc = -errno;
-	if (rc < 0) {
-		unlink(tmp);
-		return rc;
-	}
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0) {
-		fsync(fd);
-		close(fd);
-	}
-	return 0;
-}
 
 static bool all_zero(const uint8_t *p, size_t n)
 {
 	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
-}
-
-static void progress(struct seed *s, const char *name, uint64_t done,
-		     uint64_t total, double t0, bool final)
-{
-	static double last;
-	double el = now() - t0, rate = el > 0 ? (double)done / el : 0;
-
-	if (!s->progress || (!final && now() - last < 0.5))
-		return;
-	last = now();
-	fprintf(stderr, "\r%s: %.2f of %.2f GiB, %.0f MB/s, %.0f s left   %s",
-		name, done / 1073741824.0, total / 1073741824.0, rate / 1e6,
-		rate > 0 ? (double)(total - done) / rate : 0.0,
-		final ? "\n" : "");
 }
 
 /* Copies from's data extents into a new file `to`, keeping holes (and
@@ -156,7 +85,7 @@ static int copy_sparse(struct seed *s, const char *name, const char *from,
 	int in = open(from, O_RDONLY | O_CLOEXEC), out = -1, rc = 0;
 	struct stat st;
 	off_t off = 0, total_data = 0;
-	double t0 = now();
+	uint64_t copied = 0;
 
 	if (in < 0)
 		return -errno;
@@ -166,6 +95,7 @@ static int copy_sparse(struct seed *s, const char *name, const char *from,
 		goto out;
 	}
 	/* what there is to copy, for the progress line */
+	tool_progress_start(&s->progress);
 	for (off_t o = 0; o < st.st_size;) {
 		off_t d = lseek(in, o, SEEK_DATA), h;
 
@@ -208,16 +138,16 @@ static int copy_sparse(struct seed *s, const char *name, const char *from,
 				goto out;
 			}
 			off += r;
-			s->copied += (uint64_t)r;
-			progress(s, name, s->copied, (uint64_t)total_data, t0,
-				 false);
+			copied += (uint64_t)r;
+			tool_progress(&s->progress, name, copied,
+				      (uint64_t)total_data, false);
 		}
 		off = h;
 	}
 	if (ftruncate(out, st.st_size) < 0 || fdatasync(out) < 0 ||
 	    fchmod(out, st.st_mode & 07777) < 0)
 		rc = -errno;
-	progress(s, name, s->copied, (uint64_t)s->copied, t0, true);
+	tool_progress(&s->progress, name, copied, copied, true);
 out:
 	if (out >= 0)
 		close(out);
@@ -229,27 +159,23 @@ out:
 
 static int seed_disk(struct seed *s, const struct rl_disk_info *d)
 {
-	char u[RL_UUID_STRLEN + 1], ckpt[4096], sck[PATH_MAX], dck[PATH_MAX];
+	char u[RL_UUID_STRLEN + 1], sck[PATH_MAX], dck[PATH_MAX];
 	/* sized for a directory of PATH_MAX plus a name */
 	char from[PATH_MAX + 512], to[PATH_MAX + 512], tmp[PATH_MAX + 512];
 	struct rl_checkpoint c;
 	struct rl_err err = { 0 };
-	ssize_t n;
+	bool have_ckpt;
 	int rc;
 
 	rl_uuid_format(&d->uuid, u);
 	snprintf(sck, sizeof(sck), "%s/.repdisk/ckpt", s->src);
 	snprintf(dck, sizeof(dck), "%s/.repdisk/ckpt", s->dst);
 
-	/* 1. the source's checkpoint, before its image */
-	snprintf(from, sizeof(from), "%s/%s", sck, u);
-	n = read_small(from, ckpt, sizeof(ckpt));
-	if (n == -ENOENT) {
-		n = 0;		/* never checkpointed: replay from 0 */
-	} else if (n < 0) {
-		tool_error("seed", "%s: %s", from, strerror((int)-n));
-		return -EIO;
-	} else if (rl_checkpoint_read(sck, &d->uuid, &c, &err) < 0) {
+	/* 1. the source's checkpoint, before its image (none yet: the
+	 * replay starts at 0) */
+	rc = rl_checkpoint_read(sck, &d->uuid, &c, &err);
+	have_ckpt = rc == 0;
+	if (rc < 0 && rc != -ENOENT) {
 		tool_error("seed", "%s", err.msg);
 		return -EIO;
 	}
@@ -279,19 +205,15 @@ static int seed_disk(struct seed *s, const struct rl_disk_info *d)
 	}
 
 	/* 3. the checkpoint: replay starts at C */
-	if (n > 0) {
-		rc = write_atomic(dck, u, ckpt, (size_t)n);
-		if (rc < 0) {
-			tool_error("seed", "%s/%s: %s", dck, u, strerror(-rc));
-			return rc;
-		}
+	if (have_ckpt && rl_checkpoint_write(dck, &d->uuid, &c, &err) < 0) {
+		tool_error("seed", "%s", err.msg);
+		return -EIO;
 	}
 	printf("%s: copied from %s, log position %" PRIu64 "\n", d->name,
-	       s->src, n > 0 ? c.next_pos : 0);
+	       s->src, c.next_pos);
 	return 0;
 }
 
-/* Catches the data directory up from the log: `follow --once`. */
 /* Registers `name` as a follower at the source's positions (catalog and
  * each disk's checkpoint), before anything is copied. */
 static int register_replica(struct rl_log *log, const char *name,
@@ -328,6 +250,7 @@ static int register_replica(struct rl_log *log, const char *name,
 	return rc;
 }
 
+/* Catches the data directory up from the log: `follow --once`. */
 static int replay(const char *datadir, struct rl_log *log, const char *uri,
 		  const char *name)
 {
@@ -367,18 +290,17 @@ int cmd_seed(int argc, char **argv)
 		{ "no-replay", no_argument, NULL, 'R' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "name", required_argument, NULL, 'n' },
-		{ "namespace", required_argument, NULL, 'N' },
-		{ "kafka-config", required_argument, NULL, 'K' },
+		TOOL_LOG_LONGOPTS,
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
-	struct seed s = { .progress = isatty(2) };
+	struct seed s = { .progress.on = isatty(2) };
 	struct rl_log_opts lopts = { 0 };
 	struct rl_catalog *src_cat = NULL, *dst_cat = NULL;
 	struct rl_disk_info *disks = NULL;
 	struct rl_err err = { 0 };
 	const char *uri = NULL;
-	char defuri[PATH_MAX + 32], path[PATH_MAX], buf[1 << 16];
+	char defuri[PATH_MAX + 32], path[PATH_MAX];
 	bool no_replay = false;
 	char name[RL_FOLLOWER_NAME_MAX + 1] = "";
 	struct rl_log *log = NULL;
@@ -398,13 +320,12 @@ int cmd_seed(int argc, char **argv)
 		case 'F': s.src = optarg; break;
 		case 'l': uri = optarg; break;
 		case 'R': no_replay = true; break;
-		case 'q': s.progress = false; break;
+		case 'q': s.progress.on = false; break;
 		case 'N':
+		case 'W':
 		case 'K':
 		case 'o':
-			if (rl_log_opts_set(&lopts, c == 'N' ? "namespace" :
-					    c == 'K' ? "kafka-config" : "o",
-					    optarg, &err) < 0) {
+			if (tool_log_option(&lopts, c, optarg, &err) < 0) {
 				rl_log_opts_free(&lopts);
 				return tool_usage_error(usage, "seed: %s",
 							err.msg);
@@ -449,22 +370,10 @@ int cmd_seed(int argc, char **argv)
 	/* 1. the catalog: the destination's if it has one, else the
 	 * source's state, which replays from its own position */
 	snprintf(path, sizeof(path), "%s/.repdisk/catalog", s.dst);
-	if (access(path, F_OK) < 0) {
-		ssize_t n;
-
-		snprintf(path, sizeof(path), "%s/.repdisk/catalog", s.src);
-		n = read_small(path, buf, sizeof(buf));
-		if (n < 0 && n != -ENOENT) {
-			tool_error("seed", "%s: %s", path, strerror((int)-n));
-			goto out;
-		}
-		snprintf(path, sizeof(path), "%s/.repdisk", s.dst);
-		if (n > 0 && (rc = write_atomic(path, "catalog", buf,
-						(size_t)n)) < 0) {
-			tool_error("seed", "%s/catalog: %s", path,
-				   strerror(-rc));
-			goto out;
-		}
+	if (access(path, F_OK) < 0 &&
+	    rl_catalog_copy_state(s.src, s.dst, &err) < 0) {
+		tool_error("seed", "%s", err.msg);
+		goto out;
 	}
 	rc = rl_catalog_open(s.dst, &dst_cat, &err);
 	if (rc < 0) {

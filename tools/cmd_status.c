@@ -54,18 +54,6 @@ static void json_str(const char *s)
 	putchar('"');
 }
 
-/* The log options every program shares (replog/logopts.c), by getopt
- * code. */
-static const char *log_opt_name(int c)
-{
-	switch (c) {
-	case 'N': return "namespace";
-	case 'W': return "write-timeout";
-	case 'K': return "kafka-config";
-	default: return "o";
-	}
-}
-
 /* Log ends, asked once per stream (a round trip each on Kafka). */
 struct ends {
 	struct log_end {
@@ -277,9 +265,7 @@ int cmd_status(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "log", required_argument, NULL, 'l' },
 		{ "json", no_argument, NULL, 'j' },
-		{ "namespace", required_argument, NULL, 'N' },
-		{ "write-timeout", required_argument, NULL, 'W' },
-		{ "kafka-config", required_argument, NULL, 'K' },
+		TOOL_LOG_LONGOPTS,
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -308,7 +294,7 @@ int cmd_status(int argc, char **argv)
 		case 'W':
 		case 'K':
 		case 'o':
-			if (rl_log_opts_set(&lopts, log_opt_name(c), optarg,
+			if (tool_log_option(&lopts, c, optarg,
 					    &err) < 0) {
 				rl_log_opts_free(&lopts);
 				return tool_usage_error(usage, "status: %s",

@@ -63,44 +63,18 @@ static const char usage[] =
 
 struct verify {
 	size_t chunk;
-	bool progress;
+	struct tool_progress progress;
 	uint8_t *a, *b;			/* chunk buffers */
 	/* the range being reported, merged with adjacent differences */
 	off_t diff_start, diff_end;
 	uint64_t diff_bytes;
-	/* progress */
-	struct timespec t0, last;
-	uint64_t bytes_read;
 };
-
-static double since(const struct timespec *t)
-{
-	struct timespec n;
-
-	clock_gettime(CLOCK_MONOTONIC, &n);
-	return (double)(n.tv_sec - t->tv_sec) + (n.tv_nsec - t->tv_nsec) / 1e9;
-}
-
-static void progress(struct verify *v, const char *name, off_t done,
-		     off_t total, bool final)
-{
-	double el = since(&v->t0), rate;
-
-	if (!v->progress || (!final && since(&v->last) < 0.5))
-		return;
-	clock_gettime(CLOCK_MONOTONIC, &v->last);
-	rate = el > 0 ? (double)done / el : 0;
-	fprintf(stderr, "\r%s: %.1f of %.1f GiB, %.0f MB/s, %.0f s left   %s",
-		name, done / 1073741824.0, total / 1073741824.0, rate / 1e6,
-		rate > 0 ? (double)(total - done) / rate : 0.0,
-		final ? "\n" : "");
-}
 
 static void diff_flush(struct verify *v, const char *name)
 {
 	if (v->diff_end <= v->diff_start)
 		return;
-	if (v->progress)
+	if (v->progress.on)
 		fputc('\r', stderr);
 	printf("%s: differ at bytes %jd..%jd (%jd bytes)\n", name,
 	       (intmax_t)v->diff_start, (intmax_t)v->diff_end - 1,
@@ -172,8 +146,7 @@ static int compare_fds(struct verify *v, const char *name, int fa, int fb)
 	size = sa.st_size > sb.st_size ? sa.st_size : sb.st_size;
 	v->diff_bytes = 0;
 	v->diff_start = v->diff_end = 0;
-	clock_gettime(CLOCK_MONOTONIC, &v->t0);
-	v->last = v->t0;
+	tool_progress_start(&v->progress);
 	if (sa.st_size != sb.st_size)
 		printf("%s: sizes differ: %jd and %jd bytes\n", name,
 		       (intmax_t)sa.st_size, (intmax_t)sb.st_size);
@@ -203,7 +176,6 @@ static int compare_fds(struct verify *v, const char *name, int fa, int fb)
 				     sb.st_size);
 		if (rc < 0)
 			return rc;
-		v->bytes_read += 2 * (uint64_t)(end - off);
 
 		uint8_t ha[32], hb[32];
 
@@ -223,10 +195,11 @@ static int compare_fds(struct verify *v, const char *name, int fa, int fb)
 			}
 		}
 		off = end;
-		progress(v, name, off, size, false);
+		tool_progress(&v->progress, name, (uint64_t)off, (uint64_t)size,
+			      false);
 	}
 	diff_flush(v, name);
-	progress(v, name, size, size, true);
+	tool_progress(&v->progress, name, (uint64_t)size, (uint64_t)size, true);
 	return v->diff_bytes || sa.st_size != sb.st_size ? 1 : 0;
 }
 
@@ -441,7 +414,7 @@ int cmd_verify(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
-	struct verify v = { .chunk = 1 << 20, .progress = isatty(2) };
+	struct verify v = { .chunk = 1 << 20, .progress.on = isatty(2) };
 	const char *uri = NULL;
 	bool replay = false;
 	unsigned long long n;
@@ -451,7 +424,7 @@ int cmd_verify(int argc, char **argv)
 		switch (c) {
 		case 'l': uri = optarg; break;
 		case 'R': replay = true; break;
-		case 'q': v.progress = false; break;
+		case 'q': v.progress.on = false; break;
 		case 'c':
 			if (tool_parse_u64(optarg, &n) < 0 || n < BLOCK ||
 			    n > (64u << 20) || n % BLOCK)

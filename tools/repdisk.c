@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -89,6 +90,42 @@ void tool_follower_name(char name[RL_FOLLOWER_NAME_MAX + 1],
 		name[n++] = (isalnum((unsigned char)*base) || *base == '.' ||
 			     *base == '_' || *base == '-') ? *base : '-';
 	name[n] = '\0';
+}
+
+static double mono_now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + t.tv_nsec / 1e9;
+}
+
+void tool_progress_start(struct tool_progress *p)
+{
+	p->t0 = p->last = mono_now();
+}
+
+void tool_progress(struct tool_progress *p, const char *name, uint64_t done,
+		   uint64_t total, bool final)
+{
+	double now = mono_now(), el = now - p->t0, rate;
+
+	if (!p->on || (!final && now - p->last < 0.5))
+		return;
+	p->last = now;
+	rate = el > 0 ? (double)done / el : 0;
+	fprintf(stderr, "\r%s: %.2f of %.2f GiB, %.0f MB/s, %.0f s left   %s",
+		name, done / 1073741824.0, total / 1073741824.0, rate / 1e6,
+		rate > 0 && total > done ? (double)(total - done) / rate : 0.0,
+		final ? "\n" : "");
+}
+
+int tool_log_option(struct rl_log_opts *o, int c, const char *arg,
+		    struct rl_err *err)
+{
+	return rl_log_opts_set(o, c == 'N' ? "namespace" :
+			       c == 'W' ? "write-timeout" :
+			       c == 'K' ? "kafka-config" : "o", arg, err);
 }
 
 void tool_default_log(const char *datadir, char *buf, size_t size)

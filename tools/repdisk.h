@@ -2,6 +2,8 @@
 #ifndef REPDISK_TOOL_H
 #define REPDISK_TOOL_H
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "replog.h"
@@ -18,6 +20,29 @@ int cmd_devbroker(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_seed(int argc, char **argv);
 int cmd_forget(int argc, char **argv);
+
+/* The log options every command that opens a log takes (replog/logopts.c):
+ * TOOL_LOG_LONGOPTS in its getopt_long table, "o:" in its short options,
+ * and tool_log_option() for the codes 'N', 'W', 'K' and 'o'. */
+#define TOOL_LOG_LONGOPTS \
+	{ "namespace", required_argument, NULL, 'N' }, \
+	{ "write-timeout", required_argument, NULL, 'W' }, \
+	{ "kafka-config", required_argument, NULL, 'K' }
+int tool_log_option(struct rl_log_opts *o, int c, const char *arg,
+		    struct rl_err *err);
+
+/* A progress line on stderr ("NAME: 1.2 of 10.0 GiB, 850 MB/s, 9 s left"),
+ * redrawn at most twice a second, for long copies and comparisons.  `on`
+ * is whether to draw it at all (stderr is a terminal, no --quiet). */
+struct tool_progress {
+	bool on;
+	double t0, last;
+};
+
+void tool_progress_start(struct tool_progress *p);
+/* done and total in bytes; final ends the line. */
+void tool_progress(struct tool_progress *p, const char *name, uint64_t done,
+		   uint64_t total, bool final);
 
 /* Prints "repdisk CMD: MSG" to stderr. */
 void tool_error(const char *cmd, const char *fmt, ...)
