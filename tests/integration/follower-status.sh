@@ -203,11 +203,8 @@ ls "$T/file/w/.repdisk/log/followers" | sort | tr '\n' ' ' | grep -qx 'fa fb ' |
 
 # --- kafka: the followers' log options on the command line (--namespace),
 # the writer's in the URI
-start_bg "$T/devbroker.log" "$REPDISK" devbroker --brokers 3 --min-insync 2 \
-	--bootstrap-file "$T/bootstrap"
-for _ in $(seq 100); do [ -f "$T/bootstrap" ] && break; sleep 0.05; done
-[ -f "$T/bootstrap" ] || fail "devbroker wrote no bootstrap file"
-BS=$(cat "$T/bootstrap")
+start_devbroker
+BS=$DEVBROKER_BOOTSTRAP
 WLOG="kafka:$BS?ns=fs&timeout_ms=10000"
 FLOG="kafka:$BS?timeout_ms=10000"
 LOGOPTS=(--namespace fs)

@@ -18,45 +18,13 @@ ROUNDS=${CRASH_ROUNDS:-3}
 
 # --- the cluster, the mount, a follower ----------------------------------
 # The development cluster is started first, so it is killed last.
-start_bg "$T/devbroker.log" "$REPDISK" devbroker --brokers 3 --min-insync 2 \
-	--bootstrap-file "$T/bootstrap" --control "$T/ctl"
-for _ in $(seq 200); do [ -s "$T/bootstrap" ] && break; sleep 0.05; done
-[ -s "$T/bootstrap" ] || fail "devbroker wrote no bootstrap file"
-BS=$(cat "$T/bootstrap")
+start_devbroker
+BS=$DEVBROKER_BOOTSTRAP
 LOG="kafka:$BS?ns=crash"
 D=$T/data M=$T/mnt R1=$T/r1 R2=$T/r2
 
-kstatus() { # DATADIR NAME COLUMN: a column of `repdisk status` on the log
-	local col
-	case $3 in
-	applied) col=4 ;; log_end) col=5 ;; *) fail "kstatus: unknown column $3" ;;
-	esac
-	"$REPDISK" status --log "$LOG" "$1" 2> /dev/null |
-		awk -v n="$2" -v c="$col" 'NR > 1 && $1 == n { print $c; exit }'
-}
-kconverged() { # PRIMARY REPLICA NAME: the replica applied the whole log
-	local end="" got="" deadline=$((SECONDS + 60))
-	while [ "$SECONDS" -lt "$deadline" ]; do
-		end=$(kstatus "$1" "$3" log_end)
-		got=$(kstatus "$2" "$3" applied)
-		[ -n "$end" ] && [ "$end" = "$got" ] && break
-		sleep 0.2
-	done
-	[ -n "$end" ] && [ "$end" = "$got" ] ||
-		fail "replica $2 applied $3 up to ${got:-nothing} in 60 s, the log ends at ${end:-?}"
-	cmp "$1/$3" "$2/$3" || fail "replica $2's $3 differs from the primary's"
-}
-_kreap() { # MOUNTPOINT PID: at exit, 10 s after a lazy unmount, then SIGKILL
-	fusermount3 -uz "$1" 2> /dev/null
-	for _ in $(seq 200); do kill -0 "$2" 2> /dev/null || return 0; sleep 0.05; done
-	kill -9 "$2" 2> /dev/null
-}
 kmount() {
-	local pid
 	mount_disks "$D" "$M" --log "$LOG" 2> "$T/mount.err" || fail "mount: $(cat "$T/mount.err")"
-	pid=$(mount_pid "$M")
-	[ -n "$pid" ] || fail "no daemon serves $M"
-	cleanup "_kreap '$M' $pid"
 }
 # the disks: one written in 4 KiB blocks, one in 64 KiB blocks, rounds
 # alternating between them; ackwriter's geometry for each
@@ -94,7 +62,7 @@ for round in $(seq 1 "$ROUNDS"); do
 	kmount
 	ack_verify "$M/vm-$bs.img" "$bs"
 	say "round $round, bs $bs: $(wc -l < "$T/acks.$bs") acknowledged writes so far: $(cat "$T/verify.out")"
-	kconverged "$D" "$R1" "vm-$bs.img"
+	log_converged "$LOG" "$D" "$R1" "vm-$bs.img" 60
 	if [ "$round" = 1 ]; then	# a second follower, from scratch
 		mkdir -p "$R2"
 		start_bg "$T/follower-r2.log" "$REPDISK" follow --log "$LOG" "$R2"
@@ -106,8 +74,8 @@ done
 for bs in 4096 65536; do
 	[ -f "$T/acks.$bs" ] || continue
 	ack_verify "$M/vm-$bs.img" "$bs"
-	kconverged "$D" "$R1" "vm-$bs.img"
-	kconverged "$D" "$R2" "vm-$bs.img"
+	log_converged "$LOG" "$D" "$R1" "vm-$bs.img" 60
+	log_converged "$LOG" "$D" "$R2" "vm-$bs.img" 60
 	ack_verify "$R1/vm-$bs.img" "$bs"
 	ack_verify "$R2/vm-$bs.img" "$bs"
 done

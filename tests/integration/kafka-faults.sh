@@ -27,53 +27,20 @@ requires fio kcat dd cmp fusermount3 truncate
 # --- the cluster, the mount, the follower --------------------------------
 # The development cluster is started first, so it is killed last, after
 # the mounts and the follower.
-start_bg "$T/devbroker.log" "$REPDISK" devbroker --brokers 3 --min-insync 2 \
-	--bootstrap-file "$T/bootstrap" --control "$T/ctl"
-for _ in $(seq 200); do [ -s "$T/bootstrap" ] && break; sleep 0.05; done
-[ -s "$T/bootstrap" ] || fail "devbroker wrote no bootstrap file"
-BS=$(cat "$T/bootstrap")
+start_devbroker
+BS=$DEVBROKER_BOOTSTRAP
 NS=faults
 LOG="kafka:$BS?ns=$NS"
 D=$T/data M=$T/mnt R=$T/replica
 MLOG=$D/.repdisk/mount.log
 
 ctl() { # ctl COMMAND...: a devbroker control command that must succeed
-	"$REPDISK" devbroker ctl "$T/ctl" "$@" > "$T/ctl.out" 2>&1 ||
+	"$REPDISK" devbroker ctl "$DEVBROKER_CTL" "$@" > "$T/ctl.out" 2>&1 ||
 		fail "devbroker ctl $*: $(cat "$T/ctl.out")"
 }
-kstatus() { # DATADIR NAME COLUMN: a column of `repdisk status` on the log
-	local col
-	case $3 in
-	uuid) col=2 ;; applied) col=4 ;; log_end) col=5 ;;
-	*) fail "kstatus: unknown column $3" ;;
-	esac
-	"$REPDISK" status --log "$LOG" "$1" 2> /dev/null |
-		awk -v n="$2" -v c="$col" 'NR > 1 && $1 == n { print $c; exit }'
-}
-kconverged() { # PRIMARY REPLICA NAME: the replica applied the whole log
-	local end="" got="" deadline=$((SECONDS + 60))
-	while [ "$SECONDS" -lt "$deadline" ]; do
-		end=$(kstatus "$1" "$3" log_end)
-		got=$(kstatus "$2" "$3" applied)
-		[ -n "$end" ] && [ "$end" = "$got" ] && break
-		sleep 0.2
-	done
-	[ -n "$end" ] && [ "$end" = "$got" ] ||
-		fail "replica $2 applied $3 up to ${got:-nothing} in 60 s, the log ends at ${end:-?}"
-	cmp "$1/$3" "$2/$3" || fail "replica's $3 differs from the primary's"
-}
-_kreap() { # MOUNTPOINT PID: at exit, 10 s after a lazy unmount, then SIGKILL
-	fusermount3 -uz "$1" 2> /dev/null
-	for _ in $(seq 200); do kill -0 "$2" 2> /dev/null || return 0; sleep 0.05; done
-	kill -9 "$2" 2> /dev/null
-}
 kmount() { # the primary, on the Kafka log, 5 s write timeout
-	local pid
 	mount_disks "$D" "$M" --log "$LOG" --write-timeout 5 2> "$T/mount.err" ||
 		fail "mount: $(cat "$T/mount.err")"
-	pid=$(mount_pid "$M")
-	[ -n "$pid" ] || fail "no daemon serves $M"
-	cleanup "_kreap '$M' $pid"
 }
 leader() { # TOPIC: the broker leading partition 0
 	kcat -L -b "$BS" -t "$1" | awk '/partition 0,/ { sub(",", "", $4); print $4 }'
@@ -95,7 +62,7 @@ truncate -s 16M "$M/vm1.img" || fail "truncate vm1.img"
 truncate -s 1M "$M/ref.img" "$M/eio.img" "$M/inj.img" || fail "truncate"
 head -c 1M /dev/urandom > "$T/ref.bin"
 write_direct "$T/ref.bin" "$M/ref.img" 0
-uuid=$(kstatus "$D" vm1.img uuid)
+uuid=$(log_status_field "$LOG" "$D" vm1.img uuid)
 topic=repdisk.$NS.disk.$uuid
 [ -n "$uuid" ] && kcat -L -b "$BS" | grep -q "\"$topic\"" ||
 	fail "no topic $topic for vm1.img: $(kcat -L -b "$BS")"
@@ -221,7 +188,7 @@ ctl clear 0
 say "(d) retriable produce errors: 5 at a time absorbed, unending ones fail the write with EIO"
 
 # --- the follower converged; a remount still verifies ----------------------
-for disk in vm1.img ref.img eio.img inj.img; do kconverged "$D" "$R" "$disk"; done
+for disk in vm1.img ref.img eio.img inj.img; do log_converged "$LOG" "$D" "$R" "$disk" 60; done
 kill -0 "$FOLLOWER_PID" || fail "the follower exited: $(cat "$T/follower-replica.log")"
 unmount_disks "$M"
 kmount
@@ -231,5 +198,5 @@ readback "$M/ref.img" 0 "$T/ref.bin"
 readback "$M/eio.img" 262144 "$T/eio2.bin"
 readback "$M/inj.img" 0 "$T/inj1.bin"
 for i in 1 2 3; do readback "$M/inj.img" $((i * 262144)) "$T/inj2.bin"; done
-for disk in vm1.img ref.img eio.img inj.img; do kconverged "$D" "$R" "$disk"; done
+for disk in vm1.img ref.img eio.img inj.img; do log_converged "$LOG" "$D" "$R" "$disk" 60; done
 say "ok"

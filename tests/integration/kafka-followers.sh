@@ -16,45 +16,17 @@ requires qemu-io fio mkfs.ext4 e2fsck debugfs cmp fusermount3 truncate
 
 # --- the cluster, the mount, two followers --------------------------------
 # The development cluster is started first, so it is killed last.
-start_bg "$T/devbroker.log" "$REPDISK" devbroker --brokers 3 --min-insync 2 \
-	--bootstrap-file "$T/bootstrap" --control "$T/ctl"
-for _ in $(seq 200); do [ -s "$T/bootstrap" ] && break; sleep 0.05; done
-[ -s "$T/bootstrap" ] || fail "devbroker wrote no bootstrap file"
-BS=$(cat "$T/bootstrap")
+start_devbroker
+BS=$DEVBROKER_BOOTSTRAP
 LOG="kafka:$BS?ns=followers"
 D=$T/data M=$T/mnt R1=$T/r1 R2=$T/r2
 
-kstatus() { # DATADIR NAME COLUMN: a column of `repdisk status` on the log
-	local col
-	case $3 in
-	applied) col=4 ;; log_end) col=5 ;; *) fail "kstatus: unknown column $3" ;;
-	esac
-	"$REPDISK" status --log "$LOG" "$1" 2> /dev/null |
-		awk -v n="$2" -v c="$col" 'NR > 1 && $1 == n { print $c; exit }'
-}
-kconverged() { # PRIMARY REPLICA NAME: the replica applied the whole log
-	local end="" got="" deadline=$((SECONDS + 60))
-	while [ "$SECONDS" -lt "$deadline" ]; do
-		end=$(kstatus "$1" "$3" log_end)
-		got=$(kstatus "$2" "$3" applied)
-		[ -n "$end" ] && [ "$end" = "$got" ] && break
-		sleep 0.2
-	done
-	[ -n "$end" ] && [ "$end" = "$got" ] ||
-		fail "replica $2 applied $3 up to ${got:-nothing} in 60 s, the log ends at ${end:-?}"
-	cmp "$1/$3" "$2/$3" || fail "replica $2's $3 differs from the primary's"
-}
 both_converged() { # NAME...: both followers hold the primary's bytes
 	local n
 	for n in "$@"; do
-		kconverged "$D" "$R1" "$n"
-		kconverged "$D" "$R2" "$n"
+		log_converged "$LOG" "$D" "$R1" "$n" 60
+		log_converged "$LOG" "$D" "$R2" "$n" 60
 	done
-}
-_kreap() { # MOUNTPOINT PID: at exit, 10 s after a lazy unmount, then SIGKILL
-	fusermount3 -uz "$1" 2> /dev/null
-	for _ in $(seq 200); do kill -0 "$2" 2> /dev/null || return 0; sleep 0.05; done
-	kill -9 "$2" 2> /dev/null
 }
 follower() { # DATADIR LOGNAME: a follower in the background; sets FPID
 	mkdir -p "$1"
@@ -63,9 +35,6 @@ follower() { # DATADIR LOGNAME: a follower in the background; sets FPID
 }
 
 mount_disks "$D" "$M" --log "$LOG" 2> "$T/mount.err" || fail "mount: $(cat "$T/mount.err")"
-pid=$(mount_pid "$M")
-[ -n "$pid" ] || fail "no daemon serves $M"
-cleanup "_kreap '$M' $pid"
 follower "$R1" r1
 F1=$FPID
 follower "$R2" r2
@@ -135,7 +104,7 @@ fio_pid=$!
 cleanup "kill -9 $fio_pid 2>/dev/null"
 # stop follower 2 once fio's first writes are in the log
 for _ in $(seq 300); do
-	[ "$(kstatus "$D" f.img log_end)" -ge 10 ] 2> /dev/null && break
+	[ "$(log_status_field "$LOG" "$D" f.img log_end)" -ge 10 ] 2> /dev/null && break
 	sleep 0.02
 done
 kill -TERM "$F2"
@@ -146,8 +115,8 @@ wait "$fio_pid" || { cat "$T/fio.out"; fail "fio exited non-zero"; }
 fio_check "$T/fio.out"
 read -r reads writes < <(sed -n 's/^ *issued rwts: total=\([0-9]*\),\([0-9]*\),.*/\1 \2/p' "$T/fio.out")
 [ "$reads" = "$writes" ] && [ "$writes" -gt 50 ] || { cat "$T/fio.out"; fail "fio wrote $writes blocks, verified $reads"; }
-kconverged "$D" "$R1" f.img
-[ "$(kstatus "$R2" f.img applied)" != "$(kstatus "$D" f.img log_end)" ] ||
+log_converged "$LOG" "$D" "$R1" f.img 60
+[ "$(log_status_field "$LOG" "$R2" f.img applied)" != "$(log_status_field "$LOG" "$D" f.img log_end)" ] ||
 	fail "follower 2 was stopped at the start of fio, yet has all of it"
 follower "$R2" r2-restarted
 F2=$FPID

@@ -17,26 +17,14 @@
 requires kcat dd cmp fusermount3 truncate
 
 # The development cluster is started first, so it is killed last.
-start_bg "$T/devbroker.log" "$REPDISK" devbroker --brokers 3 --min-insync 2 \
-	--bootstrap-file "$T/bootstrap" --control "$T/ctl"
-for _ in $(seq 200); do [ -s "$T/bootstrap" ] && break; sleep 0.05; done
-[ -s "$T/bootstrap" ] || fail "devbroker wrote no bootstrap file"
-BS=$(cat "$T/bootstrap")
+start_devbroker
+BS=$DEVBROKER_BOOTSTRAP
 NS=interop
 LOG="kafka:$BS?ns=$NS"
 D=$T/data M=$T/mnt
 
-_kreap() { # MOUNTPOINT PID: at exit, 10 s after a lazy unmount, then SIGKILL
-	fusermount3 -uz "$1" 2> /dev/null
-	for _ in $(seq 200); do kill -0 "$2" 2> /dev/null || return 0; sleep 0.05; done
-	kill -9 "$2" 2> /dev/null
-}
 kmount() { # OPTIONS...: the mount, unmounted and reaped at exit
-	local pid
 	mount_disks "$D" "$M" "$@" 2> "$T/mount.err" || fail "mount $*: $(cat "$T/mount.err")"
-	pid=$(mount_pid "$M")
-	[ -n "$pid" ] || fail "no daemon serves $M"
-	cleanup "_kreap '$M' $pid"
 }
 write_direct() { # FILE IMAGE OFFSET: one O_DIRECT write of the whole FILE
 	local n

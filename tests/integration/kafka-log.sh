@@ -13,13 +13,10 @@
 . "$(dirname "$0")/../lib/lib.sh"
 requires kcat timeout cmp
 
-start_bg "$T/devbroker.log" "$REPDISK" devbroker --brokers 3 --min-insync 2 \
-	--bootstrap-file "$T/bootstrap" --control "$T/ctl"
-for _ in $(seq 100); do [ -f "$T/bootstrap" ] && break; sleep 0.05; done
-[ -f "$T/bootstrap" ] || fail "devbroker wrote no bootstrap file"
-BS=$(cat "$T/bootstrap")
+start_devbroker
+BS=$DEVBROKER_BOOTSTRAP
 LOG="kafka:$BS?ns=kt&timeout_ms=5000"
-ctl() { "$REPDISK" devbroker ctl "$T/ctl" "$@" > /dev/null || fail "ctl $*"; }
+ctl() { "$REPDISK" devbroker ctl "$DEVBROKER_CTL" "$@" > /dev/null || fail "ctl $*"; }
 load() { # COUNT: a load through the kafka backend into $T/w
 	timeout 60 "$RL_TESTWRITER" load --log "$LOG" --datadir "$T/w" \
 		--disk vm1 --acks "$T/acks" --count "$1" --zstd

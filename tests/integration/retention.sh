@@ -98,9 +98,8 @@ expect_exit 0 "$REPDISK" follow --once --log "file:$T/keep/.repdisk/log" "$T/kee
 cmp "$T/keep/k.img" "$T/keep-replica/k.img" || fail "the kept log does not replay to the same bytes"
 
 # --- Kafka: the topic's retention -----------------------------------------
-start_bg "$T/devbroker.log" "$REPDISK" devbroker --brokers 3 --bootstrap-file "$T/bootstrap"
-for _ in $(seq 100); do [ -s "$T/bootstrap" ] && break; sleep 0.05; done
-KLOG="kafka:$(cat "$T/bootstrap")?ns=retention-$$"
+start_devbroker
+KLOG="kafka:$DEVBROKER_BOOTSTRAP?ns=retention-$$"
 mount_disks "$T/kdata" "$T/kmnt2" --log "$KLOG"
 truncate -s 64M "$T/kmnt2/vm1.img"
 dd if=/dev/urandom of="$T/kmnt2/vm1.img" bs=256k count=48 oflag=direct conv=notrunc status=none

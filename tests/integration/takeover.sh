@@ -17,11 +17,8 @@
 requires timeout
 
 # --- Kafka ---------------------------------------------------------------
-start_bg "$T/devbroker.log" "$REPDISK" devbroker --brokers 3 --min-insync 2 \
-	--bootstrap-file "$T/bootstrap"
-for _ in $(seq 100); do [ -s "$T/bootstrap" ] && break; sleep 0.05; done
-[ -s "$T/bootstrap" ] || fail "devbroker wrote no bootstrap file"
-LOG="kafka:$(cat "$T/bootstrap")?ns=takeover-$$&timeout_ms=5000"
+start_devbroker
+LOG="kafka:$DEVBROKER_BOOTSTRAP?ns=takeover-$$&timeout_ms=5000"
 A=$T/host-a B=$T/host-b
 
 mount_disks "$A" "$T/ma" --log "$LOG" --host host-a

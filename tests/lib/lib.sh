@@ -114,36 +114,41 @@ expect_stderr() {
 	}
 }
 
-# status_field DATADIR NAME COLUMN: a column of `repdisk status` for a disk
-# (COLUMN: size, applied, log_end, lag, epoch).
-status_field() {
-	local col
-	case $3 in
-	size) col=3 ;; applied) col=4 ;; log_end) col=5 ;; lag) col=6 ;;
-	epoch) col=7 ;; *) fail "status_field: unknown column $3" ;;
+# log_status_field LOG DATADIR NAME COLUMN: a column of `repdisk status`
+# for a disk (COLUMN: uuid, size, applied, log_end, lag, epoch), with the
+# log LOG (empty: the one status finds in DATADIR).
+log_status_field() {
+	local col args=()
+	case $4 in
+	uuid) col=2 ;; size) col=3 ;; applied) col=4 ;; log_end) col=5 ;;
+	lag) col=6 ;; epoch) col=7 ;; *) fail "status_field: unknown column $4" ;;
 	esac
-	local args=()
-	# the log's end (and so the lag) needs the log: status finds the
-	# file log in DATADIR itself, a kafka log is named (it takes a
-	# round trip, so only when needed)
-	[ "$col" -ge 5 ] && [ "$col" -le 6 ] && mapfile -t args < <(log_args "$1")
-	"$REPDISK" status "${args[@]}" "$1" |
-		awk -v n="$2" -v c="$col" 'NR > 1 && NF == 0 { exit } NR > 1 && $1 == n { print $c }'
+	# only the log's end (and so the lag) needs the log: on Kafka that
+	# is a round trip, so it is asked for only then
+	[ -n "$1" ] && [ "$col" -ge 5 ] && [ "$col" -le 6 ] && args=(--log "$1")
+	"$REPDISK" status "${args[@]}" "$2" |
+		awk -v n="$3" -v c="$col" 'NR > 1 && NF == 0 { exit } NR > 1 && $1 == n { print $c; exit }'
+}
+
+# status_field DATADIR NAME COLUMN: the same on the test's log
+# (test_log_uri; status finds a file log in DATADIR itself).
+status_field() {
+	local log=""
+	[ "$REPDISK_TEST_BACKEND" = kafka ] && log=$(test_log_uri "$1")
+	log_status_field "$log" "$@"
 }
 
 # --- the log backend -----------------------------------------------------
 
-REPDISK_TEST_BACKEND=${REPDISK_TEST_BACKEND:-file}
-case $REPDISK_TEST_BACKEND in
-file) ;;
-kafka)
-	# One development Kafka cluster per test (3 brokers, min.insync 2),
-	# started here rather than on first use because test_log_uri runs in
-	# command substitutions, whose cleanups would be lost.  Started
-	# first, it is killed last, after the mounts and followers.
+# start_devbroker: a development Kafka cluster for this test (3 brokers,
+# min.insync 2), killed at exit; sets DEVBROKER_BOOTSTRAP (its bootstrap
+# servers) and DEVBROKER_CTL (its control socket, for `repdisk devbroker
+# ctl`).  Start it before mounts and followers: it is then killed last.
+start_devbroker() {
+	DEVBROKER_CTL=$T/devbroker.ctl
 	start_bg "$T/devbroker.log" "$REPDISK" devbroker --brokers 3 \
 		--min-insync 2 --bootstrap-file "$T/devbroker.bootstrap" \
-		--control "$T/devbroker.ctl"
+		--control "$DEVBROKER_CTL"
 	DEVBROKER_PID=$!
 	for _ in $(seq 200); do
 		[ -s "$T/devbroker.bootstrap" ] && break
@@ -153,7 +158,14 @@ kafka)
 	done
 	[ -s "$T/devbroker.bootstrap" ] || fail "devbroker wrote no bootstrap file"
 	DEVBROKER_BOOTSTRAP=$(cat "$T/devbroker.bootstrap")
-	;;
+}
+
+REPDISK_TEST_BACKEND=${REPDISK_TEST_BACKEND:-file}
+case $REPDISK_TEST_BACKEND in
+file) ;;
+# started here rather than on first use because test_log_uri runs in
+# command substitutions, whose cleanups would be lost
+kafka) start_devbroker ;;
 *) fail "REPDISK_TEST_BACKEND=$REPDISK_TEST_BACKEND: want file or kafka" ;;
 esac
 
@@ -255,10 +267,20 @@ start_follower() {
 # until the replica has applied the primary's whole log for disk NAME,
 # then checks the two images are byte-identical.
 converged() {
-	local end="" got="" until=$((SECONDS + 10))
+	local log=""
+	[ "$REPDISK_TEST_BACKEND" = kafka ] && log=$(test_log_uri "$1")
+	log_converged "$log" "$@"
+}
+
+# log_converged LOG PRIMARY REPLICA NAME [SECONDS]: converged, with the
+# primary's log named (empty: the one status finds in PRIMARY), waiting
+# SECONDS (default 10).
+log_converged() {
+	local log=$1 end="" got="" until=$((SECONDS + ${5:-10}))
+	shift
 	while :; do
-		end=$(status_field "$1" "$3" log_end)
-		got=$(status_field "$2" "$3" applied)
+		end=$(log_status_field "$log" "$1" "$3" log_end)
+		got=$(log_status_field "" "$2" "$3" applied)
 		[ -n "$end" ] && [ "$end" = "$got" ] && break
 		[ "$SECONDS" -lt "$until" ] || break
 		sleep 0.05
