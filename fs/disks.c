@@ -102,7 +102,8 @@ static int disk_open(struct fs *fs, struct disk *d, struct rl_err *err)
 {
 	struct rl_writer_opts wopts = { .host = fs->claim_as,
 					.zstd_min = fs->zstd_min,
-					.takeover = fs->takeover };
+					.takeover = fs->takeover,
+					.stuck_ms = fs->stuck_ms };
 	char path[PATH_MAX], ckpt[PATH_MAX];
 	int rc;
 

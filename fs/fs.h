@@ -48,6 +48,7 @@ struct fs {
 	bool trim_failing;		/* checkpoint thread only */
 	int datadir_lock_fd;
 	size_t zstd_min;
+	unsigned stuck_ms;		/* report writes in flight this long */
 
 	struct rl_log *log;
 	struct rl_stream *cat_stream;

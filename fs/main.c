@@ -44,7 +44,9 @@ static const char usage[] =
 	"Kafka log options (the file log ignores them):\n"
 	"      --namespace NS     topics repdisk.NS.* (default \"default\")\n"
 	"      --write-timeout S  a write the log has not accepted after S\n"
-	"                         seconds fails with EIO (default 30)\n"
+	"                         seconds fails with EIO (default 30); one\n"
+	"                         in flight 10 s longer (any log) is\n"
+	"                         reported in the mount log as stuck\n"
 	"  -o kafka.PROP=VALUE    a librdkafka property (TLS, SASL, ...); one\n"
 	"                         per -o, the value may contain commas\n"
 	"      --kafka-config F   librdkafka properties from file F, one\n"
@@ -301,6 +303,10 @@ int main(int argc, char **argv)
 	fs.datadir = o.datadir;
 	fs.log_uri = o.log_uri;
 	fs.zstd_min = o.zstd_min;
+	/* a log fails what it cannot make durable within the write timeout:
+	 * a write still in flight 10 s after that is reported as stuck */
+	fs.stuck_ms = (unsigned)(o.log_opts.kafka_timeout_ms ?
+				 o.log_opts.kafka_timeout_ms : 30000) + 10000;
 	fs.max_flight_bytes = o.inflight_mb << 20;
 	snprintf(fs.host, sizeof(fs.host), "%s", o.host);
 	claim_identity(fs.claim_as, o.host, o.datadir);

@@ -94,7 +94,9 @@ struct file_stream {
 	struct pending_vec queue;	/* positions durable.., under lock */
 	int *retired;			/* old segment fds, under lock */
 	size_t n_retired;
-	bool dirty;			/* on log->dirty, under log->lock */
+	bool dirty;			/* queued for the flusher (on log->dirty
+					   or the list it works through),
+					   under log->lock */
 	struct file_stream *dirty_next;	/* under log->lock */
 };
 
@@ -502,21 +504,27 @@ static void *flusher_main(void *arg)
 			pthread_cond_wait(&log->work, &log->lock);
 		if (!log->dirty)
 			break;	/* stop, and nothing left to flush */
+		/* Take the whole list, but clear each stream's flag only as
+		 * it comes up, under log->lock.  A stream whose flag is
+		 * still set is not linked again by file_append, so the
+		 * dirty_next links of the streams still to flush stay
+		 * intact.  (Clearing every flag up front let an append to
+		 * the stream being walked relink it, overwriting its
+		 * dirty_next, and the streams after it in this list were
+		 * dropped with their completions queued: a disk whose
+		 * writers then all waited was never flushed again.) */
 		struct file_stream *list = log->dirty;
 
 		log->dirty = NULL;
-		for (struct file_stream *s = list; s; s = s->dirty_next)
-			s->dirty = false;
-		pthread_mutex_unlock(&log->lock);
-
 		while (list) {
 			struct file_stream *s = list;
 
 			list = s->dirty_next;
+			s->dirty = false;
+			pthread_mutex_unlock(&log->lock);
 			flush_stream(log, s, &batch);
+			pthread_mutex_lock(&log->lock);
 		}
-
-		pthread_mutex_lock(&log->lock);
 	}
 	pthread_mutex_unlock(&log->lock);
 	free(batch.v);

@@ -380,7 +380,13 @@ struct rl_writer_opts {
 	const char *host;	/* named in the CLAIM record */
 	size_t zstd_min;	/* compress WRITE payloads from this size; 0 off */
 	bool takeover;		/* claim a disk another host owns */
+	unsigned stuck_ms;	/* report a record in flight longer than this
+				   (the mount's log); 0: RL_WRITER_STUCK_MS */
 };
+
+/* A log fails an append it cannot make durable within its write timeout
+ * (30 s by default): a record older than that plus a margin is stuck. */
+#define RL_WRITER_STUCK_MS	40000
 
 /* Completion of a submitted record: err is 0 once the record is durable and
  * applied, -EIO if the log or the image failed, -EROFS if the writer was

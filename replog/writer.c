@@ -47,6 +47,14 @@
  * Large writes are split into several WRITE records when the log limits
  * the size of a record (rl_stream_max_record(): Kafka's message size
  * limit); the submitter's completion runs once, when all parts are done.
+ *
+ * Stuck records.  Every record in flight is on a list in submission order,
+ * with the time it was submitted.  A log either completes a record or
+ * fails it within its write timeout; one that does neither is a bug or a
+ * hung disk, and its client (a guest) hangs with it.  The applier thread
+ * wakes once a second while records are in flight and reports the oldest
+ * one once it is older than opts->stuck_ms, and again when it completes,
+ * so that a hang in the field is visible in the mount's log.
  */
 #include "internal.h"
 
@@ -57,6 +65,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct rl_writer {
 	struct rl_stream *stream;
@@ -87,6 +96,11 @@ struct rl_writer {
 	pthread_mutex_t idle_lock;
 	pthread_cond_t idle;
 	uint64_t in_flight;		/* under idle_lock */
+	struct submission *fly_head, *fly_tail;	/* in flight, oldest first,
+						   under idle_lock */
+	uint64_t stuck_ns;		/* report records older than this */
+	uint64_t stuck_seq;		/* applier only: the one reported, 0 none */
+	uint64_t stuck_since;		/* applier only: its submit time */
 
 	/* Durable records wait here for the applier thread, so the log's
 	 * completion thread goes back to its next fdatasync at once and
@@ -111,7 +125,17 @@ struct submission {
 	int err;			/* from the log's completion */
 	uint64_t pos;
 	struct submission *next;	/* in w->q_head, under w->q_lock */
+	uint64_t t_submit;		/* CLOCK_MONOTONIC ns */
+	struct submission *fly_prev, *fly_next;	/* under w->idle_lock */
 };
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* On the applier thread: a newer claim was applied to our image. */
 static void writer_fenced(struct rl_writer *w)
@@ -150,13 +174,82 @@ static void outage_end(struct rl_writer *w)
 	w->outage_failures = 0;
 }
 
-static void in_flight_add(struct rl_writer *w, int d)
+/* A record goes in flight (before it is appended) ... */
+static void flight_begin(struct rl_writer *w, struct submission *sub)
+{
+	sub->t_submit = now_ns();
+	sub->fly_next = NULL;
+	pthread_mutex_lock(&w->idle_lock);
+	sub->fly_prev = w->fly_tail;
+	if (w->fly_tail)
+		w->fly_tail->fly_next = sub;
+	else
+		w->fly_head = sub;
+	w->fly_tail = sub;
+	w->in_flight++;
+	pthread_mutex_unlock(&w->idle_lock);
+}
+
+/* ... and leaves it once completed, or refused by the log. */
+static void flight_end(struct rl_writer *w, struct submission *sub)
 {
 	pthread_mutex_lock(&w->idle_lock);
-	w->in_flight += (uint64_t)(int64_t)d;
-	if (w->in_flight == 0)
+	if (sub->fly_prev)
+		sub->fly_prev->fly_next = sub->fly_next;
+	else
+		w->fly_head = sub->fly_next;
+	if (sub->fly_next)
+		sub->fly_next->fly_prev = sub->fly_prev;
+	else
+		w->fly_tail = sub->fly_prev;
+	if (--w->in_flight == 0)
 		pthread_cond_broadcast(&w->idle);
 	pthread_mutex_unlock(&w->idle_lock);
+}
+
+/* On the applier thread, about once a second while records are in
+ * flight: reports the oldest record once it has waited longer than
+ * stuck_ns, and when the one reported completes.  The record's own data
+ * may be freed by its completion at any time: only what is copied under
+ * idle_lock is used. */
+static void stuck_check(struct rl_writer *w)
+{
+	uint64_t now = now_ns(), seq = 0, t = 0, off = 0, len = 0, n;
+	int type = 0;
+
+	pthread_mutex_lock(&w->idle_lock);
+	n = w->in_flight;
+	if (w->fly_head && now - w->fly_head->t_submit > w->stuck_ns) {
+		seq = w->fly_head->rec.seq;
+		t = w->fly_head->t_submit;
+		type = w->fly_head->rec.type;
+		off = w->fly_head->rec.offset;
+		len = w->fly_head->rec.length;
+	}
+	pthread_mutex_unlock(&w->idle_lock);
+
+	if (w->stuck_seq && seq != w->stuck_seq) {
+		fprintf(stderr, "repdisk: %s: the record stuck in the log "
+			"(seq %" PRIu64 ") completed after %.0f s\n", w->name,
+			w->stuck_seq, (double)(now - w->stuck_since) / 1e9);
+		w->stuck_seq = 0;
+	}
+	if (seq && seq != w->stuck_seq) {
+		/* no log query here: on Kafka it is a round trip, and the
+		 * log may be what hangs */
+		fprintf(stderr, "repdisk: %s: a %s record (offset %" PRIu64
+			", length %" PRIu64 ", epoch %" PRIu64 ", seq %" PRIu64
+			") has waited %.0f s for the log, which has neither "
+			"made it durable nor failed it; %" PRIu64 " records "
+			"of this disk are in flight and the image holds the "
+			"log up to position %" PRIu64 "; their clients wait "
+			"until the log answers\n", w->name,
+			rl_type_name((enum rl_type)type), off, len, w->epoch,
+			seq, (double)(now - t) / 1e9, n,
+			rl_image_next_pos(w->img));
+		w->stuck_seq = seq;
+		w->stuck_since = t;
+	}
 }
 
 /* Runs on the log's completion thread, in position order: hands the
@@ -264,10 +357,10 @@ static void apply_one(struct rl_writer *w, struct submission *sub)
 			w->apply_failing = false;
 		}
 	}
+	flight_end(w, sub);
 	sub->cb(sub->opaque, rc);
 	free(sub->buf);
 	free(sub);
-	in_flight_add(w, -1);
 }
 
 static void *applier_main(void *arg)
@@ -276,8 +369,18 @@ static void *applier_main(void *arg)
 
 	pthread_mutex_lock(&w->q_lock);
 	for (;;) {
-		while (!w->q_head && !w->q_stop)
-			pthread_cond_wait(&w->q_cond, &w->q_lock);
+		while (!w->q_head && !w->q_stop) {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_sec += 1;
+			if (pthread_cond_timedwait(&w->q_cond, &w->q_lock,
+						   &ts) == ETIMEDOUT) {
+				pthread_mutex_unlock(&w->q_lock);
+				stuck_check(w);
+				pthread_mutex_lock(&w->q_lock);
+			}
+		}
 		if (!w->q_head)
 			break;	/* stopped, and nothing left */
 		struct submission *list = w->q_head;
@@ -290,6 +393,8 @@ static void *applier_main(void *arg)
 			apply_one(w, list);
 			list = next;
 		}
+		if (w->stuck_seq)
+			stuck_check(w);
 		pthread_mutex_lock(&w->q_lock);
 	}
 	pthread_mutex_unlock(&w->q_lock);
@@ -302,7 +407,7 @@ static int writer_append(struct rl_writer *w, struct submission *sub,
 {
 	int rc;
 
-	in_flight_add(w, 1);
+	flight_begin(w, sub);
 	pthread_mutex_lock(&w->lock);
 	sub->rec.epoch = w->epoch;
 	sub->rec.seq = ++w->seq;
@@ -310,7 +415,7 @@ static int writer_append(struct rl_writer *w, struct submission *sub,
 	rc = rl_log_append(w->stream, sub->buf, sub->len, writer_durable, sub);
 	pthread_mutex_unlock(&w->lock);
 	if (rc < 0) {
-		in_flight_add(w, -1);
+		flight_end(w, sub);
 		free(sub->buf);
 		free(sub);
 	}
@@ -587,6 +692,7 @@ int rl_writer_open(struct rl_stream *s, struct rl_image *img,
 {
 	struct rl_writer *w = calloc(1, sizeof(*w));
 	struct rl_record claim = { .type = RL_CLAIM };
+	pthread_condattr_t ca;
 	uint8_t *buf;
 	int64_t pos;
 	int rc;
@@ -611,7 +717,12 @@ int rl_writer_open(struct rl_stream *s, struct rl_image *img,
 	pthread_mutex_init(&w->idle_lock, NULL);
 	pthread_cond_init(&w->idle, NULL);
 	pthread_mutex_init(&w->q_lock, NULL);
-	pthread_cond_init(&w->q_cond, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&w->q_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	w->stuck_ns = (uint64_t)(opts && opts->stuck_ms ? opts->stuck_ms :
+				 RL_WRITER_STUCK_MS) * 1000000u;
 	rl_decoder_init(&w->dec);
 
 	rc = rl_replay(s, img, err);

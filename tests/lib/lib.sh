@@ -18,7 +18,8 @@ set -euo pipefail
 REPDISK=${REPDISK:-repdisk}
 RL_TESTWRITER=${RL_TESTWRITER:-rl_testwriter}
 ACKWRITER=${ACKWRITER:-ackwriter}
-for _v in REPDISK RL_TESTWRITER ACKWRITER; do	# tests may cd
+FAULTSHIM=${FAULTSHIM:-}
+for _v in REPDISK RL_TESTWRITER ACKWRITER FAULTSHIM; do	# tests may cd
 	[[ ${!_v} == */* ]] && printf -v "$_v" '%s' "$(realpath "${!_v}")"
 done
 TEST_NAME=$(basename "$0" .sh)
@@ -288,4 +289,78 @@ log_converged() {
 	[ -n "$end" ] && [ "$end" = "$got" ] ||
 		fail "replica $2 applied $3 up to ${got:-nothing}, the log ends at ${end:-?}"
 	cmp "$1/$3" "$2/$3" || fail "replica's $3 differs from the primary's"
+}
+
+# --- bounded clients -----------------------------------------------------
+
+# fuse_waiting MOUNTPOINT: how many requests the kernel's FUSE connection
+# of a mount has sent and not had answered (fusectl's "waiting"), or "?"
+# when that cannot be read.  fusectl is mounted if it is not, and
+# unmounted again at exit.
+fuse_waiting() {
+	local dev
+	if ! grep -qs " /sys/fs/fuse/connections fusectl " /proc/mounts; then
+		mount -t fusectl none /sys/fs/fuse/connections 2>/dev/null &&
+			cleanup "umount /sys/fs/fuse/connections"
+	fi
+	dev=$(stat -c %d "$1" 2>/dev/null) &&
+		cat "/sys/fs/fuse/connections/$dev/waiting" 2>/dev/null || echo "?"
+}
+
+# wait_bounded SECONDS MOUNTPOINT LABEL=PID...: waits for every PID (the
+# test's own background clients, each named by LABEL, say the disk it
+# drives).  A client that has not finished SECONDS after the call is a
+# hang, not a slow machine (give several times the normal run): the test
+# fails naming each client still running and how many requests the mount
+# has not answered, after killing the clients.  A client that exits
+# non-zero fails the test too.  Sets nothing; returns when all are done.
+wait_bounded() {
+	local secs=$1 mnt=$2 until left p label pid rc
+	shift 2
+	until=$((SECONDS + secs))
+	while :; do
+		left=()
+		for p in "$@"; do
+			kill -0 "${p#*=}" 2>/dev/null && left+=("$p")
+		done
+		[ ${#left[@]} -eq 0 ] && break
+		if [ "$SECONDS" -ge "$until" ]; then
+			local waiting
+			waiting=$(fuse_waiting "$mnt")
+			for p in "${left[@]}"; do
+				kill -9 "${p#*=}" 2>/dev/null
+			done
+			fail "hang: not finished after $secs s: ${left[*]%%=*}; $waiting requests to $mnt were still waiting for an answer"
+		fi
+		sleep 0.1
+	done
+	for p in "$@"; do
+		label=${p%%=*} pid=${p#*=} rc=0
+		wait "$pid" 2>/dev/null || rc=$?
+		[ "$rc" -eq 0 ] || fail "$label: exited $rc"
+	done
+}
+
+# --- faults --------------------------------------------------------------
+
+# with_faults CTL CMD...: runs CMD (a command or a helper such as
+# mount_disks) with tests/tools/faultshim.c preloaded, its rules in file
+# CTL (see there: "eio SUBSTRING", "hang SUBSTRING", ...).  ctest names
+# the library in FAULTSHIM.  Set the rules with set_faults.
+with_faults() {
+	local ctl=$1
+	shift
+	[ -n "$FAULTSHIM" ] && [ -f "$FAULTSHIM" ] ||
+		fail "FAULTSHIM does not name the fault library (${FAULTSHIM:-unset})"
+	LD_PRELOAD=$FAULTSHIM FAULTSHIM_CTL=$ctl \
+		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+		"$@"
+}
+
+# set_faults CTL [RULE...]: replaces the rules at once (none: no faults).
+set_faults() {
+	local ctl=$1
+	shift
+	printf '%s\n' "$@" > "$ctl.new"
+	mv -f "$ctl.new" "$ctl"
 }

@@ -541,6 +541,127 @@ START_TEST(test_concurrent_appenders)
 }
 END_TEST
 
+/* Many streams appended at once, each by a thread that keeps a few
+ * records in flight and appends more only as they complete (a guest's
+ * iodepth): every completion must come, in bounded time.  The flusher
+ * once lost streams from its batch when an append relinked one it was
+ * walking, and such a writer then waited for ever. */
+#define MS_STREAMS	16
+#define MS_DEPTH	4
+#define MS_RECORDS	400
+
+struct ms_stream {
+	struct rl_stream *s;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned in_flight, completed, errors;
+	uint64_t next_pos, out_of_order;
+	bool hung;
+};
+
+static void ms_cb(void *opaque, int err, uint64_t pos)
+{
+	struct ms_stream *m = opaque;
+
+	pthread_mutex_lock(&m->lock);
+	m->in_flight--;
+	m->completed++;
+	if (err)
+		m->errors++;
+	if (pos != m->next_pos)
+		m->out_of_order++;
+	m->next_pos = pos + 1;
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* Waits until fewer than depth records are in flight; false after 30 s. */
+static bool ms_wait(struct ms_stream *m, unsigned depth)
+{
+	struct timespec until;
+	bool ok = true;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 30;
+	pthread_mutex_lock(&m->lock);
+	while (ok && m->in_flight >= depth)
+		ok = pthread_cond_timedwait(&m->cond, &m->lock, &until) == 0 ||
+		     m->in_flight < depth;
+	pthread_mutex_unlock(&m->lock);
+	return ok;
+}
+
+static void *ms_thread(void *p)
+{
+	struct ms_stream *m = p;
+	uint8_t *buf;
+	size_t len = tag_record(7, 4096, &buf);
+
+	uint64_t rnd = (uint64_t)(uintptr_t)m;
+
+	for (unsigned i = 0; i < MS_RECORDS && !m->hung; i++) {
+		/* appends at scattered moments, as guests' writes come */
+		struct timespec pause = { 0, (long)(unit_rand(&rnd) % 50000) };
+
+		nanosleep(&pause, NULL);
+		if (!ms_wait(m, MS_DEPTH)) {
+			m->hung = true;
+			break;
+		}
+		pthread_mutex_lock(&m->lock);
+		m->in_flight++;
+		pthread_mutex_unlock(&m->lock);
+		if (rl_log_append(m->s, buf, len, ms_cb, m) != 0) {
+			pthread_mutex_lock(&m->lock);
+			m->in_flight--;
+			m->errors++;
+			pthread_mutex_unlock(&m->lock);
+		}
+	}
+	if (!m->hung && !ms_wait(m, 1))
+		m->hung = true;
+	free(buf);
+	return NULL;
+}
+
+START_TEST(test_many_streams_at_once)
+{
+	static struct ms_stream ms[MS_STREAMS];
+	pthread_t th[MS_STREAMS];
+	char dir[PATH_MAX];
+	struct rl_log *log;
+
+	unit_tmpdir("many-streams", dir, sizeof(dir));
+	log = open_log(dir, RL_LOG_WRITE, 0);
+	for (int i = 0; i < MS_STREAMS; i++) {
+		struct rl_uuid u = unit_uuid((uint8_t)(0x40 + i));
+
+		ms[i] = (struct ms_stream){ .s = get_stream(log, &u) };
+		pthread_mutex_init(&ms[i].lock, NULL);
+		pthread_cond_init(&ms[i].cond, NULL);
+	}
+	for (int i = 0; i < MS_STREAMS; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, ms_thread,
+						&ms[i]), 0);
+	for (int i = 0; i < MS_STREAMS; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < MS_STREAMS; i++) {
+		ck_assert_msg(!ms[i].hung, "stream %d: %u appends never "
+			      "completed (%u of %u did)", i, ms[i].in_flight,
+			      ms[i].completed, MS_RECORDS);
+		ck_assert_uint_eq(ms[i].errors, 0);
+		ck_assert_uint_eq(ms[i].completed, MS_RECORDS);
+		ck_assert_uint_eq(ms[i].out_of_order, 0);
+		ck_assert_uint_eq(log_end(ms[i].s), MS_RECORDS);
+	}
+	rl_log_close(log);
+	for (int i = 0; i < MS_STREAMS; i++) {
+		pthread_mutex_destroy(&ms[i].lock);
+		pthread_cond_destroy(&ms[i].cond);
+	}
+}
+END_TEST
+
 START_TEST(test_segment_rollover)
 {
 	char dir[PATH_MAX], sdir[PATH_MAX], path[PATH_MAX], segs[256][32];
@@ -1190,6 +1311,7 @@ static Suite *log_file_suite(void)
 	tcase_add_test(tc, test_append_and_read_back);
 	tcase_add_test(tc, test_durable_end);
 	tcase_add_test(tc, test_concurrent_appenders);
+	tcase_add_test(tc, test_many_streams_at_once);
 	tcase_add_test(tc, test_segment_rollover);
 	tcase_add_loop_test(tc, test_torn_tail, 0, TORN_MAX);
 	tcase_add_test(tc, test_head_behind);
