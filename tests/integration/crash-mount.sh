@@ -21,13 +21,19 @@ BS=(4096 65536 1048576)
 # (up to 140 MiB/s here), is killed within 20 ms of having ROUND_KB/2 to
 # ROUND_KB KiB of its writes (one at least) acknowledged, with at most
 # MAX_INFLIGHT_KB of writes in flight (but one thread at least), and fio
-# writes at FIO_RATE at most.  The file log keeps everything: a round
-# lasts a random 0.2 to 0.9 s, 8 threads write, and fio runs flat out.
+# writes at FIO_RATE at most.  Each ackwriter thread also pauses 50 ms
+# after each write there (DELAY_US), so that the moments between "enough
+# acknowledged" and the kill add one write per thread at most, however
+# fast the machine: flat out, a fast machine wrote past the mock's limit
+# before the kill, and the new mount found its checkpoint's position
+# deleted.  The file log keeps everything: a round lasts a random 0.2 to
+# 0.9 s, 8 threads write flat out, and so does fio.
 if [ "$REPDISK_TEST_BACKEND" = kafka ]; then
 	ROUND_KB=${ROUND_KB:-1536} MAX_INFLIGHT_KB=${MAX_INFLIGHT_KB:-256}
-	FIO_RATE=${FIO_RATE:-1536k}
+	FIO_RATE=${FIO_RATE:-1536k} DELAY_US=${DELAY_US:-50000}
 else
 	ROUND_KB=${ROUND_KB:-} MAX_INFLIGHT_KB=${MAX_INFLIGHT_KB:-} FIO_RATE=${FIO_RATE:-}
+	DELAY_US=${DELAY_US:-}
 fi
 
 # layout BS: ackwriter's THREADS (8, fewer if MAX_INFLIGHT_KB says so)
@@ -74,7 +80,8 @@ for round in $(seq 1 "$ROUNDS"); do
 	touch "$T/acks.$bs"
 	daemon=$(mount_pid "$M")
 	start_bg "$T/ackwriter.log" "$ACKWRITER" write "$M/vm-$bs.img" "$T/acks.$bs" \
-		--threads "$THREADS" --blocks "$BLOCKS" --bs "$bs"
+		--threads "$THREADS" --blocks "$BLOCKS" --bs "$bs" \
+		${DELAY_US:+--delay-us "$DELAY_US"}
 	writer=$!
 	if [ -n "$ROUND_KB" ]; then
 		until_acked "$T/acks.$bs" "$bs" "$writer"

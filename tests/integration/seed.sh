@@ -37,7 +37,11 @@ sleep 0.5
 expect_exit 0 "$REPDISK" seed -q --from "$data" "$T/seeded"
 grep -q "^vm1.img: copied from $data, log position [0-9]*$" "$T/stdout" ||
 	fail "seed: $(cat "$T/stdout")"
-sleep 2.5	# a checkpoint, and retention after it
+# a checkpoint, and retention after it (once a second: wait up to 20 s)
+for _ in $(seq 200); do
+	grep -q "vm1.img: deleted [0-9]* log segments" "$data/.repdisk/mount.log" && break
+	sleep 0.1
+done
 touch "$T/stop"
 wait "$WRITER"
 grep -q "vm1.img: deleted [0-9]* log segments" "$data/.repdisk/mount.log" ||
@@ -72,8 +76,12 @@ for r in "$T/seeded" "$T/from-copy" "$manual"; do
 	expect_exit 0 "$REPDISK" verify -q "$data" "$r"
 	grep -q "^vm1.img: identical" "$T/stdout" || fail "$r: $(cat "$T/stdout")"
 done
-# holes stayed holes
-[ "$(du -k "$T/seeded/vm1.img" | cut -f1)" -lt 200000 ] || fail "the seeded image is not sparse"
+# holes stayed holes: the seeded image holds no more blocks than the
+# primary's (how many the writer touched depends on the machine's speed,
+# so the primary is the measure; 4 MiB of slack for file system metadata)
+used=$(du -k "$T/seeded/vm1.img" | cut -f1) want=$(du -k "$data/vm1.img" | cut -f1)
+[ "$used" -le $((want + 4096)) ] ||
+	fail "the seeded image is not sparse: $used KiB allocated, the primary's $want KiB"
 
 # 3. a replica whose image was damaged is rebuilt in place
 printf 'garbage' | dd of="$manual/vm1.img" bs=1 seek=4096 conv=notrunc status=none
