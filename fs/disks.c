@@ -268,7 +268,7 @@ int fs_disk_create(struct fs *fs, const char *name, mode_t mode, uid_t uid,
 		   gid_t gid, struct disk **out)
 {
 	struct rl_record r = { .type = RL_CREATE, .name = name,
-			       .mode = mode & 07777, .uid = uid, .gid = gid };
+			       .mode = mode & 0777, .uid = uid, .gid = gid };
 	struct rl_disk_info info;
 	struct rl_err err;
 	struct disk *d;
@@ -339,7 +339,7 @@ int fs_disk_setattr(struct fs *fs, struct disk *d, uint32_t mode, uint32_t uid,
 		    uint32_t gid)
 {
 	struct rl_record r = { .type = RL_SETATTR, .disk = d->uuid,
-			       .mode = mode & 07777, .uid = uid, .gid = gid };
+			       .mode = mode & 0777, .uid = uid, .gid = gid };
 	int rc = catalog_change(fs, &r);
 
 	if (rc == 0) {

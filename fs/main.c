@@ -223,7 +223,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 /* Sends the daemon's output to its log file once it is running. */
 static int redirect_output(const char *path)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW |
+		      O_CLOEXEC, 0600);
 	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0 || null < 0)
@@ -277,6 +278,7 @@ int main(int argc, char **argv)
 	int rc, ready_fd = -1, status = 1;
 	bool mounted = false, ckpt_thread = false;
 
+	umask(077);	/* as in tools/repdisk.c: state is the owner's only */
 	rc = parse_options(argc, argv, &o);
 	if (rc)
 		return rc == 1 ? 0 : rc == 3 ? 1 : rc;
@@ -334,7 +336,11 @@ int main(int argc, char **argv)
 
 	snprintf(fsname, sizeof(fsname), "-osubtype=repdisk,fsname=repdisk:%s",
 		 o.datadir);
+	/* The kernel checks every access against a disk's mode and owner
+	 * (default_permissions), always: no handler does, and without it
+	 * allow_other would give every local user every disk. */
 	if (fuse_opt_add_arg(&args, "repdisk") || fuse_opt_add_arg(&args, fsname) ||
+	    fuse_opt_add_arg(&args, "-odefault_permissions") ||
 	    (o.fuse_opts[0] && (fuse_opt_add_arg(&args, "-o") ||
 			     fuse_opt_add_arg(&args, o.fuse_opts)))) {
 		fprintf(stderr, "repdisk mount: out of memory\n");

@@ -129,7 +129,7 @@ static void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID |
 		      FUSE_SET_ATTR_GID)) {
 		uint32_t mode = to_set & FUSE_SET_ATTR_MODE ?
-				(attr->st_mode & 07777) : d->mode;
+				(attr->st_mode & 0777) : d->mode;
 		uint32_t uid = to_set & FUSE_SET_ATTR_UID ? attr->st_uid : d->uid;
 		uint32_t gid = to_set & FUSE_SET_ATTR_GID ? attr->st_gid : d->gid;
 

@@ -141,10 +141,25 @@ int rl_image_open(const char *path, const char *ckpt_dir,
 		rl_image_close(img);
 		return rc;
 	}
-	img->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	/* An image with a checkpoint holds what the log may no longer have
+	 * (retention): one that is gone is restored or reseeded, never
+	 * silently recreated empty.  Images are plain files, never links. */
+	img->fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC |
+		       (img->ckpt_pos ? 0 : O_CREAT), 0600);
+	if (img->fd < 0 && errno == ENOENT) {
+		rc = rl_err_set(err, ENOENT, "image %s is missing, but its "
+				"checkpoint says it held the log up to position "
+				"%" PRIu64 ": refusing to recreate it empty; "
+				"restore the file, or rebuild this data "
+				"directory's copy with repdisk seed "
+				"(docs/FAILOVER.md)", path, img->ckpt_pos);
+		rl_image_close(img);
+		return rc;
+	}
 	if (img->fd < 0) {
 		rc = rl_err_set(err, errno, "image %s: %s", path,
-				strerror(errno));
+				errno == ELOOP ? "a symbolic link (images are "
+				"plain files)" : strerror(errno));
 		rl_image_close(img);
 		return rc;
 	}

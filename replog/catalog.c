@@ -54,6 +54,7 @@ int rl_datadir_prepare(const char *datadir, struct rl_err *err)
 {
 	char path[PATH_MAX];
 	struct stat st;
+	int rc;
 
 	if (stat(datadir, &st) < 0)
 		return rl_err_set(err, errno, "data directory %s: %s", datadir,
@@ -65,14 +66,11 @@ int rl_datadir_prepare(const char *datadir, struct rl_err *err)
 		return rl_err_set(err, errno, "data directory %s: %s", datadir,
 				  strerror(errno));
 	snprintf(path, sizeof(path), "%s/.repdisk", datadir);
-	if (mkdir(path, 0755) < 0 && errno != EEXIST)
-		return rl_err_set(err, errno, "%s: mkdir: %s", path,
-				  strerror(errno));
+	rc = rl_state_dir(path, true, err);
 	snprintf(path, sizeof(path), "%s/.repdisk/ckpt", datadir);
-	if (mkdir(path, 0755) < 0 && errno != EEXIST)
-		return rl_err_set(err, errno, "%s: mkdir: %s", path,
-				  strerror(errno));
-	return 0;
+	if (rc == 0)
+		rc = rl_state_dir(path, true, err);
+	return rc;
 }
 
 int rl_datadir_lock(const char *datadir, struct rl_err *err)
@@ -81,7 +79,7 @@ int rl_datadir_lock(const char *datadir, struct rl_err *err)
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/.repdisk/lock", datadir);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return rl_err_set(err, errno, "%s: %s", path, strerror(errno));
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
@@ -283,8 +281,9 @@ static int apply_create(struct rl_catalog *cat, const struct rl_record *r,
 			char *path, size_t size, struct rl_err *err)
 {
 	char u[RL_UUID_STRLEN + 1], ckpt[PATH_MAX];
-	int flags = O_WRONLY | O_CREAT | O_CLOEXEC, fd;
-	struct rl_disk_info d = { .uuid = r->disk, .mode = r->mode & 07777,
+	int flags = O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, fd;
+	/* no setuid, setgid or sticky bit ever reaches an image */
+	struct rl_disk_info d = { .uuid = r->disk, .mode = r->mode & 0777,
 				  .uid = r->uid, .gid = r->gid };
 
 	if (by_uuid(cat, &r->disk))
@@ -405,11 +404,11 @@ int rl_catalog_apply(struct rl_catalog *cat, const struct rl_record *r,
 		*d = cat->disks[--cat->n];
 		break;
 	case RL_SETATTR:
-		if (chmod(path, r->mode & 07777) < 0 ||
+		if (chmod(path, r->mode & 0777) < 0 ||
 		    (geteuid() == 0 && chown(path, r->uid, r->gid) < 0))
 			return rl_err_set(err, errno, "catalog: %s: %s", path,
 					  strerror(errno));
-		d->mode = r->mode & 07777;
+		d->mode = r->mode & 0777;
 		d->uid = r->uid;
 		d->gid = r->gid;
 		break;

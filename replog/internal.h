@@ -92,6 +92,12 @@ int rl_waiter_wait(struct rl_waiter *w);
 
 /* util.c */
 int rl_fsync_dir(const char *dir);
+/* Makes sure path is a directory fit for repdisk's state, making it (0700,
+ * parent fsync'ed) when create and it is missing: a real directory (not a
+ * link), owned by this process's user, that group and others cannot write
+ * (-EPERM with a message otherwise).  One that they can read or search is
+ * tightened to 0700: the state holds every disk's data. */
+int rl_state_dir(const char *path, bool create, struct rl_err *err);
 int rl_write_full(int fd, const void *buf, size_t len);
 /* Writes all of buf at off (appends go at a tracked end, never at the
  * fd's file offset, which recovery does not move). */

@@ -218,7 +218,9 @@ static int seg_create(struct file_stream *s, uint64_t base)
 
 	seg_name(path, sizeof(path), s->dir, base);
 	snprintf(tmp, sizeof(tmp), "%s/.new.seg", s->dir);
-	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	unlink(tmp);	/* left by a crash */
+	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		  0600);
 	if (fd < 0)
 		return -errno;
 	memcpy(h, SEG_MAGIC, 8);
@@ -688,7 +690,7 @@ static int stream_open(struct rl_log *base, const struct rl_uuid *disk,
 		stream_free(s);
 		return rl_err_set(err, ENOMEM, "out of memory");
 	}
-	if (writer && mkdir(path, 0755) == 0) {
+	if (writer && mkdir(path, 0700) == 0) {
 		char parent[PATH_MAX];
 
 		snprintf(parent, sizeof(parent), "%s%s", log->dir,
@@ -788,7 +790,7 @@ static int take_writer_lock(struct file_log *log, struct rl_err *err)
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/lock", log->dir);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return rl_err_set(err, errno, "log %s: %s: %s", log->dir, path,
 				  strerror(errno));
@@ -829,13 +831,14 @@ static int file_open(const char *where, unsigned flags,
 		return rl_err_set(err, ENAMETOOLONG, "log %s: path too long",
 				  where);
 	if (writer) {
-		if (mkdir(where, 0755) < 0 && errno != EEXIST)
-			return rl_err_set(err, errno, "log %s: mkdir: %s",
-					  where, strerror(errno));
+		/* the log holds every disk's data: 0700, ours, and never a
+		 * directory someone else can write into */
+		rc = rl_state_dir(where, true, err);
 		snprintf(path, sizeof(path), "%s/disks", where);
-		if (mkdir(path, 0755) < 0 && errno != EEXIST)
-			return rl_err_set(err, errno, "log %s: mkdir: %s",
-					  path, strerror(errno));
+		if (rc == 0)
+			rc = rl_state_dir(path, true, err);
+		if (rc < 0)
+			return rc;
 	}
 	if (stat(where, &st) < 0)
 		return rl_err_set(err, errno, "log %s: %s", where,
@@ -1241,7 +1244,7 @@ static int file_pos_put(struct rl_log *base, const char *name,
 		rl_fsync_dir(dir);
 		return 0;
 	}
-	if (mkdir(dir, 0755) == 0)
+	if (mkdir(dir, 0700) == 0)
 		rl_fsync_dir(log->dir);
 	else if (errno != EEXIST)
 		return rl_err_set(err, errno, "follower positions: mkdir %s: "

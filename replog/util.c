@@ -4,9 +4,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -132,6 +134,50 @@ int rl_fsync_dir(const char *dir)
 	return rc;
 }
 
+int rl_state_dir(const char *path, bool create, struct rl_err *err)
+{
+	struct stat st;
+
+	if (create && mkdir(path, 0700) == 0) {
+		char parent[PATH_MAX];
+		char *slash;
+
+		snprintf(parent, sizeof(parent), "%s", path);
+		slash = strrchr(parent, '/');
+		if (slash && slash != parent) {
+			*slash = '\0';
+			rl_fsync_dir(parent);
+		}
+	} else if (create && errno != EEXIST) {
+		return rl_err_set(err, errno, "%s: mkdir: %s", path,
+				  strerror(errno));
+	}
+	if (lstat(path, &st) < 0)
+		return rl_err_set(err, errno, "%s: %s", path, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return rl_err_set(err, ENOTDIR, "%s: not a directory%s", path,
+				  S_ISLNK(st.st_mode) ? " (a symbolic link: "
+				  "repdisk's state is never followed through "
+				  "links)" : "");
+	if (st.st_uid != geteuid())
+		return rl_err_set(err, EPERM, "%s: owned by uid %u, not by "
+				  "this process (uid %u): refusing to keep "
+				  "disks' data in it", path,
+				  (unsigned)st.st_uid, (unsigned)geteuid());
+	if (st.st_mode & (S_IWGRP | S_IWOTH))
+		return rl_err_set(err, EPERM, "%s: writable by group or "
+				  "others (mode %04o): refusing to keep disks' "
+				  "data in it; find out who changed it, then "
+				  "chmod 700 it", path,
+				  (unsigned)(st.st_mode & 07777));
+	/* readable by others (made by an older version, or by hand):
+	 * the state holds every disk's data, so close it */
+	if ((st.st_mode & 0777) != 0700 && chmod(path, 0700) < 0)
+		return rl_err_set(err, errno, "%s: chmod 700: %s", path,
+				  strerror(errno));
+	return 0;
+}
+
 int rl_write_atomic(const char *dir, const char *name, const void *buf,
 		    size_t len, struct rl_err *err)
 {
@@ -140,7 +186,11 @@ int rl_write_atomic(const char *dir, const char *name, const void *buf,
 
 	snprintf(dst, sizeof(dst), "%s/%s", dir, name);
 	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/* a new file, never one planted there: a stale one from a crash
+	 * goes first */
+	unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		  0600);
 	if (fd < 0)
 		return rl_err_set(err, errno, "create %s: %s", tmp,
 				  strerror(errno));

@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <sodium.h>
@@ -137,6 +138,10 @@ int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : NULL;
 
+	/* repdisk's state (log segments, checkpoints, catalog, scratch
+	 * replays, data directories it makes) holds every disk's data: only
+	 * its owner reads it.  Images get their disk's mode explicitly. */
+	umask(077);
 	if (sodium_init() < 0) {
 		fprintf(stderr, "repdisk: libsodium failed to initialise\n");
 		return 1;
