@@ -97,7 +97,19 @@ static int catalog_change(struct fs *fs, struct rl_record *r)
 	return 0;
 }
 
-/* Opens a disk's stream, image and writer (replay, claim). */
+/* A writer that failed to open because of what its log holds (a record
+ * damaged, forged, deleted by retention, or one this data directory cannot
+ * apply: too large a size, a full disk), not because of the mount. */
+static bool log_fault(int rc)
+{
+	return rc == -EBADMSG || rc == -ERANGE || rc == -EFBIG ||
+	       rc == -ENOSPC || rc == -EDQUOT || rc == -EINVAL;
+}
+
+/* Opens a disk's stream, image and writer (replay, claim).  A disk whose
+ * log cannot be replayed into its image (log_fault) keeps its image, with
+ * no writer: it is served read-only, and the other disks are not held up
+ * by it (DESIGN.md, contract item 7). */
 static int disk_open(struct fs *fs, struct disk *d, struct rl_err *err)
 {
 	struct rl_writer_opts wopts = { .host = fs->claim_as,
@@ -112,9 +124,19 @@ static int disk_open(struct fs *fs, struct disk *d, struct rl_err *err)
 	rc = rl_log_stream(fs->log, &d->uuid, &d->stream, err);
 	if (rc == 0)
 		rc = rl_image_open(path, ckpt, &d->uuid, &d->img, err);
-	if (rc == 0)
+	if (rc == 0) {
 		rc = rl_writer_open(d->stream, d->img, d->name, &wopts, &d->w,
 				    err);
+		if (log_fault(rc)) {
+			fprintf(stderr, "repdisk: %s: %s; this disk is "
+				"read-only (reads come from its image, writes "
+				"fail with EIO) until that is fixed and it is "
+				"mounted again; the other disks are served\n",
+				d->name, err->msg);
+			d->w = NULL;
+			return 0;
+		}
+	}
 	if (rc < 0) {
 		rl_image_close(d->img);
 		d->img = NULL;

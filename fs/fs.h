@@ -49,6 +49,9 @@ struct fs {
 	int datadir_lock_fd;
 	size_t zstd_min;
 	unsigned stuck_ms;		/* report writes in flight this long */
+	uint64_t max_size;		/* the largest image the data
+					   directory holds: no disk grows past
+					   it (rl_datadir_max_size) */
 
 	struct rl_log *log;
 	struct rl_stream *cat_stream;

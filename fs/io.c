@@ -98,7 +98,10 @@ static void submit(fuse_req_t req, struct disk *d, const struct rl_record *r,
 		return (void)fuse_reply_err(req, ENOMEM);
 	}
 	*wr = (struct wreq){ req, fs, reply_size, r->data_len };
-	if (buf)
+	if (!d->w) {
+		free(buf);
+		rc = -EIO;	/* read-only: its log cannot be applied */
+	} else if (buf)
 		rc = rl_writer_submit_buf(d->w, r, buf, cap, write_done, wr);
 	else
 		rc = rl_writer_submit(d->w, r, write_done, wr);
@@ -135,7 +138,10 @@ void fs_op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
 	(void)ino;
 	if (size == 0)
 		return (void)fuse_reply_write(req, 0);
-	if (off < 0 || (uint64_t)off > INT64_MAX - size)
+	/* past what the data directory's file system holds, the record
+	 * would be durable and then fail to apply on every replica */
+	if (off < 0 || (uint64_t)off > fs->max_size ||
+	    size > fs->max_size - (uint64_t)off)
 		return (void)fuse_reply_err(req, EFBIG);
 	if (size > RL_RECORD_MAX_DATA)
 		return (void)fuse_reply_err(req, EINVAL);
@@ -187,9 +193,10 @@ int fs_resize(struct fs *fs, struct disk *d, uint64_t size)
 			       .offset = size };
 	int rc;
 
-	(void)fs;
-	if (size > INT64_MAX)
-		return -EFBIG;
+	if (size > fs->max_size)
+		return -EFBIG;	/* see fs_op_write_buf */
+	if (!d->w)
+		return -EIO;	/* read-only: its log cannot be applied */
 	rc = rl_writer_submit_sync(d->w, &r);
 	return rc < 0 ? -fs_write_errno(rc) : 0;
 }
@@ -197,6 +204,7 @@ int fs_resize(struct fs *fs, struct disk *d, uint64_t size)
 void fs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 		     off_t len, struct fuse_file_info *fi)
 {
+	struct fs *fs = fuse_req_userdata(req);
 	struct disk *d = disk_of(fi);
 	struct rl_record r = { .disk = d->uuid, .offset = (uint64_t)off,
 			       .length = (uint64_t)len };
@@ -206,6 +214,8 @@ void fs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 	(void)ino;
 	if (off < 0 || len <= 0 || off > INT64_MAX - len)
 		return (void)fuse_reply_err(req, EINVAL);
+	if ((uint64_t)(off + len) > fs->max_size && !keep)
+		return (void)fuse_reply_err(req, EFBIG);	/* see write */
 	if (fstat(rl_image_fd(d->img), &st) < 0)
 		return (void)fuse_reply_err(req, errno);
 	mode &= ~FALLOC_FL_KEEP_SIZE;

@@ -324,6 +324,12 @@ int main(int argc, char **argv)
 	rc = rl_datadir_prepare(o.datadir, &err);
 	if (rc == 0)
 		rc = fs.datadir_lock_fd = rl_datadir_lock(o.datadir, &err);
+	if (rc >= 0) {
+		int64_t max = rl_datadir_max_size(o.datadir, &err);
+
+		rc = max < 0 ? (int)max : 0;
+		fs.max_size = max < 0 ? 0 : (uint64_t)max;
+	}
 	if (rc >= 0)
 		rc = rl_log_open(o.log_uri, RL_LOG_WRITE, &o.log_opts, &fs.log,
 				 &err);

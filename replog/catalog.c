@@ -73,6 +73,51 @@ int rl_datadir_prepare(const char *datadir, struct rl_err *err)
 	return rc;
 }
 
+int64_t rl_datadir_max_size(const char *datadir, struct rl_err *err)
+{
+	char path[PATH_MAX];
+	uint64_t lo = 0, hi = INT64_MAX;	/* lo fits; hi + 1 does not */
+	int fd;
+
+	/* an unnamed file where the images are (their file system), or a
+	 * named one removed at once where O_TMPFILE is not supported */
+	fd = open(datadir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(path, sizeof(path), "%s/.repdisk/.size-probe", datadir);
+		unlink(path);
+		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
+			  O_CLOEXEC, 0600);
+		if (fd >= 0)
+			unlink(path);
+	}
+	if (fd < 0)
+		return rl_err_set(err, errno, "data directory %s: size probe: "
+				  "%s", datadir, strerror(errno));
+	if (ftruncate(fd, (off_t)hi) < 0) {
+		/* binary search of the size limit: sparse, so it costs
+		 * metadata only */
+		while (lo < hi) {
+			uint64_t mid = lo + (hi - lo + 1) / 2;
+
+			if (ftruncate(fd, (off_t)mid) == 0) {
+				lo = mid;
+			} else if (errno == EFBIG || errno == EINVAL) {
+				hi = mid - 1;
+			} else {
+				int e = errno;
+
+				close(fd);
+				return rl_err_set(err, e, "data directory %s: "
+						  "size probe: %s", datadir,
+						  strerror(e));
+			}
+		}
+		hi = lo;
+	}
+	close(fd);
+	return (int64_t)hi;
+}
+
 int rl_datadir_lock(const char *datadir, struct rl_err *err)
 {
 	char path[PATH_MAX];

@@ -10,9 +10,16 @@
  * rl_follower_checkpoint(); a crash anywhere costs only a replay from the
  * last checkpoint.
  *
- * A bad record stops the follower at that record: nothing past it is
- * applied, the error names the disk, the segment, the byte and the
- * position, and the images keep what was applied before it.
+ * A record that cannot be read (damaged) or applied (a size this file
+ * system cannot hold, a full disk, ...) stops that one disk at that
+ * record: nothing past it is applied, the error names the disk, the
+ * segment, the byte and the position, the image keeps what was applied
+ * before it, and the other disks go on (DESIGN.md, contract item 7).  The
+ * stopped disk is tried again every RETRY_MS, so it resumes by itself once
+ * the cause is gone (space freed, the record skipped); rl_follower_stopped()
+ * counts the disks stopped.  A log that does not answer (-EIO, -ETIMEDOUT
+ * from its reader) is not a disk's fault: the step fails, for the caller to
+ * wait and retry.
  *
  * Where positions are committed.  The follower's own position in each
  * stream is its image's checkpoint (DATADIR/.repdisk/ckpt/UUID), written
@@ -41,6 +48,7 @@
 #define STEP_BUDGET 1024	/* records per disk per step */
 #define DEFAULT_PUBLISH_MS 1000
 #define HEARTBEAT_MS 30000	/* republish unchanged positions this often */
+#define RETRY_MS 10000		/* try a stopped disk again this often */
 
 struct follow_disk {
 	struct rl_uuid uuid;
@@ -52,7 +60,16 @@ struct follow_disk {
 	bool at_end;		/* the last step reached the log's end */
 	int64_t caught_up_ms;	/* wall clock: durable held all the log had */
 	bool seen;		/* still in the catalog, during a step */
+	int64_t stopped_ms;	/* monotonic ms it stopped at a record; 0 no */
 };
+
+static int64_t clock_ms(clockid_t id)
+{
+	struct timespec t;
+
+	clock_gettime(id, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
 
 struct rl_follower {
 	struct rl_log *log;
@@ -330,6 +347,31 @@ static int step_disk(struct rl_follower *f, struct follow_disk *d,
 	return applied;
 }
 
+/* A record of disk d cannot be read or applied (err): the disk stops
+ * there, said once, and the others go on.  A log that does not answer is
+ * the step's failure instead. */
+static int disk_stop(struct follow_disk *d, int rc, struct rl_err *err)
+{
+	if (rc == -EIO || rc == -ETIMEDOUT || rc == -ENOMEM)
+		return rc;
+	if (!d->stopped_ms)
+		fprintf(stderr, "repdisk follow: %s; this disk stops there "
+			"(its image keeps what came before) and is tried again "
+			"every %d s; the other disks go on\n", err->msg,
+			RETRY_MS / 1000);
+	d->stopped_ms = clock_ms(CLOCK_MONOTONIC);
+	return 0;
+}
+
+size_t rl_follower_stopped(const struct rl_follower *f)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < f->n; i++)
+		n += f->disks[i].stopped_ms != 0;
+	return n;
+}
+
 int rl_follower_step(struct rl_follower *f, struct rl_err *err)
 {
 	struct rl_err local;
@@ -344,9 +386,28 @@ int rl_follower_step(struct rl_follower *f, struct rl_err *err)
 	if (rc < 0)
 		return rc;
 	for (size_t i = 0; i < f->n; i++) {
-		rc = step_disk(f, &f->disks[i], err);
-		if (rc < 0)
-			return rc;
+		struct follow_disk *d = &f->disks[i];
+		bool was_stopped = d->stopped_ms != 0;
+
+		if (was_stopped &&
+		    clock_ms(CLOCK_MONOTONIC) - d->stopped_ms < RETRY_MS)
+			continue;
+		rc = step_disk(f, d, err);
+		if (rc < 0) {
+			rc = disk_stop(d, rc, err);
+			if (rc < 0)
+				return rc;
+			continue;
+		}
+		if (was_stopped) {
+			struct rl_disk_info info;
+
+			if (rl_catalog_find_uuid(f->cat, &d->uuid, &info) < 0)
+				snprintf(info.name, sizeof(info.name), "?");
+			fprintf(stderr, "repdisk follow: follow: %s: applies "
+				"the log again\n", info.name);
+			d->stopped_ms = 0;
+		}
 		total += rc;
 	}
 	return total;
@@ -363,14 +424,6 @@ int rl_follower_checkpoint(struct rl_follower *f, struct rl_err *err)
 		disk_durable(f, &f->disks[i]);
 	}
 	return 0;
-}
-
-static int64_t clock_ms(clockid_t id)
-{
-	struct timespec t;
-
-	clock_gettime(id, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
 int rl_follower_publish(struct rl_follower *f, bool force, struct rl_err *err)

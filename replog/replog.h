@@ -481,6 +481,12 @@ int rl_datadir_prepare(const char *datadir, struct rl_err *err);
 /* Takes DATADIR/.repdisk/lock exclusively (one process applies into a data
  * directory).  Returns the lock's fd, or -EBUSY with a message. */
 int rl_datadir_lock(const char *datadir, struct rl_err *err);
+/* The largest image DATADIR's file system can hold, in bytes (its
+ * s_maxbytes: 16 TiB - 4 KiB on ext4 with 4 KiB blocks), found by growing
+ * a scratch file there, or -errno with a message.  A disk may never be
+ * made larger: its RESIZE would be durable in the log and then fail to
+ * apply everywhere. */
+int64_t rl_datadir_max_size(const char *datadir, struct rl_err *err);
 
 /* ------------------------------------------------------------------ follower positions
  *
@@ -587,6 +593,10 @@ void rl_follower_close(struct rl_follower *f);
  * and returns the number of records applied (0 when caught up), or a
  * negative errno with a message naming the disk and the bad record. */
 int rl_follower_step(struct rl_follower *f, struct rl_err *err);
+/* How many disks are stopped at a record they cannot read or apply (each
+ * said once on stderr; the other disks go on, and a stopped one is tried
+ * again every 10 s). */
+size_t rl_follower_stopped(const struct rl_follower *f);
 
 /* Checkpoints every disk.  The positions checkpointed become those the
  * next rl_follower_publish() reports. */

@@ -53,8 +53,13 @@ static const char usage[] =
 	"      --kafka-config FILE     PROP=VALUE lines, for secrets\n"
 	"      --write-timeout SECS    how long a report may wait for the cluster\n"
 	"\n"
-	"Exit status: 0 when stopped or caught up (--once), 1 on an error such\n"
-	"as a bad record (nothing past it is applied), 2 on a usage error.\n";
+	"A record that cannot be read or applied (damaged, a size this file\n"
+	"system cannot hold, a full disk) stops that disk at that record:\n"
+	"nothing past it is applied, the other disks go on, and the stopped one\n"
+	"is tried again every 10 s.\n"
+	"\n"
+	"Exit status: 0 when stopped or caught up (--once), 1 on an error or\n"
+	"when --once left a disk stopped at a bad record, 2 on a usage error.\n";
 
 static volatile sig_atomic_t stop;
 
@@ -172,7 +177,7 @@ int cmd_follow(int argc, char **argv)
 	/* the log first: a wrong log creates nothing.  Then a new replica's
 	 * data directory, which may not exist yet. */
 	rc = rl_log_open(uri, 0, &lopts, &log, &err);
-	if (rc == 0 && mkdir(datadir, 0755) < 0 && errno != EEXIST)
+	if (rc == 0 && mkdir(datadir, 0700) < 0 && errno != EEXIST)
 		rc = rl_err_set(&err, errno, "data directory %s: %s", datadir,
 				strerror(errno));
 	else if (rc == 0)
@@ -239,6 +244,14 @@ int cmd_follow(int argc, char **argv)
 	}
 	publish(f, true, &failing);
 	status = 0;
+	if (once && rl_follower_stopped(f)) {
+		/* caught up, but not every disk: say so in the exit status */
+		tool_error("follow", "%zu disk%s stopped at a record that "
+			   "cannot be applied (above); the others are caught "
+			   "up", rl_follower_stopped(f),
+			   rl_follower_stopped(f) == 1 ? "" : "s");
+		status = 1;
+	}
 out:
 	rl_follower_close(f);
 	rl_log_close(log);

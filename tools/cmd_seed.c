@@ -354,7 +354,7 @@ int cmd_seed(int argc, char **argv)
 	s.buf = malloc(CHUNK);
 
 	rc = s.buf ? 0 : rl_err_set(&err, ENOMEM, "out of memory");
-	if (rc == 0 && mkdir(s.dst, 0755) < 0 && errno != EEXIST)
+	if (rc == 0 && mkdir(s.dst, 0700) < 0 && errno != EEXIST)
 		rc = rl_err_set(&err, errno, "%s: %s", s.dst, strerror(errno));
 	if (rc == 0)
 		rc = rl_datadir_prepare(s.dst, &err);

@@ -80,7 +80,7 @@ expect_stderr "^repdisk log dump: $where$"
 
 mkdir "$T/f2"
 expect_exit 1 "$REPDISK" follow --once --log "$LOG" "$T/f2"
-expect_stderr "^repdisk follow: follow: vm1.img: $where$"
+expect_stderr "^repdisk follow: follow: vm1.img: $where; this disk stops there"
 [ "$(status_field "$T/f2" vm1.img applied)" = "$P" ] ||
 	fail "follower applied up to $(status_field "$T/f2" vm1.img applied), want exactly $P"
 
