@@ -53,6 +53,9 @@ struct rl_image {
 	uint64_t last_seq;
 	uint64_t ckpt_pos;	/* next_pos as of the last checkpoint */
 	char owner[RL_NAME_MAX + 1];	/* host of the newest claim */
+	uint64_t claim_pos;	/* position of the claim that set epoch, as
+				   applied here; UINT64_MAX when it came
+				   from the checkpoint */
 };
 
 void rl_claim_owner(char out[RL_NAME_MAX + 1], const void *data, size_t len)
@@ -112,6 +115,7 @@ static int ckpt_load(struct rl_image *img, struct rl_err *err)
 	if (rc < 0 && rc != -ENOENT)
 		return rc;
 	img->next_pos = img->ckpt_pos = c.next_pos;
+	img->claim_pos = UINT64_MAX;
 	img->epoch = c.epoch;
 	img->last_seq = c.last_seq;
 	memcpy(img->owner, c.owner, sizeof(img->owner));
@@ -196,6 +200,11 @@ uint64_t rl_image_checkpointed(const struct rl_image *img)
 const char *rl_image_owner(const struct rl_image *img)
 {
 	return img->owner;
+}
+
+uint64_t rl_image_claim_pos(const struct rl_image *img)
+{
+	return img->claim_pos;
 }
 
 uint64_t rl_image_last_seq(const struct rl_image *img)
@@ -302,6 +311,7 @@ int rl_image_apply(struct rl_image *img, const struct rl_record *r,
 		}
 		img->epoch = r->epoch;
 		img->last_seq = r->seq;
+		img->claim_pos = pos;
 		rl_claim_owner(img->owner, r->data, r->data_len);
 		img->next_pos++;
 		return RL_APPLIED;

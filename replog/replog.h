@@ -333,6 +333,10 @@ uint64_t rl_image_last_seq(const struct rl_image *img);
 uint64_t rl_image_checkpointed(const struct rl_image *img);
 /* The host named by the newest claim applied ("" if none or unknown). */
 const char *rl_image_owner(const struct rl_image *img);
+/* The log position of the claim that set the image's epoch, if applied
+ * since the image was opened (UINT64_MAX if it came from the checkpoint):
+ * with two claims of one epoch, the first in the log is the owner's. */
+uint64_t rl_image_claim_pos(const struct rl_image *img);
 int rl_image_fd(const struct rl_image *img);
 
 enum rl_apply_result {
@@ -382,6 +386,10 @@ struct rl_writer_opts {
 	bool takeover;		/* claim a disk another host owns */
 	unsigned stuck_ms;	/* report a record in flight longer than this
 				   (the mount's log); 0: RL_WRITER_STUCK_MS */
+	/* For tests: called after the replay, just before the CLAIM is
+	 * appended, so that a test can interleave another claim there. */
+	void (*test_before_claim)(void *arg);
+	void *test_arg;
 };
 
 /* A log fails an append it cannot make durable within its write timeout

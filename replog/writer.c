@@ -745,6 +745,8 @@ int rl_writer_open(struct rl_stream *s, struct rl_image *img,
 	}
 
 	/* claim the disk: every record of an older epoch is stale from here */
+	if (opts && opts->test_before_claim)
+		opts->test_before_claim(opts->test_arg);
 	w->epoch = rl_image_epoch(img) + 1;
 	claim.disk = *rl_stream_disk(s);
 	claim.epoch = w->epoch;
@@ -764,12 +766,27 @@ int rl_writer_open(struct rl_stream *s, struct rl_image *img,
 	}
 	if (pos >= 0) {
 		/* the claim went in after everything replayed, or someone
-		 * else appended meanwhile: then replay again and apply it */
+		 * else appended meanwhile: then replay again and apply it.
+		 * The disk is ours only if the claim that set its epoch is
+		 * ours, at our position: another writer that read the same
+		 * epoch may have claimed the same next one first, and ours,
+		 * of an equal epoch, was then ignored as stale by every
+		 * applier (both writers would otherwise go on, each sure it
+		 * owns the disk). */
 		rc = rl_replay(s, img, err);
 		if (rc >= 0 && rl_image_epoch(img) != w->epoch)
 			rc = rl_err_set(err, EBUSY, "%s: claimed epoch %" PRIu64
-					" but the log's newest claim is %" PRIu64,
-					name, w->epoch, rl_image_epoch(img));
+					" but the log's newest claim is %" PRIu64
+					" (host %s)", name, w->epoch,
+					rl_image_epoch(img), rl_image_owner(img));
+		else if (rc >= 0 && rl_image_claim_pos(img) != (uint64_t)pos)
+			rc = rl_err_set(err, EBUSY, "%s: host %s claimed the "
+					"disk at the same time, with the same "
+					"epoch %" PRIu64 ", first (log position %"
+					PRIu64 ", ours %" PRId64 "): it is the "
+					"disk's writer", name,
+					rl_image_owner(img), w->epoch,
+					rl_image_claim_pos(img), pos);
 		if (rc >= 0)
 			rc = rl_image_checkpoint(img, err);
 	} else {

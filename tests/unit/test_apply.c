@@ -1571,6 +1571,82 @@ START_TEST(test_writer_fenced)
 }
 END_TEST
 
+/* Two hosts take one disk over at the same moment: B has replayed (epoch 1)
+ * when A, having read the same epoch, claims epoch 2; B then claims epoch
+ * 2 as well.  Every applier ignores B's claim as stale: B must be refused,
+ * never left to acknowledge writes beside A. */
+struct race {
+	struct rl_stream *s;
+	struct rl_image *img_a;
+	struct rl_writer *a;
+};
+
+static void race_claim_a(void *arg)
+{
+	struct race *rc = arg;
+	struct rl_writer_opts o = { .host = "host-a", .takeover = true };
+	struct rl_err err = { 0 };
+
+	ck_assert_msg(rl_writer_open(rc->s, rc->img_a, "disk.img", &o, &rc->a,
+				     &err) == 0, "writer A: %s", err.msg);
+}
+
+START_TEST(test_writer_claim_race)
+{
+	struct primary p;
+	struct datadir dd_a, dd_b;
+	struct follower fo;
+	struct race race = { 0 };
+	struct rl_image *img_b;
+	struct rl_writer *b = NULL;
+	struct rl_writer_opts ob = { .host = "host-b", .takeover = true,
+				     .test_before_claim = race_claim_a,
+				     .test_arg = &race };
+	struct rl_err err = { 0 };
+	uint8_t a[4096];
+	struct rl_record r;
+	char path[PATH_MAX];
+	uint8_t *buf;
+	int rc;
+
+	memset(a, 'a', sizeof(a));
+	primary_init(&p, "race");
+	primary_catalog(&p, cat_create(&disk1, "disk.img", 0644));
+	ck_assert_int_eq(rl_log_stream(p.log, &disk1, &race.s, &err), 0);
+	primary_append(&p, &disk1, rec_claim(&disk1, 1));
+	datadir_init(&dd_a, "race-a");
+	datadir_init(&dd_b, "race-b");
+	race.img_a = img_open(&dd_a, "disk.img", &disk1);
+	img_b = img_open(&dd_b, "disk.img", &disk1);
+
+	rc = rl_writer_open(race.s, img_b, "disk.img", &ob, &b, &err);
+	ck_assert_ptr_nonnull(race.a);
+	ck_assert_uint_eq(rl_writer_epoch(race.a), 2);
+	ck_assert_msg(rc == -EBUSY, "writer B opened (%d) beside A: %s", rc,
+		      err.msg);
+	ck_assert_ptr_null(b);
+	ck_assert_msg(strstr(err.msg, "host host-a claimed the disk at the "
+			     "same time, with the same epoch 2, first"),
+		      "message: %s", err.msg);
+
+	/* A is the writer, and every replica says so */
+	r = rec_write(0, 0, 0, a, sizeof(a));
+	ck_assert_int_eq(rl_writer_submit_sync(race.a, &r), 0);
+	rl_writer_close(race.a);
+	datadir_init(&fo.dd, "race-follower");
+	follower_open(&fo, p.logdir, 0);
+	follower_catch_up(&fo);
+	img_path(&fo.dd, "disk.img", path, sizeof(path));
+	ck_assert_uint_eq(unit_read_file(path, &buf), sizeof(a));
+	ck_assert_mem_eq(buf, a, sizeof(a));
+	free(buf);
+	follower_close(&fo);
+	rl_image_close(race.img_a);
+	rl_image_close(img_b);
+	primary_close(&p);
+}
+END_TEST
+
 /* ------------------------------------------------------------ follower */
 
 START_TEST(test_follower)
@@ -1766,6 +1842,7 @@ static Suite *apply_suite(void)
 	tcase_set_timeout(tw, 60);
 	tcase_add_test(tw, test_writer_pipeline);
 	tcase_add_test(tw, test_writer_fenced);
+	tcase_add_test(tw, test_writer_claim_race);
 	tcase_add_test(tw, test_follower);
 	suite_add_tcase(s, tw);
 	return s;
