@@ -439,8 +439,14 @@ int fs_checkpoint_all(struct fs *fs)
 	pthread_mutex_lock(&fs->close_lock);
 	for (struct disk *d = list; d; d = d->next) {
 		if (d->w && rl_writer_checkpoint(d->w, &err) < 0) {
-			fprintf(stderr, "repdisk: %s: %s\n", d->name, err.msg);
+			/* a failed image fdatasync is sticky: say it once */
+			if (!d->ckpt_failed)
+				fprintf(stderr, "repdisk: %s: %s\n", d->name,
+					err.msg);
+			d->ckpt_failed = true;
 			rc = -EIO;
+		} else if (d->w) {
+			d->ckpt_failed = false;
 		}
 	}
 	if (rc == 0 && !fs->keep_log)

@@ -30,7 +30,8 @@ struct disk {
 	bool deleted;			/* under fs->lock */
 	struct rl_stream *stream;
 	struct rl_image *img;		/* NULL once deleted */
-	struct rl_writer *w;		/* NULL once deleted */
+	struct rl_writer *w;		/* NULL once deleted, or read-only */
+	bool ckpt_failed;		/* checkpoint thread: said once */
 	struct disk *next;		/* under fs->lock */
 };
 

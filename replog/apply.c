@@ -31,6 +31,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +54,11 @@ struct rl_image {
 	uint64_t last_seq;
 	uint64_t ckpt_pos;	/* next_pos as of the last checkpoint */
 	char owner[RL_NAME_MAX + 1];	/* host of the newest claim */
+	/* -EIO once an fdatasync of the image failed: sticky, since the
+	 * kernel reports a writeback error once, and a later fdatasync can
+	 * "succeed" over pages that never reached the disk.  Set by the
+	 * checkpointing thread, read by the applier. */
+	_Atomic int failed;
 	uint64_t claim_pos;	/* position of the claim that set epoch, as
 				   applied here; UINT64_MAX when it came
 				   from the checkpoint */
@@ -202,6 +208,11 @@ const char *rl_image_owner(const struct rl_image *img)
 	return img->owner;
 }
 
+int rl_image_failed(const struct rl_image *img)
+{
+	return atomic_load(&((struct rl_image *)img)->failed);
+}
+
 uint64_t rl_image_claim_pos(const struct rl_image *img)
 {
 	return img->claim_pos;
@@ -297,6 +308,11 @@ int rl_image_apply(struct rl_image *img, const struct rl_record *r,
 	const char *tn = rl_type_name(r->type);
 	int rc = 0;
 
+	if (atomic_load(&img->failed))
+		return rl_err_set(err, EIO, "image %s: position %" PRIu64
+				  ": not applied: an fdatasync of the image "
+				  "failed (the disk must be opened again)",
+				  img->path, pos);
 	if (pos != img->next_pos)
 		return rl_err_set(err, EINVAL, "image %s: position %" PRIu64
 				  " applied out of order (next is %" PRIu64 ")",
@@ -382,14 +398,26 @@ int rl_checkpoint_write(const char *ckpt_dir, const struct rl_uuid *disk,
 int rl_image_commit(struct rl_image *img, const struct rl_checkpoint *c,
 		    struct rl_err *err)
 {
-	int rc;
+	int rc, expected = 0;
 
+	if (atomic_load(&img->failed))
+		return rl_err_set(err, EIO, "image %s: a checkpoint failed "
+				  "before (fdatasync): none is written until "
+				  "the disk is opened again", img->path);
 	if (c->next_pos == img->ckpt_pos)
 		return 0;
 	/* covers at least everything applied up to the snapshot */
-	if (fdatasync(img->fd) < 0)
-		return rl_err_set(err, errno, "image %s: fdatasync: %s",
-				  img->path, strerror(errno));
+	if (fdatasync(img->fd) < 0) {
+		rc = errno;
+		atomic_compare_exchange_strong(&img->failed, &expected, -EIO);
+		return rl_err_set(err, rc, "image %s: fdatasync: %s; what was "
+				  "applied since the last checkpoint may not be "
+				  "on disk, so the image takes no more records "
+				  "and writes fail with EIO until the disk is "
+				  "opened again (it then replays the log from "
+				  "its last good checkpoint)", img->path,
+				  strerror(rc));
+	}
 	rc = rl_checkpoint_write(img->ckpt_dir, &img->disk, c, err);
 	if (rc == 0)
 		img->ckpt_pos = c->next_pos;

@@ -567,6 +567,8 @@ int rl_writer_submit_buf(struct rl_writer *w, const struct rl_record *r,
 		return -EINVAL;
 	}
 	rc = atomic_load(&w->fenced);
+	if (rc == 0)
+		rc = rl_image_failed(w->img);	/* its durability is doubtful */
 	if (rc) {
 		free(buf);
 		return rc;

@@ -1,0 +1,66 @@
+#!/bin/bash
+# A failed fdatasync of an image is sticky (the kernel reports a lost
+# writeback once; a later fdatasync can "succeed" over pages that never
+# reached the disk): with tests/tools/faultshim.c failing the image's
+# fdatasync, the checkpoint that needed it is not written, the mount log
+# says so once, and the disk takes no more writes (EIO) even after the
+# fault is gone, while other disks go on.  A remount replays the log from
+# the last good checkpoint: every acknowledged write is there, and the
+# refused one is not.
+. "$(dirname "$0")/../lib/lib.sh"
+requires dd cmp
+
+D=$T/data M=$T/mnt CTL=$T/faults
+set_faults "$CTL"
+with_faults "$CTL" mount_disks "$D" "$M"
+truncate -s 4M "$M/vm1.img" "$M/vm2.img"
+for b in A B C D; do head -c 65536 /dev/urandom > "$T/$b"; done
+uuid=$(status_field "$D" vm1.img uuid)
+ckpt=$D/.repdisk/ckpt/$uuid
+
+# ckpt_pos: the position vm1's checkpoint holds
+ckpt_pos() { sed -n 's/^next_pos //p' "$ckpt"; }
+# until_checkpointed: vm1's checkpoint reaches the log's end (10 s at most)
+until_checkpointed() {
+	for _ in $(seq 100); do
+		[ "$(ckpt_pos)" = "$(status_field "$D" vm1.img log_end)" ] && return 0
+		sleep 0.1
+	done
+	fail "vm1.img was not checkpointed at the log's end"
+}
+
+dd if="$T/A" of="$M/vm1.img" bs=64k seek=0 conv=notrunc status=none || fail "write A"
+until_checkpointed
+good=$(ckpt_pos)
+
+set_faults "$CTL" "eio $D/vm1.img"
+dd if="$T/B" of="$M/vm1.img" bs=64k seek=1 conv=notrunc status=none ||
+	fail "write B (before any fdatasync failed) was refused"
+for _ in $(seq 100); do
+	grep -q "vm1.img: image .*fdatasync: Input/output error" "$D/.repdisk/mount.log" && break
+	sleep 0.1
+done
+grep -q "^repdisk: vm1.img: image $D/vm1.img: fdatasync: Input/output error; what was applied since the last checkpoint may not be on disk, so the image takes no more records and writes fail with EIO" "$D/.repdisk/mount.log" ||
+	fail "no message for the failed fdatasync: $(tail -3 "$D/.repdisk/mount.log")"
+
+# the fault is gone, the failure is not
+set_faults "$CTL"
+expect_exit 1 dd if="$T/C" of="$M/vm1.img" bs=64k seek=2 conv=notrunc status=none
+expect_stderr "Input/output error"
+dd if="$T/D" of="$M/vm2.img" bs=64k conv=notrunc status=none || fail "another disk stopped too"
+sleep 1.5	# the checkpoint thread runs once a second
+[ "$(ckpt_pos)" = "$good" ] || fail "vm1's checkpoint moved past the failed fdatasync: $(ckpt_pos), was $good"
+[ "$(grep -c "fdatasync: Input/output error" "$D/.repdisk/mount.log")" = 1 ] ||
+	fail "the failure was not said once: $(grep -c fdatasync "$D/.repdisk/mount.log") lines"
+
+# a remount replays from the last good checkpoint
+unmount_disks "$M"
+mount_disks "$D" "$M"
+cmp -n 65536 "$T/A" "$M/vm1.img" || fail "acknowledged write A lost"
+cmp -n 65536 "$T/B" <(dd if="$M/vm1.img" bs=64k skip=1 count=1 status=none) ||
+	fail "acknowledged write B lost"
+cmp -n 65536 /dev/zero <(dd if="$M/vm1.img" bs=64k skip=2 count=1 status=none) ||
+	fail "the refused write C is on the disk"
+cmp -n 65536 "$T/D" "$M/vm2.img" || fail "vm2.img lost its write"
+dd if="$T/C" of="$M/vm1.img" bs=64k seek=2 conv=notrunc status=none || fail "vm1.img takes writes again after the remount"
+say "ok"
