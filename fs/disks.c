@@ -470,6 +470,7 @@ void *fs_checkpoint_main(void *arg)
 		if (fs->stop)
 			break;
 		pthread_mutex_unlock(&fs->ckpt_wait_lock);
+		fs_log_reopen();
 		fs_checkpoint_all(fs);
 		pthread_mutex_lock(&fs->ckpt_wait_lock);
 	}

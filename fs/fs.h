@@ -88,6 +88,8 @@ int fs_disk_rename(struct fs *fs, struct disk *d, const char *name);
 int fs_disk_setattr(struct fs *fs, struct disk *d, uint32_t mode, uint32_t uid,
 		    uint32_t gid);
 int fs_checkpoint_all(struct fs *fs);
+/* main.c: reopens the log file after a SIGHUP (checkpoint thread). */
+void fs_log_reopen(void);
 void *fs_checkpoint_main(void *arg);
 
 /* ops.c, io.c */

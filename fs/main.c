@@ -9,9 +9,14 @@
  * is usable.  Until then every error goes to the caller's terminal and
  * the parent exits 1; afterwards the daemon writes to its log file.
  *
+ * Refused up front: a mount point that is already mounted (the new mount
+ * would hide the old one from its users), and a data directory, log or
+ * log file under the mount point (the daemon would wait on itself: it
+ * opens them before it serves the mount).
+ *
  * Teardown (fusermount3 -u, umount, SIGTERM, SIGINT): the FUSE loop ends,
  * every write in flight completes, every disk is checkpointed, the log is
- * closed, exit 0.
+ * closed, exit 0.  SIGHUP (logrotate) only reopens the log file.
  */
 #include "fs.h"
 
@@ -19,6 +24,8 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <mntent.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +90,7 @@ static int usage_error(const char *fmt, ...)
 
 struct options {
 	const char *log_uri, *mountpoint, *log_file;
+	char mountpoint_real[PATH_MAX];	/* resolved: what is mounted */
 	char fuse_opts[4096];		/* -o options for FUSE, comma-joined */
 	struct rl_log_opts log_opts;
 	char datadir[PATH_MAX];
@@ -227,14 +235,114 @@ static int redirect_output(const char *path)
 		      O_CLOEXEC, 0600);
 	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
-	if (fd < 0 || null < 0)
+	if (fd < 0 || null < 0) {
+		if (fd >= 0)
+			close(fd);
+		if (null >= 0)
+			close(null);
 		return -1;
+	}
 	dup2(null, STDIN_FILENO);
 	dup2(fd, STDOUT_FILENO);
 	dup2(fd, STDERR_FILENO);
 	close(fd);
 	close(null);
 	setvbuf(stderr, NULL, _IOLBF, 0);
+	return 0;
+}
+
+/* SIGHUP: logrotate moved the log file away; the checkpoint thread opens
+ * a new one (fs_log_reopen), outside the signal handler. */
+static volatile sig_atomic_t hup;
+static const char *log_file;	/* NULL in the foreground */
+
+static void on_hup(int sig)
+{
+	(void)sig;
+	hup = 1;
+}
+
+void fs_log_reopen(void)
+{
+	if (!hup)
+		return;
+	hup = 0;
+	if (!log_file)
+		return;
+	if (redirect_output(log_file) < 0)
+		fprintf(stderr, "repdisk: log file %s: %s; still writing to "
+			"the old one\n", log_file, strerror(errno));
+	else
+		fprintf(stderr, "repdisk: log file reopened (SIGHUP)\n");
+}
+
+/* path, or the directory it would be made in, resolved: for paths that
+ * may not exist yet.  false if neither resolves. */
+static bool resolve(const char *path, char out[PATH_MAX])
+{
+	char dir[PATH_MAX], *slash;
+
+	if (realpath(path, out))
+		return true;
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		return realpath(".", out) != NULL;
+	*slash = '\0';
+	return realpath(slash == dir ? "/" : dir, out) != NULL;
+}
+
+/* Whether resolved path p is dir or lies under it. */
+static bool under(const char *p, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	return strncmp(p, dir, n) == 0 &&
+	       (p[n] == '\0' || p[n] == '/' || (n == 1 && dir[0] == '/'));
+}
+
+/* The refusals made before anything is touched (see the top). */
+static int check_mount_point(struct options *o, const char *log_uri)
+{
+	char *mp = o->mountpoint_real, p[PATH_MAX];
+	struct mntent *m;
+	FILE *f;
+
+	if (!realpath(o->mountpoint, mp)) {
+		fprintf(stderr, "repdisk mount: mount point %s: %s\n",
+			o->mountpoint, strerror(errno));
+		return -1;
+	}
+	f = setmntent("/proc/self/mounts", "r");
+	while (f && (m = getmntent(f))) {
+		if (strcmp(m->mnt_dir, mp) == 0) {
+			fprintf(stderr, "repdisk mount: mount point %s: "
+				"already mounted (%s, type %s): unmount it "
+				"first\n", mp, m->mnt_fsname, m->mnt_type);
+			endmntent(f);
+			return -1;
+		}
+	}
+	if (f)
+		endmntent(f);
+	if (under(o->datadir, mp)) {
+		fprintf(stderr, "repdisk mount: data directory %s is under "
+			"the mount point %s: choose a data directory outside "
+			"it\n", o->datadir, mp);
+		return -1;
+	}
+	if (strncmp(log_uri, "file:", 5) == 0 && resolve(log_uri + 5, p) &&
+	    under(p, mp)) {
+		fprintf(stderr, "repdisk mount: log %s is under the mount "
+			"point %s: choose a log outside it\n", log_uri + 5, mp);
+		return -1;
+	}
+	if (o->log_file && resolve(o->log_file, p) && under(p, mp)) {
+		fprintf(stderr, "repdisk mount: log file %s is under the "
+			"mount point %s: choose a log file outside it\n",
+			o->log_file, mp);
+		return -1;
+	}
 	return 0;
 }
 
@@ -291,6 +399,8 @@ int main(int argc, char **argv)
 		snprintf(uri, sizeof(uri), "file:%s/.repdisk/log", o.datadir);
 		o.log_uri = uri;
 	}
+	if (check_mount_point(&o, o.log_uri) < 0)
+		return 1;
 	snprintf(logf, sizeof(logf), "%s/.repdisk/mount.log", o.datadir);
 	if (!o.log_file)
 		o.log_file = logf;
@@ -321,7 +431,15 @@ int main(int argc, char **argv)
 	pthread_mutex_init(&fs.ckpt_wait_lock, NULL);
 	pthread_cond_init(&fs.ckpt_wait, NULL);
 
-	rc = rl_datadir_prepare(o.datadir, &err);
+	/* A log named on the command line is opened first, so that a wrong
+	 * one leaves nothing behind in the data directory; the default one
+	 * lives in the data directory's state, which comes first then. */
+	rc = 0;
+	if (o.log_uri != uri)
+		rc = rl_log_open(o.log_uri, RL_LOG_WRITE, &o.log_opts, &fs.log,
+				 &err);
+	if (rc == 0)
+		rc = rl_datadir_prepare(o.datadir, &err);
 	if (rc == 0)
 		rc = fs.datadir_lock_fd = rl_datadir_lock(o.datadir, &err);
 	if (rc >= 0) {
@@ -330,7 +448,7 @@ int main(int argc, char **argv)
 		rc = max < 0 ? (int)max : 0;
 		fs.max_size = max < 0 ? 0 : (uint64_t)max;
 	}
-	if (rc >= 0)
+	if (rc >= 0 && !fs.log)
 		rc = rl_log_open(o.log_uri, RL_LOG_WRITE, &o.log_opts, &fs.log,
 				 &err);
 	if (rc >= 0)
@@ -360,7 +478,15 @@ int main(int argc, char **argv)
 	}
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out;
-	if (fuse_session_mount(se, o.mountpoint) != 0) {
+	/* SIGHUP is logrotate's "reopen your log", not "stop": unmounting
+	 * the disks under running guests would be the worst answer */
+	{
+		struct sigaction sa = { .sa_handler = on_hup };
+
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGHUP, &sa, NULL);
+	}
+	if (fuse_session_mount(se, o.mountpoint_real) != 0) {
 		fprintf(stderr, "repdisk mount: cannot mount on %s\n",
 			o.mountpoint);
 		goto out;
@@ -373,6 +499,7 @@ int main(int argc, char **argv)
 	fprintf(stderr, "repdisk: %s mounted on %s (log %s)\n", o.datadir,
 		o.mountpoint, o.log_uri);
 	if (ready_fd >= 0) {
+		log_file = o.log_file;
 		if (redirect_output(o.log_file) < 0) {
 			fprintf(stderr, "repdisk mount: log file %s: %s\n",
 				o.log_file, strerror(errno));

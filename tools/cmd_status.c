@@ -41,7 +41,10 @@ static const char usage[] =
 	"      --namespace NS          topics repdisk.NS.* (default \"default\")\n"
 	"  -o kafka.PROP=VALUE         a librdkafka property (TLS, SASL, ...)\n"
 	"      --kafka-config FILE     PROP=VALUE lines, for secrets\n"
-	"      --write-timeout SECS    accepted, unused\n";
+	"      --write-timeout SECS    accepted, unused\n"
+	"\n"
+	"Exit status: 0, 1 when the data directory or the log cannot be read\n"
+	"(what could be read is still shown), 2 on a usage error.\n";
 
 static void json_str(const char *s)
 {
@@ -281,6 +284,7 @@ int cmd_status(int argc, char **argv)
 	bool json = false;
 	size_t n;
 	int c, rc, nf = -1, status = 1;
+	bool log_failed = false;
 
 	while ((c = getopt_long(argc, argv, "l:o:h", opts, NULL)) != -1) {
 		switch (c) {
@@ -336,9 +340,12 @@ int cmd_status(int argc, char **argv)
 		goto out;
 	}
 	if (uri && rl_log_open(uri, 0, &lopts, &log, &err) < 0) {
+		/* what the data directory holds is still worth showing, but
+		 * the answer is incomplete: the exit status says so */
 		tool_error("status", "%s (showing the data directory alone)",
 			   err.msg);
 		log = NULL;
+		log_failed = true;
 	}
 	ends.log = log;
 	if (log) {
@@ -419,7 +426,7 @@ int cmd_status(int argc, char **argv)
 	} else if (nf > 0) {
 		show_followers(&ends, fp, (size_t)nf, disks, n, false);
 	}
-	status = 0;
+	status = log_failed ? 1 : 0;
 out:
 	if (nf > 0)
 		rl_positions_free(fp, (size_t)nf);
