@@ -150,7 +150,12 @@ static int parse_options(int argc, char **argv, struct options *o)
 	gethostname(o->host, sizeof(o->host) - 1);
 	while ((c = getopt_long(argc, argv, "l:fo:h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'l': o->log_uri = optarg; break;
+		case 'l':
+			/* a copy: argv is scrubbed of secrets */
+			o->log_uri = strdup(optarg);
+			if (!o->log_uri)
+				return usage_error("out of memory");
+			break;
 		case 'f': o->foreground = true; break;
 		case 'o':
 			if (strncmp(optarg, "kafka.", 6) == 0) {
@@ -381,6 +386,7 @@ int main(int argc, char **argv)
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config *cfg = NULL;
 	char uri[PATH_MAX + 32], fsname[PATH_MAX + 64], logf[PATH_MAX + 32];
+	char log_uri_shown[PATH_MAX + 64];
 	struct rl_err err;
 	struct stat st;
 	int rc, ready_fd = -1, status = 1;
@@ -390,6 +396,8 @@ int main(int argc, char **argv)
 	rc = parse_options(argc, argv, &o);
 	if (rc)
 		return rc == 1 ? 0 : rc == 3 ? 1 : rc;
+	/* secrets in -o kafka.* and the URI: copied by now, off our argv */
+	rl_argv_scrub(argc, argv);
 	if (stat(o.mountpoint, &st) < 0 || !S_ISDIR(st.st_mode)) {
 		fprintf(stderr, "repdisk mount: mount point %s: %s\n",
 			o.mountpoint, errno ? strerror(errno) : "not a directory");
@@ -413,7 +421,8 @@ int main(int argc, char **argv)
 	}
 
 	fs.datadir = o.datadir;
-	fs.log_uri = o.log_uri;
+	rl_redact(o.log_uri, log_uri_shown, sizeof(log_uri_shown));
+	fs.log_uri = log_uri_shown;	/* for messages only */
 	fs.zstd_min = o.zstd_min;
 	/* a log fails what it cannot make durable within the write timeout:
 	 * a write still in flight 10 s after that is reported as stuck */
@@ -497,7 +506,7 @@ int main(int argc, char **argv)
 	ckpt_thread = true;
 
 	fprintf(stderr, "repdisk: %s mounted on %s (log %s)\n", o.datadir,
-		o.mountpoint, o.log_uri);
+		o.mountpoint, fs.log_uri);
 	if (ready_fd >= 0) {
 		log_file = o.log_file;
 		if (redirect_output(o.log_file) < 0) {
@@ -506,7 +515,7 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		fprintf(stderr, "repdisk: %s mounted on %s (log %s)\n",
-			o.datadir, o.mountpoint, o.log_uri);
+			o.datadir, o.mountpoint, fs.log_uri);
 		if (write(ready_fd, "R", 1) != 1)
 			goto out;
 		close(ready_fd);
@@ -541,6 +550,8 @@ out:
 	fuse_opt_free_args(&args);
 	rl_log_close(fs.log);
 	rl_log_opts_free(&o.log_opts);
+	if (o.log_uri != uri)
+		free((char *)o.log_uri);
 	if (fs.datadir_lock_fd >= 0)
 		close(fs.datadir_lock_fd);
 	if (status == 0)

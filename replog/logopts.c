@@ -19,6 +19,55 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Where the value of a "kafka.KEY=" in s begins, at or after s, or NULL;
+ * *end is set to where it ends ('&' or the end of s). */
+static char *secret_value(const char *s, const char **end)
+{
+	for (const char *p = strstr(s, "kafka."); p; p = strstr(p + 1, "kafka.")) {
+		const char *k = p + 6;
+
+		k += strspn(k, "abcdefghijklmnopqrstuvwxyz"
+			       "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-");
+		if (*k == '=' && k > p + 6) {
+			*end = k + 1 + strcspn(k + 1, "&");
+			return (char *)(k + 1);
+		}
+	}
+	return NULL;
+}
+
+void rl_redact(const char *s, char *out, size_t size)
+{
+	size_t n = 0;
+	const char *v, *end;
+
+	if (!size)
+		return;
+	while ((v = secret_value(s, &end))) {
+		n += (size_t)snprintf(out + (n < size ? n : size - 1),
+				      n < size ? size - n : 1, "%.*s***",
+				      (int)(v - s), s);
+		s = end;
+	}
+	snprintf(out + (n < size ? n : size - 1), n < size ? size - n : 1,
+		 "%s", s);
+}
+
+void rl_argv_scrub(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *end;
+		char *v = argv[i];
+
+		while ((v = secret_value(v, &end))) {
+			memset(v, '*', (size_t)(end - v));
+			v = (char *)end;
+		}
+	}
+}
 
 static int add_prop(struct rl_log_opts *o, const char *kv, struct rl_err *err)
 {
@@ -26,8 +75,9 @@ static int add_prop(struct rl_log_opts *o, const char *kv, struct rl_err *err)
 	char **props = (char **)o->kafka_props, *dup;
 
 	if (!strchr(kv, '=') || kv[0] == '=')
-		return rl_err_set(err, EINVAL, "kafka property \"%s\" is not "
-				  "PROPERTY=VALUE", kv);
+		return rl_err_set(err, EINVAL, "kafka property \"%.*s\" is not "
+				  "PROPERTY=VALUE", (int)strcspn(kv, " \t:"),
+				  kv);
 	while (props && props[n])
 		n++;
 	dup = strdup(kv);
@@ -48,10 +98,24 @@ static int load_config(struct rl_log_opts *o, const char *path,
 	FILE *f = fopen(path, "re");
 	char line[4096];
 	int rc = 0, lineno = 0;
+	struct stat st;
 
 	if (!f)
 		return rl_err_set(err, errno, "kafka config %s: %s", path,
 				  strerror(errno));
+	/* it holds secrets: only its owner, who runs us, may read it */
+	if (fstat(fileno(f), &st) < 0 || st.st_uid != geteuid() ||
+	    (st.st_mode & 077)) {
+		rc = rl_err_set(err, EPERM, "kafka config %s: %s (mode %04o, "
+				"uid %u): it holds secrets; make it the user's "
+				"own, mode 0600", path, st.st_uid != geteuid() ?
+				"not owned by this user" :
+				"readable by group or others",
+				(unsigned)(st.st_mode & 07777),
+				(unsigned)st.st_uid);
+		fclose(f);
+		return rc;
+	}
 	while (rc == 0 && fgets(line, sizeof(line), f)) {
 		char *s = line, *e;
 
@@ -68,9 +132,10 @@ static int load_config(struct rl_log_opts *o, const char *path,
 		if (*s == '\0' || *s == '#')
 			continue;
 		if (!strchr(s, '=') || *s == '=') {
+			/* never echoed: the line may hold a secret */
 			rc = rl_err_set(err, EINVAL, "kafka config %s:%d: want "
-					"PROPERTY=VALUE, not \"%s\"", path,
-					lineno, s);
+					"PROPERTY=VALUE (the line is not shown: "
+					"it may hold a secret)", path, lineno);
 			break;
 		}
 		rc = add_prop(o, s, err);

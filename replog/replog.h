@@ -221,6 +221,15 @@ int rl_log_open(const char *uri, unsigned flags, const struct rl_log_opts *opts,
  * readers of the log must be closed first. */
 void rl_log_close(struct rl_log *log);
 
+/* Secrets (SASL passwords, key passphrases) travel as kafka.PROPERTY=VALUE
+ * in URIs and -o options: never print or keep them where others can see.
+ * rl_redact() copies s into out with the VALUE of every "kafka.KEY=VALUE"
+ * in it replaced by "***" (for messages); rl_argv_scrub() overwrites those
+ * values in argv in place with '*', so that ps and /proc/PID/cmdline do
+ * not show them (call it once the options have been copied). */
+void rl_redact(const char *s, char *out, size_t size);
+void rl_argv_scrub(int argc, char **argv);
+
 /* The stream of a disk (disk != NULL) or the catalog (disk == NULL).  A
  * writer creates it if missing; a reader gets -ENOENT if it does not exist.
  * The stream belongs to the log and lives until rl_log_close(). */

@@ -224,11 +224,15 @@ int cmd_log_bench(int argc, char **argv)
 		tool_error("log bench", "%s: %s", tmp, strerror(errno));
 		return 1;
 	}
-	if (uri)
-		printf("log %s, durable appends, %llu s each\n", uri, secs);
-	else
+	if (uri) {
+		char shown[PATH_MAX + 64];
+
+		rl_redact(uri, shown, sizeof(shown));
+		printf("log %s, durable appends, %llu s each\n", shown, secs);
+	} else {
 		printf("file log, durable appends (fdatasync group commit), "
 		       "%llu s each, in %s\n", secs, dir);
+	}
 	printf("%8s %10s %12s %10s %10s %10s\n", "record", "appenders",
 	       "appends/s", "MB/s", "p50 us", "p99 us");
 	for (size_t i = 0; i < 2 && rc == 0; i++)

@@ -106,7 +106,8 @@ int cmd_follow(int argc, char **argv)
 	};
 	struct rl_follow_opts fopts = { 0 };
 	struct rl_log_opts lopts = { 0 };
-	const char *uri = NULL, *datadir;
+	const char *datadir;
+	char *uri = NULL;
 	char name[RL_FOLLOWER_NAME_MAX + 1] = "";
 	struct rl_log *log = NULL;
 	struct rl_follower *f = NULL;
@@ -121,7 +122,7 @@ int cmd_follow(int argc, char **argv)
 
 		switch (c) {
 		case 'l':
-			uri = optarg;
+			uri = optarg;	/* copied below */
 			break;
 		case 'n':
 			if (rl_follower_name_check(optarg, &err) < 0) {
@@ -169,6 +170,14 @@ int cmd_follow(int argc, char **argv)
 					"--log is required" :
 					"expected one DATADIR");
 	}
+	/* a daemon too: secrets in -o kafka.* and the URI go off its argv */
+	uri = strdup(uri);
+	if (!uri) {
+		rl_log_opts_free(&lopts);
+		tool_error("follow", "out of memory");
+		return 1;
+	}
+	rl_argv_scrub(argc, argv);
 	datadir = argv[optind];
 	if (!name[0])
 		tool_follower_name(name, datadir);
@@ -258,5 +267,6 @@ out:
 	rl_log_opts_free(&lopts);
 	if (lock_fd >= 0)
 		close(lock_fd);
+	free(uri);
 	return status;
 }

@@ -221,7 +221,11 @@ static int log_dump(int argc, char **argv)
 		}
 	}
 	if (which && !found) {
-		tool_error("log dump", "no disk \"%s\" in log %s", which, uri);
+		char shown[4096 + 64];
+
+		rl_redact(uri, shown, sizeof(shown));
+		tool_error("log dump", "no disk \"%s\" in log %s", which,
+			   shown);
 		status = 1;
 	}
 out:

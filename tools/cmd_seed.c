@@ -276,8 +276,12 @@ static int replay(const char *datadir, struct rl_log *log, const char *uri,
 		tool_error("seed", "warning: %s", err.msg);
 	if (rc < 0)
 		tool_error("seed", "replay: %s", err.msg);
-	else
-		printf("replayed %ld records from %s\n", total, uri);
+	else {
+		char shown[PATH_MAX + 64];
+
+		rl_redact(uri, shown, sizeof(shown));
+		printf("replayed %ld records from %s\n", total, shown);
+	}
 	rl_follower_close(f);
 	return rc;
 }

@@ -367,8 +367,12 @@ int cmd_status(int argc, char **argv)
 		printf("{\"datadir\": ");
 		json_str(datadir);
 		printf(", \"log\": ");
-		if (uri)
-			json_str(uri);
+		if (uri) {
+			char shown[PATH_MAX + 64];
+
+			rl_redact(uri, shown, sizeof(shown));
+			json_str(shown);
+		}
 		else
 			printf("null");
 		printf(", \"disks\": [");
