@@ -9,6 +9,19 @@
  * rare and serialized under fs->lock, so waiting for each is fine; the
  * data path never takes fs->lock for long.
  *
+ * The catalog is never changed on a stale view.  Before a change appends
+ * anything, fs_catalog_sync() applies what the stream holds past the
+ * catalog and brings the disk table in line (a record of ours that was
+ * durable but failed to apply, say on ENOSPC; one a Kafka timeout
+ * "possibly persisted"); if that fails, the change is refused with EIO
+ * and nothing is appended, so a retry cannot pile records up or append a
+ * second CREATE of one name, which every applier would refuse.  The
+ * change is then checked against the synced catalog and the data
+ * directory (a name in use, a directory in the way) before it is
+ * appended.  A record that is durable but fails to apply leaves the
+ * catalog behind the log (fs->cat_behind): the checkpoint thread syncs
+ * again every second, so the change takes effect once its cause is gone.
+ *
  * Every disk gets a writer at mount (or at create): the writer replays the
  * disk's log into its image from the checkpoint, then appends a CLAIM with
  * a new epoch.  Disk structures live until unmount, deleted ones too, so a
@@ -23,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 /* Applies the catalog stream's records from the catalog's next position
@@ -56,7 +70,115 @@ static int catalog_catch_up(struct fs *fs, uint64_t to, struct rl_err *err)
 	return rc < 0 ? rc : 0;
 }
 
-/* Appends a catalog record, waits until durable, applies it. */
+static struct disk *disk_new(struct fs *fs, const struct rl_disk_info *info);
+static int disk_open(struct fs *fs, struct disk *d, struct rl_err *err);
+
+/* Closes a disk the catalog no longer has; fs->lock held.  Its image stays
+ * open while a client has the file open (reads go on; writes fail). */
+static void disk_retire(struct fs *fs, struct disk *d)
+{
+	pthread_mutex_lock(&fs->close_lock);
+	if (d->w) {
+		rl_writer_drain(d->w);
+		rl_writer_close(d->w);
+		d->w = NULL;
+	}
+	if (!d->open_count) {
+		rl_image_close(d->img);
+		d->img = NULL;
+	}
+	pthread_mutex_unlock(&fs->close_lock);
+	d->deleted = true;
+}
+
+/* The disk table follows the catalog: disks it lost are retired, new ones
+ * opened, names and attributes copied.  fs->lock held. */
+static void catalog_reconcile(struct fs *fs)
+{
+	size_t n = rl_catalog_disks(fs->cat, NULL, 0);
+	struct rl_disk_info *info = calloc(n ? n : 1, sizeof(*info));
+	struct rl_err err;
+
+	if (!info)
+		return;
+	n = rl_catalog_disks(fs->cat, info, n);
+	for (struct disk *d = fs->disks; d; d = d->next) {
+		size_t i;
+
+		if (d->deleted)
+			continue;
+		for (i = 0; i < n && !rl_uuid_eq(&info[i].uuid, &d->uuid); i++)
+			;
+		if (i == n) {
+			disk_retire(fs, d);
+			continue;
+		}
+		snprintf(d->name, sizeof(d->name), "%s", info[i].name);
+		d->mode = info[i].mode;
+		d->uid = info[i].uid;
+		d->gid = info[i].gid;
+	}
+	/* a fenced mount claims no disk: the new writer made them */
+	for (size_t i = 0; i < n && rl_catalog_epoch(fs->cat) <= fs->cat_epoch;
+	     i++) {
+		struct disk *d;
+
+		for (d = fs->disks; d; d = d->next)
+			if (!d->deleted && rl_uuid_eq(&d->uuid, &info[i].uuid))
+				break;
+		if (d || !(d = disk_new(fs, &info[i])))
+			continue;
+		if (disk_open(fs, d, &err) < 0) {
+			fprintf(stderr, "repdisk: %s: %s\n", d->name, err.msg);
+			d->deleted = true;
+		}
+		d->next = fs->disks;	/* published whole */
+		fs->disks = d;
+	}
+	free(info);
+}
+
+int fs_catalog_sync(struct fs *fs)
+{
+	struct rl_err err;
+	uint64_t end, before = rl_catalog_next_pos(fs->cat);
+	int rc;
+
+	rc = rl_log_end(fs->cat_stream, &end);
+	if (rc < 0) {
+		rl_err_set(&err, -rc, "catalog: log end: %s", strerror(-rc));
+	} else {
+		rc = catalog_catch_up(fs, end, &err);
+		if (rl_catalog_next_pos(fs->cat) != before)
+			catalog_reconcile(fs);
+	}
+	if (rc < 0) {
+		if (!fs->cat_behind)
+			fprintf(stderr, "repdisk: %s; catalog changes fail "
+				"with EIO and append nothing until it can be "
+				"applied (tried again every second)\n", err.msg);
+		fs->cat_behind = true;
+		return -EIO;
+	}
+	if (fs->cat_behind)
+		fprintf(stderr, "repdisk: catalog: up to date with the log "
+			"again\n");
+	fs->cat_behind = false;
+	if (rl_catalog_epoch(fs->cat) > fs->cat_epoch) {
+		if (!fs->cat_fenced)
+			fprintf(stderr, "repdisk: catalog: fenced: the log's "
+				"catalog was claimed by %s (epoch %" PRIu64 "); "
+				"this mount makes no more catalog changes\n",
+				rl_catalog_owner(fs->cat),
+				rl_catalog_epoch(fs->cat));
+		fs->cat_fenced = true;
+		return -EROFS;
+	}
+	return 0;
+}
+
+/* Appends a catalog record, waits until durable, applies it: see the
+ * notes at the top for what comes before. */
 static int catalog_change(struct fs *fs, struct rl_record *r)
 {
 	uint8_t buf[RL_RECORD_HDR_SIZE + RL_NAME_MAX + 64];
@@ -75,24 +197,58 @@ static int catalog_change(struct fs *fs, struct rl_record *r)
 	if (pos < 0) {
 		fprintf(stderr, "repdisk: catalog: log append failed: %s\n",
 			strerror((int)-pos));
+		/* not in the log (or "possibly persisted": the next sync
+		 * finds it): the table goes back to what the catalog has,
+		 * such as a disk whose delete this was */
+		catalog_reconcile(fs);
 		return -EIO;
 	}
 	rc = catalog_catch_up(fs, (uint64_t)pos, &err);
 	if (rc == 0)
 		rc = rl_catalog_apply(fs->cat, r, (uint64_t)pos, &err);
 	if (rc == RL_IGNORED_STALE) {
-		fprintf(stderr, "repdisk: catalog: fenced: the log's catalog "
-			"was claimed by %s (epoch %" PRIu64 "); this mount "
-			"makes no more catalog changes\n",
-			rl_catalog_owner(fs->cat), rl_catalog_epoch(fs->cat));
+		if (!fs->cat_fenced)
+			fprintf(stderr, "repdisk: catalog: fenced: the log's "
+				"catalog was claimed by %s (epoch %" PRIu64 "); "
+				"this mount makes no more catalog changes\n",
+				rl_catalog_owner(fs->cat),
+				rl_catalog_epoch(fs->cat));
+		fs->cat_fenced = true;
 		return -EROFS;
 	}
 	if (rc < 0) {
-		/* durable in the log but not applied: the catalog would
-		 * disagree with the log until a remount replays it */
-		fprintf(stderr, "repdisk: %s; remount to replay the catalog\n",
-			err.msg);
+		/* durable in the log but not applied: the checkpoint thread
+		 * applies it once it can, and the table follows then */
+		fprintf(stderr, "repdisk: %s; the change is in the log and "
+			"takes effect here once it can be applied (tried "
+			"again every second)\n", err.msg);
+		fs->cat_behind = true;
 		return -EIO;
+	}
+	return 0;
+}
+
+/* Before a change to name: the catalog is in step with the log, the name
+ * is free, and nothing in the data directory is in the way of its image.
+ * 0 or -errno; fs->lock held. */
+static int change_check(struct fs *fs, const char *name)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	int rc = fs_catalog_sync(fs);
+
+	if (rc < 0)
+		return rc;
+	if (!name)
+		return 0;
+	if (fs_disk_by_name(fs, name))
+		return -EEXIST;
+	snprintf(path, sizeof(path), "%s/%s", fs->datadir, name);
+	if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		fprintf(stderr, "repdisk: %s: %s is in the way (not a regular "
+			"file): the disk cannot have this name until it is "
+			"moved\n", name, path);
+		return -EEXIST;
 	}
 	return 0;
 }
@@ -297,6 +453,8 @@ int fs_disk_create(struct fs *fs, const char *name, mode_t mode, uid_t uid,
 	int rc;
 
 	rc = rl_name_check(name, &err);
+	if (rc == 0)
+		rc = change_check(fs, name);
 	if (rc < 0)
 		return rc;
 	rl_uuid_generate(&r.disk);
@@ -327,9 +485,15 @@ int fs_disk_create(struct fs *fs, const char *name, mode_t mode, uid_t uid,
 int fs_disk_delete(struct fs *fs, struct disk *d)
 {
 	struct rl_record r = { .type = RL_DELETE, .disk = d->uuid };
+	int rc;
 
 	if (d->open_count)
 		return -EBUSY;
+	rc = change_check(fs, NULL);
+	if (rc < 0)
+		return rc;
+	if (d->deleted)
+		return -ENOENT;	/* the log deleted it meanwhile */
 	pthread_mutex_lock(&fs->close_lock);
 	if (d->w) {
 		rl_writer_drain(d->w);
@@ -351,6 +515,10 @@ int fs_disk_rename(struct fs *fs, struct disk *d, const char *name)
 	int rc = rl_name_check(name, &err);
 
 	if (rc == 0)
+		rc = change_check(fs, name);
+	if (rc == 0 && d->deleted)
+		rc = -ENOENT;	/* the log deleted it meanwhile */
+	if (rc == 0)
 		rc = catalog_change(fs, &r);
 	if (rc == 0)
 		snprintf(d->name, sizeof(d->name), "%s", name);
@@ -362,8 +530,12 @@ int fs_disk_setattr(struct fs *fs, struct disk *d, uint32_t mode, uint32_t uid,
 {
 	struct rl_record r = { .type = RL_SETATTR, .disk = d->uuid,
 			       .mode = mode & 0777, .uid = uid, .gid = gid };
-	int rc = catalog_change(fs, &r);
+	int rc = change_check(fs, NULL);
 
+	if (rc == 0 && d->deleted)
+		rc = -ENOENT;	/* the log deleted it meanwhile */
+	if (rc == 0)
+		rc = catalog_change(fs, &r);
 	if (rc == 0) {
 		d->mode = r.mode;
 		d->uid = uid;
@@ -471,6 +643,10 @@ void *fs_checkpoint_main(void *arg)
 			break;
 		pthread_mutex_unlock(&fs->ckpt_wait_lock);
 		fs_log_reopen();
+		pthread_mutex_lock(&fs->lock);
+		if (fs->cat_behind)
+			fs_catalog_sync(fs);
+		pthread_mutex_unlock(&fs->lock);
 		fs_checkpoint_all(fs);
 		pthread_mutex_lock(&fs->ckpt_wait_lock);
 	}

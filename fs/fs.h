@@ -46,6 +46,9 @@ struct fs {
 	bool takeover;			/* --takeover: claim other hosts' disks */
 	bool keep_log;			/* --keep-log: no retention */
 	uint64_t cat_epoch;		/* our claim of the catalog */
+	bool cat_behind;		/* the catalog could not apply all the
+					   log holds; under lock */
+	bool cat_fenced;		/* said so; under lock */
 	bool trim_failing;		/* checkpoint thread only */
 	int datadir_lock_fd;
 	size_t zstd_min;
@@ -88,6 +91,11 @@ int fs_disk_rename(struct fs *fs, struct disk *d, const char *name);
 int fs_disk_setattr(struct fs *fs, struct disk *d, uint32_t mode, uint32_t uid,
 		    uint32_t gid);
 int fs_checkpoint_all(struct fs *fs);
+/* Applies what the catalog stream holds past the catalog (another
+ * writer's records, ours that failed to apply) and brings the disk table
+ * in line with it.  0, -EIO (nothing can be changed until it succeeds) or
+ * -EROFS (fenced).  fs->lock held. */
+int fs_catalog_sync(struct fs *fs);
 /* main.c: reopens the log file after a SIGHUP (checkpoint thread). */
 void fs_log_reopen(void);
 void *fs_checkpoint_main(void *arg);
