@@ -87,7 +87,8 @@ int rl_checkpoint_read(const char *ckpt_dir, const struct rl_uuid *disk,
 	n = rl_read_small_file(path, buf, sizeof(buf));
 	if (n == -ENOENT) {
 		memset(out, 0, sizeof(*out));	/* apply from position 0 */
-		return -ENOENT;
+		return rl_err_set(err, ENOENT, "checkpoint %s: none (the disk "
+				  "has never been checkpointed here)", path);
 	}
 	if (n < 0)
 		return rl_err_set(err, -n, "checkpoint %s: %s", path,

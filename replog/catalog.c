@@ -21,8 +21,9 @@
  * stream with a CLAIM of the nil disk and a new epoch, and stamps its
  * catalog records with that epoch; records of an older epoch that come
  * after a newer claim are ignored by every applier (the state keeps the
- * epoch and the claim's owner).  Records of epoch 0 from before the first
- * claim are applied as they come.
+ * epoch and the claim's owner), and records of an epoch no claim has
+ * reached yet are refused (forged, or a bug).  Records of epoch 0 from
+ * before the first claim are applied as they come.
  */
 #include "internal.h"
 
@@ -406,6 +407,15 @@ int rl_catalog_apply(struct rl_catalog *cat, const struct rl_record *r,
 		stale = true;	/* a fenced writer's: ignored everywhere */
 		goto save;
 	}
+	if (r->epoch > cat->epoch)
+		/* as in a disk stream: no writer claimed that epoch */
+		return rl_err_set(err, EBADMSG, "catalog: position %" PRIu64
+				  ": %s record of epoch %" PRIu64 ", but the "
+				  "newest catalog claim is epoch %" PRIu64 ": "
+				  "written by no writer that claimed the "
+				  "catalog", pos, rl_type_name(r->type) ?
+				  rl_type_name(r->type) : "unknown", r->epoch,
+				  cat->epoch);
 	if (r->type == RL_CREATE) {
 		rc = apply_create(cat, r, path, sizeof(path), err);
 		goto save;
@@ -448,15 +458,26 @@ int rl_catalog_apply(struct rl_catalog *cat, const struct rl_record *r,
 		unlink(to);
 		*d = cat->disks[--cat->n];
 		break;
-	case RL_SETATTR:
-		if (chmod(path, r->mode & 0777) < 0 ||
-		    (geteuid() == 0 && chown(path, r->uid, r->gid) < 0))
-			return rl_err_set(err, errno, "catalog: %s: %s", path,
-					  strerror(errno));
+	case RL_SETATTR: {
+		/* on the file itself, never through a link planted there */
+		int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+		if (fd < 0 || fchmod(fd, r->mode & 0777) < 0 ||
+		    (geteuid() == 0 && fchown(fd, r->uid, r->gid) < 0)) {
+			int e = errno;
+
+			if (fd >= 0)
+				close(fd);
+			return rl_err_set(err, e, "catalog: %s: %s", path,
+					  e == ELOOP ? "a symbolic link (images "
+					  "are plain files)" : strerror(e));
+		}
+		close(fd);
 		d->mode = r->mode & 0777;
 		d->uid = r->uid;
 		d->gid = r->gid;
 		break;
+	}
 	default:
 		break;
 	}

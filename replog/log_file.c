@@ -338,6 +338,10 @@ static int stream_recover(struct file_log *log, struct file_stream *s,
 						path, strerror(errno));
 	}
 
+	/* After a failed fdatasync the page cache may hold pages that never
+	 * reached the disk (clean again, so they stay cached): drop them, so
+	 * that recovery reads what the disk has. */
+	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
 	rl_decoder_init(&dec);
 	for (;;) {
 		uint8_t hdr[RL_RECORD_HDR_SIZE];
@@ -386,6 +390,12 @@ static int stream_recover(struct file_log *log, struct file_stream *s,
 		}
 		if (rl_record_decode(&dec, buf, len, &r, &e) < 0) {
 			snprintf(why, sizeof(why), "%s", e.msg);
+			break;
+		}
+		/* every reader refuses a record of another stream: past the
+		 * durable end it is a torn tail like any other bad record */
+		if (!rl_uuid_is_nil(&s->disk) && !rl_uuid_eq(&r.disk, &s->disk)) {
+			snprintf(why, sizeof(why), "record of another disk");
 			break;
 		}
 		off += len;
@@ -695,7 +705,12 @@ static int stream_open(struct rl_log *base, const struct rl_uuid *disk,
 
 		snprintf(parent, sizeof(parent), "%s%s", log->dir,
 			 disk ? "/disks" : "");
-		rl_fsync_dir(parent);
+		rc = rl_fsync_dir(parent);
+		if (rc < 0) {
+			stream_free(s);
+			return rl_err_set(err, -rc, "log %s: fsync %s: %s",
+					  log->dir, parent, strerror(-rc));
+		}
 	} else if (access(path, F_OK) < 0) {
 		rc = errno;
 		stream_free(s);

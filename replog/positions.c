@@ -147,6 +147,13 @@ static int parse_u64(const char *s, uint64_t *out)
 }
 
 /* Decodes buf (len bytes, not NUL-terminated) into *p (p->pos malloc'ed). */
+static int pos_cmp(const void *a, const void *b)
+{
+	return memcmp(((const struct rl_position *)a)->disk.b,
+		      ((const struct rl_position *)b)->disk.b,
+		      sizeof(((const struct rl_position *)a)->disk.b));
+}
+
 static int decode(const char *name, const void *buf, size_t len,
 		  const char *where, struct rl_positions *p,
 		  struct rl_err *err)
@@ -235,12 +242,6 @@ static int decode(const char *name, const void *buf, size_t len,
 
 			if (t && parse_u64(t + 1, &v) == 0 && v <= INT64_MAX)
 				pos.caught_up_ms = (int64_t)v;
-			if (rl_positions_find(p, line[0] == 'd' ? &pos.disk :
-					      NULL)) {
-				snprintf(why, sizeof(why), "line %d: a disk "
-					 "named twice", lineno);
-				goto bad;
-			}
 			if (p->n >= POS_MAX_DISKS) {
 				snprintf(why, sizeof(why), "too many disks");
 				goto bad;
@@ -270,6 +271,16 @@ static int decode(const char *name, const void *buf, size_t len,
 			 "name");
 		goto bad;
 	}
+	/* sorted by disk (the catalog's nil uuid first): duplicates are
+	 * neighbours, and rl_positions_find() can bisect */
+	qsort(p->pos, p->n, sizeof(*p->pos), pos_cmp);
+	for (size_t i = 1; i < p->n; i++) {
+		if (rl_uuid_eq(&p->pos[i - 1].disk, &p->pos[i].disk)) {
+			snprintf(why, sizeof(why), "a disk named twice");
+			goto bad;
+		}
+	}
+	p->sorted = true;
 	snprintf(p->name, sizeof(p->name), "%s", name);
 	goto out;
 bad:
@@ -376,10 +387,13 @@ const struct rl_position *rl_positions_find(const struct rl_positions *p,
 {
 	static const struct rl_uuid nil;
 
-	if (!disk)
-		disk = &nil;
+	struct rl_position key;
+
+	key.disk = disk ? *disk : nil;
+	if (p->sorted)
+		return bsearch(&key, p->pos, p->n, sizeof(*p->pos), pos_cmp);
 	for (size_t i = 0; i < p->n; i++)
-		if (rl_uuid_eq(&p->pos[i].disk, disk))
+		if (rl_uuid_eq(&p->pos[i].disk, &key.disk))
 			return &p->pos[i];
 	return NULL;
 }

@@ -543,6 +543,7 @@ struct rl_positions {
 	int64_t time_ms;	/* when published: wall clock, ms since 1970 */
 	size_t n;
 	struct rl_position *pos;
+	bool sorted;		/* pos sorted by disk (as read from a log) */
 };
 
 /* Checks a follower name: 1..RL_FOLLOWER_NAME_MAX letters, digits, '.',

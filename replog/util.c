@@ -145,8 +145,13 @@ int rl_state_dir(const char *path, bool create, struct rl_err *err)
 		snprintf(parent, sizeof(parent), "%s", path);
 		slash = strrchr(parent, '/');
 		if (slash && slash != parent) {
+			int rc;
+
 			*slash = '\0';
-			rl_fsync_dir(parent);
+			rc = rl_fsync_dir(parent);
+			if (rc < 0)
+				return rl_err_set(err, -rc, "%s: fsync: %s",
+						  parent, strerror(-rc));
 		}
 	} else if (create && errno != EEXIST) {
 		return rl_err_set(err, errno, "%s: mkdir: %s", path,

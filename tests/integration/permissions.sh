@@ -9,7 +9,9 @@
 #    mount.log) is 0600 in 0700 directories, on the primary and on a
 #    follower, so no disk's data can be read from the log either;
 #  - a state directory that group or others can write is refused, and one
-#    they can only read is closed to 0700.
+#    they can only read is closed to 0700;
+#  - a link planted in the data directory where a new disk's image would
+#    go is refused, never followed.
 . "$(dirname "$0")/../lib/lib.sh"
 requires setpriv fusermount3 find grep
 
@@ -90,4 +92,15 @@ mount_disks "$D" "$M"
 [ "$(stat -c %a "$D/.repdisk")" = 700 ] && [ "$(stat -c %a "$D/.repdisk/log")" = 700 ] ||
 	fail "a state directory readable by others was left open"
 [ "$(head -c ${#secret} "$M/vm1.img")" = "$secret" ] || fail "the disk changed"
+
+# --- a link planted in the data directory is never followed
+echo target > "$T/target"
+chmod 644 "$T/target"
+ln -s "$T/target" "$D/planted.img"
+expect_exit 1 truncate -s 1M "$M/planted.img"
+expect_stderr "File exists"
+[ "$(cat "$T/target")" = target ] && [ "$(stat -c %a "$T/target")" = 644 ] ||
+	fail "a create followed a planted link"
+grep -q "planted.img: $D/planted.img is in the way" "$D/.repdisk/mount.log" ||
+	fail "no message for the planted link"
 say "ok"

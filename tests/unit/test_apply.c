@@ -1013,6 +1013,14 @@ START_TEST(test_catalog_refuses)
 	ck_assert_int_eq(rl_catalog_apply(cat, &r, 2, &err), -EBADMSG);
 	r = rec_range(RL_ZERO, 1, 1, 0, 10);
 	ck_assert_int_eq(rl_catalog_apply(cat, &r, 2, &err), -EBADMSG);
+	/* an epoch no catalog claim reached: forged */
+	r = cat_create(&disk3, "c", 0644);
+	r.epoch = 7;
+	memset(&err, 0, sizeof(err));
+	ck_assert_int_eq(rl_catalog_apply(cat, &r, 2, &err), -EBADMSG);
+	ck_assert_msg(strstr(err.msg, "epoch 7") &&
+		      strstr(err.msg, "written by no writer that claimed"),
+		      "message: %s", err.msg);
 	/* positions out of order */
 	r = cat_create(&disk3, "c", 0644);
 	ck_assert_int_eq(rl_catalog_apply(cat, &r, 3, &err), -EINVAL);

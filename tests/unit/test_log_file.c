@@ -751,7 +751,7 @@ static void last_segment(const char *dir, char *out, size_t size)
 }
 
 enum torn { TORN_GARBAGE, TORN_PARTIAL, TORN_HEADER_ONLY, TORN_BAD_SUM,
-	    TORN_ZEROS, TORN_MAX };
+	    TORN_ZEROS, TORN_OTHER_DISK, TORN_MAX };
 
 static void torn_case(enum torn how, bool loud)
 {
@@ -785,6 +785,18 @@ static void torn_case(enum torn how, bool loud)
 		memcpy(junk, rec, jlen = len);
 		junk[len - 1] ^= 1;
 		break;
+	case TORN_OTHER_DISK: {
+		/* whole and valid, but of another disk: every reader would
+		 * refuse it, so recovery must not keep it */
+		uint8_t *other;
+		struct rl_record r = { .type = RL_ZERO, .disk = unit_uuid(0x77),
+				       .epoch = 1, .seq = 1000, .length = 512 };
+		size_t olen = unit_encode(&r, 0, &other);
+
+		memcpy(junk, other, jlen = olen);
+		free(other);
+		break;
+	}
 	default:
 		memset(junk, 0, jlen = 4096 - 1);
 		break;
