@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 static const char usage[] =
 	"usage: repdisk status [--log URI] [--json] [LOG OPTIONS] DATADIR\n"
 	"\n"
@@ -46,15 +48,24 @@ static const char usage[] =
 	"Exit status: 0, 1 when the data directory or the log cannot be read\n"
 	"(what could be read is still shown), 2 on a usage error.\n";
 
-static void json_str(const char *s)
+/* --json is built with jansson, which escapes what a name or path may
+ * hold (quotes, tabs, control bytes).  Strings that are not UTF-8 (a path
+ * is bytes) are kept as they are rather than dropped. */
+static json_t *jstr(const char *s)
 {
-	putchar('"');
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			putchar('\\');
-		putchar(*s);
-	}
-	putchar('"');
+	json_t *j = json_string(s);
+
+	return j ? j : json_string_nocheck(s);
+}
+
+/* A column of text ("-" when unknown) as a JSON number or null. */
+static json_t *jnum(const char *s)
+{
+	if (strcmp(s, "-") == 0)
+		return json_null();
+	if (strchr(s, '.'))
+		return json_real(strtod(s, NULL));
+	return json_integer((json_int_t)strtoll(s, NULL, 10));
 }
 
 /* Log ends, asked once per stream (a round trip each on Kafka). */
@@ -149,11 +160,6 @@ static void fpos_fill(struct ends *e, const struct rl_positions *p,
 	}
 }
 
-static void json_num(const char *s)
-{
-	printf("%s", strcmp(s, "-") == 0 ? "null" : s);
-}
-
 /* The disks shown for follower p: those of DATADIR's catalog (so one that
  * p has not reported shows), then those only p reported, by uuid.  Calls
  * fn for each; returns how many. */
@@ -186,7 +192,7 @@ struct row_ctx {
 	struct ends *e;
 	const struct rl_positions *p;
 	double age;
-	bool json;
+	json_t *rows;		/* --json: the follower's disks; else NULL */
 };
 
 static void follower_row(void *opaque, const struct rl_uuid *u,
@@ -195,24 +201,18 @@ static void follower_row(void *opaque, const struct rl_uuid *u,
 	struct row_ctx *c = opaque;
 	struct fpos f;
 
+	(void)i;
 	fpos_fill(c->e, c->p, u, &f);
-	if (c->json) {
+	if (c->rows) {
 		char s[RL_UUID_STRLEN + 1];
 
 		rl_uuid_format(u, s);
-		printf("%s{\"name\": ", i ? ", " : "");
-		json_str(name);
-		printf(", \"uuid\": \"%s\", \"position\": ", s);
-		json_num(f.pos);
-		printf(", \"log_end\": ");
-		json_num(f.end);
-		printf(", \"lag\": ");
-		json_num(f.lag);
-		printf(", \"lag_bytes\": ");
-		json_num(f.bytes);
-		printf(", \"behind_s\": ");
-		json_num(f.behind);
-		printf("}");
+		json_array_append_new(c->rows, json_pack(
+			"{s:o, s:s, s:o, s:o, s:o, s:o, s:o}",
+			"name", jstr(name), "uuid", s, "position", jnum(f.pos),
+			"log_end", jnum(f.end), "lag", jnum(f.lag),
+			"lag_bytes", jnum(f.bytes), "behind_s",
+			jnum(f.behind)));
 	} else {
 		printf("%-24s %-36s %10s %10s %8s %12s %9s %8.1f\n",
 		       c->p->name, name, f.pos, f.end, f.lag, f.bytes,
@@ -220,9 +220,10 @@ static void follower_row(void *opaque, const struct rl_uuid *u,
 	}
 }
 
+/* The followers as table rows, or (json non-NULL) appended to json. */
 static void show_followers(struct ends *e, const struct rl_positions *fp,
 			   size_t nf, const struct rl_disk_info *disks,
-			   size_t n, bool json)
+			   size_t n, json_t *json)
 {
 	struct timespec ts;
 	int64_t now;
@@ -237,29 +238,24 @@ static void show_followers(struct ends *e, const struct rl_positions *fp,
 		/* clocks of two hosts may disagree: never a negative age */
 		struct row_ctx c = { e, &fp[i], now > fp[i].time_ms ?
 				     (double)(now - fp[i].time_ms) / 1000 : 0,
-				     json };
+				     json ? json_array() : NULL };
 		struct fpos cat;
+		char age[32];
 
-		if (json) {
-			fpos_fill(e, &fp[i], NULL, &cat);
-			printf("%s{\"name\": ", i ? ", " : "");
-			json_str(fp[i].name);
-			printf(", \"time_ms\": %" PRId64 ", \"age\": %.3f, "
-			       "\"catalog\": {\"position\": ", fp[i].time_ms,
-			       c.age);
-			json_num(cat.pos);
-			printf(", \"log_end\": ");
-			json_num(cat.end);
-			printf(", \"lag\": ");
-			json_num(cat.lag);
-			printf("}, \"disks\": [");
-		}
 		if (follower_disks(&fp[i], disks, n, follower_row, &c) == 0 &&
 		    !json)
 			printf("%-24s %-36s %10s %10s %8s %12s %9s %8.1f\n",
 			       fp[i].name, "-", "-", "-", "-", "-", "-", c.age);
-		if (json)
-			printf("]}");
+		if (!json)
+			continue;
+		fpos_fill(e, &fp[i], NULL, &cat);
+		snprintf(age, sizeof(age), "%.3f", c.age);
+		json_array_append_new(json, json_pack(
+			"{s:o, s:I, s:o, s:{s:o, s:o, s:o}, s:o}",
+			"name", jstr(fp[i].name), "time_ms",
+			(json_int_t)fp[i].time_ms, "age", jnum(age),
+			"catalog", "position", jnum(cat.pos), "log_end",
+			jnum(cat.end), "lag", jnum(cat.lag), "disks", c.rows));
 	}
 }
 
@@ -285,6 +281,7 @@ int cmd_status(int argc, char **argv)
 	size_t n;
 	int c, rc, nf = -1, status = 1;
 	bool log_failed = false;
+	json_t *jroot = NULL;
 
 	while ((c = getopt_long(argc, argv, "l:o:h", opts, NULL)) != -1) {
 		switch (c) {
@@ -364,18 +361,17 @@ int cmd_status(int argc, char **argv)
 	snprintf(ckpt_dir, sizeof(ckpt_dir), "%s/.repdisk/ckpt", datadir);
 
 	if (json) {
-		printf("{\"datadir\": ");
-		json_str(datadir);
-		printf(", \"log\": ");
-		if (uri) {
-			char shown[PATH_MAX + 64];
+		char shown[PATH_MAX + 64];
 
+		if (uri)
 			rl_redact(uri, shown, sizeof(shown));
-			json_str(shown);
+		jroot = json_pack("{s:o, s:o, s:[]}", "datadir", jstr(datadir),
+				  "log", uri ? jstr(shown) : json_null(),
+				  "disks");
+		if (!jroot) {
+			tool_error("status", "out of memory");
+			goto out;
 		}
-		else
-			printf("null");
-		printf(", \"disks\": [");
 	} else {
 		printf("%-24s %-36s %14s %10s %10s %8s %6s\n", "NAME", "UUID",
 		       "SIZE", "APPLIED", "LOG END", "LAG", "EPOCH");
@@ -404,13 +400,13 @@ int cmd_status(int argc, char **argv)
 				 end > ck.next_pos ? end - ck.next_pos : 0);
 		}
 		if (json) {
-			printf("%s{\"name\": ", i ? ", " : "");
-			json_str(disks[i].name);
-			printf(", \"uuid\": \"%s\", \"size\": %lld, "
-			       "\"applied\": %" PRIu64 ", \"log_end\": %s, "
-			       "\"lag\": %s, \"epoch\": %" PRIu64 "}", u, size,
-			       ck.next_pos, have_end ? end_s : "null",
-			       have_end ? lag_s : "null", ck.epoch);
+			json_array_append_new(json_object_get(jroot, "disks"),
+				json_pack("{s:o, s:s, s:I, s:I, s:o, s:o, s:I}",
+					  "name", jstr(disks[i].name), "uuid", u,
+					  "size", (json_int_t)size, "applied",
+					  (json_int_t)ck.next_pos, "log_end",
+					  jnum(end_s), "lag", jnum(lag_s),
+					  "epoch", (json_int_t)ck.epoch));
 		} else {
 			printf("%-24s %-36s %14lld %10" PRIu64 " %10s %8s %6"
 			       PRIu64 "\n", disks[i].name, u, size, ck.next_pos,
@@ -418,17 +414,17 @@ int cmd_status(int argc, char **argv)
 		}
 	}
 	if (json) {
-		printf("], \"followers\": ");
-		if (nf < 0) {
-			printf("null");
-		} else {
-			printf("[");
-			show_followers(&ends, fp, (size_t)nf, disks, n, true);
-			printf("]");
-		}
-		printf("}\n");
+		json_t *fl = nf < 0 ? json_null() : json_array();
+
+		if (nf > 0)
+			show_followers(&ends, fp, (size_t)nf, disks, n, fl);
+		json_object_set_new(jroot, "followers", fl);
+		/* ", " and ": " between items, in the order built */
+		json_dumpf(jroot, stdout, JSON_PRESERVE_ORDER |
+			   JSON_REAL_PRECISION(12));
+		putchar('\n');
 	} else if (nf > 0) {
-		show_followers(&ends, fp, (size_t)nf, disks, n, false);
+		show_followers(&ends, fp, (size_t)nf, disks, n, NULL);
 	}
 	status = log_failed ? 1 : 0;
 out:
@@ -439,5 +435,6 @@ out:
 	rl_catalog_close(cat);
 	rl_log_close(log);
 	rl_log_opts_free(&lopts);
+	json_decref(jroot);
 	return status;
 }

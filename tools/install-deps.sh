@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
 	build-essential cmake pkg-config
 	libfuse3-dev fuse3 librdkafka-dev libzstd-dev libsodium-dev check
+	libjansson-dev
 	# the clients the tests drive, as users do
 	qemu-utils fio e2fsprogs rsync python3 util-linux procps kcat
 	# the end-to-end tests: a VM booted from a disk (boot.sh; its kernel is

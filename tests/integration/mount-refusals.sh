@@ -8,7 +8,7 @@
 #  - a log URI with a typo leaves no .repdisk behind;
 # and SIGHUP, what logrotate sends, reopens the mount's log file instead
 # of unmounting the disks; `repdisk status` exits non-zero when it cannot
-# open the log it was given.
+# open the log it was given, and its --json stays JSON for any name.
 . "$(dirname "$0")/../lib/lib.sh"
 requires fusermount3 timeout
 
@@ -52,6 +52,10 @@ grep -qs "log file reopened (SIGHUP)" "$D/.repdisk/mount.log" || fail "no new lo
 kill -0 "$pid" 2>/dev/null || fail "SIGHUP stopped the daemon"
 grep -qs " $M fuse" /proc/mounts || fail "SIGHUP unmounted the disks"
 dd if=/dev/urandom of="$M/vm1.img" bs=4k count=1 conv=notrunc status=none || fail "a write after SIGHUP"
+# a name with a quote and a backslash (and, below, a data directory with
+# a tab in its path): status --json stays JSON
+odd='odd"name\.img'
+truncate -s 1M "$M/$odd" || fail "create a disk with an odd name"
 [ "$(stat -c %a "$D/.repdisk/mount.log")" = 600 ] || fail "the new log file is not 0600"
 unmount_disks "$M"
 
@@ -61,4 +65,14 @@ expect_stderr "nolog"
 grep -q "^vm1.img " "$T/stdout" || fail "status showed nothing of the data directory"
 expect_exit 1 "$REPDISK" status --log "kafkaa:127.0.0.1:9" "$D"
 expect_exit 0 "$REPDISK" status "$D"
+tabbed=$T/$'da\tta'
+mv "$D" "$tabbed"
+expect_exit 0 "$REPDISK" status --json "$tabbed"
+python3 -c 'import json, sys
+s = json.load(open(sys.argv[1]))
+names = sorted(d["name"] for d in s["disks"])
+assert names == sorted(["vm1.img", sys.argv[2]]), names
+assert s["datadir"] == sys.argv[3], s["datadir"]' "$T/stdout" "$odd" "$tabbed" ||
+	fail "status --json is not JSON, or lost a name: $(cat "$T/stdout")"
+mv "$tabbed" "$D"
 say "ok"

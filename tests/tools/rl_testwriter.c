@@ -192,7 +192,10 @@ static void load_disk_uuid(struct rl_log *log, struct rl_catalog *cat,
 		return;
 	}
 
-	struct rl_record c = { .type = RL_CREATE, .epoch = 1, .name = name,
+	/* stamped with the catalog's epoch, as its writer would: a record
+	 * of an epoch no catalog claim reached is refused */
+	struct rl_record c = { .type = RL_CREATE,
+			       .epoch = rl_catalog_epoch(cat), .name = name,
 			       .mode = 0644 };
 	uint8_t buf[RL_RECORD_HDR_SIZE + 512];
 	ssize_t len;
