@@ -76,6 +76,8 @@ struct rl_writer {
 	pthread_mutex_t lock;		/* orders seal + append */
 	uint64_t epoch;			/* constant after open */
 	uint64_t seq;			/* last sequence number used, under lock */
+	bool append_refused;		/* the log refuses appends at once (a
+					   full disk): said once, under lock */
 
 	/* The image is changed by the applier thread and checkpointed
 	 * by the owner: apply_lock keeps the two apart.  Lock order: lock,
@@ -413,6 +415,14 @@ static int writer_append(struct rl_writer *w, struct submission *sub,
 	sub->rec.seq = ++w->seq;
 	rl_record_seal(sub->buf, sealer, sub->rec.epoch, sub->rec.seq);
 	rc = rl_log_append(w->stream, sub->buf, sub->len, writer_durable, sub);
+	if (rc < 0 && !w->append_refused)
+		fprintf(stderr, "repdisk: %s: log append failed: %s; writes "
+			"fail with EIO until the log accepts appends again\n",
+			w->name, strerror(-rc));
+	else if (rc == 0 && w->append_refused)
+		fprintf(stderr, "repdisk: %s: the log accepts appends again\n",
+			w->name);
+	w->append_refused = rc < 0;
 	pthread_mutex_unlock(&w->lock);
 	if (rc < 0) {
 		flight_end(w, sub);
