@@ -359,8 +359,10 @@ static void apply_one(struct rl_writer *w, struct submission *sub)
 			w->apply_failing = false;
 		}
 	}
-	flight_end(w, sub);
+	/* the completion first: rl_writer_drain() returns once nothing is
+	 * in flight, and callers rely on every completion having run */
 	sub->cb(sub->opaque, rc);
+	flight_end(w, sub);
 	free(sub->buf);
 	free(sub);
 }
