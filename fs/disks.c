@@ -253,6 +253,12 @@ static int change_check(struct fs *fs, const char *name)
 	return 0;
 }
 
+/* The catalog's skipped positions (repdisk log skip), during a replay. */
+static bool mount_skip(void *cat, const struct rl_uuid *disk, uint64_t pos)
+{
+	return rl_catalog_skipped(cat, disk, pos);
+}
+
 /* A writer that failed to open because of what its log holds (a record
  * damaged, forged, deleted by retention, or one this data directory cannot
  * apply: too large a size, a full disk), not because of the mount. */
@@ -281,8 +287,13 @@ static int disk_open(struct fs *fs, struct disk *d, struct rl_err *err)
 	if (rc == 0)
 		rc = rl_image_open(path, ckpt, &d->uuid, &d->img, err);
 	if (rc == 0) {
+		/* the replay passes over what the catalog skips; afterwards
+		 * the applier thread must not read the catalog (fs->lock's),
+		 * so a record refused later needs a remount once skipped */
+		rl_image_set_skip(d->img, mount_skip, fs->cat);
 		rc = rl_writer_open(d->stream, d->img, d->name, &wopts, &d->w,
 				    err);
+		rl_image_set_skip(d->img, NULL, NULL);
 		if (log_fault(rc)) {
 			fprintf(stderr, "repdisk: %s: %s; this disk is "
 				"read-only (reads come from its image, writes "

@@ -59,6 +59,8 @@ struct rl_image {
 	 * "succeed" over pages that never reached the disk.  Set by the
 	 * checkpointing thread, read by the applier. */
 	_Atomic int failed;
+	rl_skip_fn skip_fn;	/* rl_image_set_skip */
+	void *skip_arg;
 	uint64_t claim_pos;	/* position of the claim that set epoch, as
 				   applied here; UINT64_MAX when it came
 				   from the checkpoint */
@@ -303,8 +305,50 @@ static int apply_range(struct rl_image *img, const struct rl_record *r)
 	return rc;
 }
 
+void rl_image_set_skip(struct rl_image *img, rl_skip_fn fn, void *arg)
+{
+	img->skip_fn = fn;
+	img->skip_arg = arg;
+}
+
+/* Whether the refused position pos is one to pass over; says so. */
+static bool skip_refused(struct rl_image *img, uint64_t pos, const char *why)
+{
+	if (!img->skip_fn || atomic_load(&img->failed) ||
+	    pos != img->next_pos ||
+	    !img->skip_fn(img->skip_arg, &img->disk, pos))
+		return false;
+	fprintf(stderr, "repdisk: image %s: position %" PRIu64 " skipped, as "
+		"the catalog says (repdisk log skip): %s\n", img->path, pos,
+		why);
+	img->next_pos++;
+	return true;
+}
+
+bool rl_image_skip_unreadable(struct rl_image *img, const char *why)
+{
+	return skip_refused(img, img->next_pos, why);
+}
+
+static int image_apply(struct rl_image *img, const struct rl_record *r,
+		       uint64_t pos, struct rl_err *err);
+
 int rl_image_apply(struct rl_image *img, const struct rl_record *r,
 		   uint64_t pos, struct rl_err *err)
+{
+	struct rl_err local;
+	int rc;
+
+	if (!err)
+		err = &local;
+	rc = image_apply(img, r, pos, err);
+	if (rc < 0 && rc != -ENOMEM && skip_refused(img, pos, err->msg))
+		return RL_SKIPPED;
+	return rc;
+}
+
+static int image_apply(struct rl_image *img, const struct rl_record *r,
+		       uint64_t pos, struct rl_err *err)
 {
 	const char *tn = rl_type_name(r->type);
 	int rc = 0;

@@ -49,6 +49,8 @@ struct rl_catalog {
 	char owner[RL_NAME_MAX + 1];	/* its host, one printable word */
 	struct rl_disk_info *disks;
 	size_t n, cap;
+	struct rl_skip *skips;		/* positions every applier passes */
+	size_t n_skips;
 };
 
 int rl_datadir_prepare(const char *datadir, struct rl_err *err)
@@ -141,6 +143,48 @@ int rl_datadir_lock(const char *datadir, struct rl_err *err)
 	return fd;
 }
 
+/* Adds a skipped position (once), with its audit note made printable. */
+static int skip_add(struct rl_catalog *cat, const struct rl_uuid *disk,
+		    uint64_t pos, const char *note, size_t len)
+{
+	struct rl_skip *v, *s;
+
+	for (size_t i = 0; i < cat->n_skips; i++)
+		if (cat->skips[i].pos == pos &&
+		    rl_uuid_eq(&cat->skips[i].disk, disk))
+			return 0;
+	v = realloc(cat->skips, (cat->n_skips + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	cat->skips = v;
+	s = &cat->skips[cat->n_skips++];
+	s->disk = *disk;
+	s->pos = pos;
+	if (len >= sizeof(s->note))
+		len = sizeof(s->note) - 1;
+	for (size_t i = 0; i < len; i++)
+		s->note[i] = note[i] >= 0x20 && note[i] < 0x7f ? note[i] : '_';
+	s->note[len] = '\0';
+	return 0;
+}
+
+bool rl_catalog_skipped(const struct rl_catalog *cat,
+			const struct rl_uuid *disk, uint64_t pos)
+{
+	for (size_t i = 0; cat && i < cat->n_skips; i++)
+		if (cat->skips[i].pos == pos &&
+		    rl_uuid_eq(&cat->skips[i].disk, disk))
+			return true;
+	return false;
+}
+
+size_t rl_catalog_skips(const struct rl_catalog *cat,
+			const struct rl_skip **out)
+{
+	*out = cat->skips;
+	return cat->n_skips;
+}
+
 static int state_parse(struct rl_catalog *cat, char *buf, struct rl_err *err)
 {
 	char *line, *save = NULL;
@@ -165,6 +209,13 @@ static int state_parse(struct rl_catalog *cat, char *buf, struct rl_err *err)
 		} else if (strncmp(line, "owner ", 6) == 0 &&
 			   strlen(line + 6) <= RL_NAME_MAX) {
 			snprintf(cat->owner, sizeof(cat->owner), "%s", line + 6);
+		} else if (sscanf(line, "skip %36s %llu%n", uuid, &pos,
+				  &off) == 2 && off > 0 &&
+			   rl_uuid_parse(uuid, &d.uuid) == 0) {
+			const char *note = line[off] == ' ' ? line + off + 1 : "";
+
+			if (skip_add(cat, &d.uuid, pos, note, strlen(note)) < 0)
+				return rl_err_set(err, ENOMEM, "out of memory");
 		} else if (sscanf(line, "disk %36s %o %u %u%n", uuid, &d.mode,
 				  &d.uid, &d.gid, &off) == 4 && off > 0 &&
 			   line[off] == ' ' &&	/* the name is all the rest */
@@ -195,7 +246,9 @@ bad:
 
 static int state_save(struct rl_catalog *cat, struct rl_err *err)
 {
-	size_t cap = 128 + cat->n * (RL_UUID_STRLEN + RL_NAME_MAX + 48), len;
+	size_t cap = 128 + cat->n * (RL_UUID_STRLEN + RL_NAME_MAX + 48) +
+		     cat->n_skips * (RL_UUID_STRLEN + 32 +
+				     sizeof(cat->skips[0].note)), len;
 	char *buf = malloc(cap);
 	int rc;
 
@@ -216,6 +269,14 @@ static int state_save(struct rl_catalog *cat, struct rl_err *err)
 					"%s\n", u, d->mode, d->uid, d->gid,
 					d->name);
 	}
+	for (size_t i = 0; i < cat->n_skips; i++) {
+		char u[RL_UUID_STRLEN + 1];
+
+		rl_uuid_format(&cat->skips[i].disk, u);
+		len += (size_t)snprintf(buf + len, cap - len, "skip %s %" PRIu64
+					" %s\n", u, cat->skips[i].pos,
+					cat->skips[i].note);
+	}
 	rc = rl_write_atomic(cat->state_dir, "catalog", buf, len, err);
 	free(buf);
 	return rc;
@@ -228,6 +289,7 @@ void rl_catalog_close(struct rl_catalog *cat)
 	free(cat->datadir);
 	free(cat->state_dir);
 	free(cat->disks);
+	free(cat->skips);
 	free(cat);
 }
 
@@ -420,6 +482,18 @@ int rl_catalog_apply(struct rl_catalog *cat, const struct rl_record *r,
 		rc = apply_create(cat, r, path, sizeof(path), err);
 		goto save;
 	}
+	if (r->type == RL_SKIP) {
+		/* the operator's way past a record that stops a disk: kept
+		 * in the state, for every applier and for the audit */
+		if (!by_uuid(cat, &r->disk))
+			return rl_err_set(err, EBADMSG, "catalog: position %"
+					  PRIu64 ": SKIP of unknown disk %s",
+					  pos, u);
+		if (skip_add(cat, &r->disk, r->offset, r->data,
+			     r->data_len) < 0)
+			return rl_err_set(err, ENOMEM, "out of memory");
+		goto save;
+	}
 	d = by_uuid(cat, &r->disk);
 	if (r->type != RL_RENAME && r->type != RL_DELETE &&
 	    r->type != RL_SETATTR)
@@ -484,7 +558,8 @@ int rl_catalog_apply(struct rl_catalog *cat, const struct rl_record *r,
 save:
 	if (rc < 0)
 		return rc;
-	if (r->type != RL_SETATTR && r->type != RL_CLAIM && !stale) {
+	if (r->type != RL_SETATTR && r->type != RL_CLAIM &&
+	    r->type != RL_SKIP && !stale) {
 		rc = rl_fsync_dir(cat->datadir);
 		if (rc < 0)
 			return rl_err_set(err, -rc, "fsync %s: %s", cat->datadir,

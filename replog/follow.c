@@ -232,6 +232,12 @@ static int step_catalog(struct rl_follower *f, struct rl_err *err)
 	}
 }
 
+/* The catalog's skipped positions (repdisk log skip), as images ask. */
+static bool follow_skip(void *cat, const struct rl_uuid *disk, uint64_t pos)
+{
+	return rl_catalog_skipped(cat, disk, pos);
+}
+
 /* Opens images and readers for catalog disks not followed yet. */
 static int attach_disks(struct rl_follower *f, struct rl_err *err)
 {
@@ -262,6 +268,8 @@ static int attach_disks(struct rl_follower *f, struct rl_err *err)
 		d.stream = s;
 		snprintf(path, sizeof(path), "%s/%s", f->datadir, info[i].name);
 		rc = rl_image_open(path, f->ckpt_dir, &d.uuid, &d.img, err);
+		if (rc == 0)
+			rl_image_set_skip(d.img, follow_skip, f->cat);
 		if (rc == 0) {
 			/* loaded from its checkpoint: durable */
 			d.durable = rl_image_next_pos(d.img);
@@ -324,6 +332,19 @@ static int step_disk(struct rl_follower *f, struct follow_disk *d,
 		d->at_end = rc == 0;
 		if (rc == 0)
 			break;
+		if (rc < 0 && rc != -EIO && rc != -ETIMEDOUT &&
+		    rl_image_skip_unreadable(d->img, err->msg)) {
+			/* a record the catalog skips: read on after it */
+			rl_reader_close(d->reader);
+			rc = rl_reader_open(d->stream, rl_image_next_pos(d->img),
+					    &d->reader, err);
+			if (rc < 0) {
+				d->reader = NULL;
+				return disk_error(f, d, err);
+			}
+			applied++;
+			continue;
+		}
 		if (rc < 0)
 			return disk_error(f, d, err);
 		rc = rl_image_apply(d->img, &r, pos, err);

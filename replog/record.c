@@ -47,6 +47,7 @@
 #define CHECKSUM_LEN	32
 #define ATTR_LEN	12	/* mode, uid, gid */
 #define HOST_MAX	255
+#define SKIP_NOTE_MAX	1024
 #define ZSTD_LEVEL	1
 
 _Static_assert(OFF_CHECKSUM + CHECKSUM_LEN == RL_RECORD_HDR_SIZE,
@@ -64,6 +65,7 @@ const char *rl_type_name(enum rl_type t)
 	case RL_RENAME: return "RENAME";
 	case RL_DELETE: return "DELETE";
 	case RL_SETATTR: return "SETATTR";
+	case RL_SKIP: return "SKIP";
 	}
 	return NULL;
 }
@@ -166,6 +168,12 @@ static int check_fields(const struct rl_record *r, size_t stored, size_t raw,
 			return rl_err_set(err, code, "%s record: payload of %zu "
 					  "bytes", tn, raw);
 		return 0;
+	case RL_SKIP:
+		if (r->offset > INT64_MAX || r->length || raw > SKIP_NOTE_MAX)
+			return rl_err_set(err, code, "SKIP record: bad position "
+					  "%llu, length or note",
+					  (unsigned long long)r->offset);
+		return 0;
 	}
 	return rl_err_set(err, code, "unknown record type %d", r->type);
 }
@@ -179,6 +187,7 @@ size_t rl_record_encoded_max(const struct rl_record *r)
 		payload = ZSTD_compressBound(r->data_len);
 		break;
 	case RL_CLAIM:
+	case RL_SKIP:
 		payload = r->data_len;
 		break;
 	case RL_CREATE:
@@ -275,6 +284,7 @@ ssize_t rl_record_prepare(const struct rl_record *r, size_t zstd_min,
 		}
 		break;
 	case RL_CLAIM:
+	case RL_SKIP:
 		if (r->data_len)
 			memcpy(p, r->data, r->data_len);
 		stored = raw = r->data_len;
@@ -313,7 +323,9 @@ ssize_t rl_record_prepare(const struct rl_record *r, size_t zstd_min,
 
 	memset(h, 0, RL_RECORD_HDR_SIZE);
 	rl_put_le32(h + OFF_MAGIC, RL_MAGIC);
-	rl_put_le16(h + OFF_VERSION, RL_RECORD_VERSION);
+	/* SKIP came with version 2; everything else is written as version 1,
+	 * so readers that predate SKIP read every other record */
+	rl_put_le16(h + OFF_VERSION, e.type == RL_SKIP ? 2 : RL_RECORD_VERSION);
 	h[OFF_TYPE] = (uint8_t)e.type;
 	h[OFF_CODEC] = (uint8_t)e.codec;
 	memcpy(h + OFF_DISK, e.disk.b, 16);
@@ -382,11 +394,12 @@ ssize_t rl_record_check_header(const void *hdr, struct rl_err *err)
 
 	if (magic != RL_MAGIC)
 		return rl_err_set(err, EBADMSG, "bad magic 0x%08x", magic);
-	if (version != RL_RECORD_VERSION)
+	if (version < 1 || version > RL_RECORD_VERSION_MAX)
 		return rl_err_set(err, EPROTO, "unknown record version %u "
-				  "(this build reads version %d)", version,
-				  RL_RECORD_VERSION);
-	if (!rl_type_name(h[OFF_TYPE]))
+				  "(this build reads versions 1 to %d)", version,
+				  RL_RECORD_VERSION_MAX);
+	if (!rl_type_name(h[OFF_TYPE]) ||
+	    (h[OFF_TYPE] == RL_SKIP && version < 2))
 		return rl_err_set(err, EBADMSG, "unknown record type %u",
 				  h[OFF_TYPE]);
 	if (h[OFF_CODEC] > RL_CODEC_ZSTD)
@@ -507,7 +520,7 @@ int rl_record_decode(struct rl_decoder *d, const void *buf, size_t len,
 	default:
 		break;
 	}
-	if (r.type != RL_WRITE && r.type != RL_CLAIM) {
+	if (r.type != RL_WRITE && r.type != RL_CLAIM && r.type != RL_SKIP) {
 		r.data = NULL;
 		r.data_len = 0;
 	}

@@ -72,7 +72,8 @@ int rl_name_check(const char *name, struct rl_err *err);
  * DELETE and SETATTR records.
  */
 
-#define RL_RECORD_VERSION	1
+#define RL_RECORD_VERSION	1	/* what every record but SKIP is written as */
+#define RL_RECORD_VERSION_MAX	2	/* version 2: version 1 plus SKIP */
 #define RL_RECORD_HDR_SIZE	96
 #define RL_RECORD_MAX_PAYLOAD	(16u << 20)	/* stored bytes, 16 MiB */
 #define RL_RECORD_MAX_DATA	(16u << 20)	/* uncompressed WRITE data */
@@ -89,6 +90,9 @@ enum rl_type {
 	RL_RENAME = 17,	/* disk, name (the new name) */
 	RL_DELETE = 18,	/* disk */
 	RL_SETATTR = 19,	/* disk, mode, uid, gid */
+	RL_SKIP = 20,	/* disk, offset = a position of its stream that every
+			   applier passes over (repdisk log skip); data =
+			   who, when and why, for the audit */
 };
 
 enum rl_codec {
@@ -355,7 +359,19 @@ enum rl_apply_result {
 	RL_APPLIED = 0,
 	RL_IGNORED_STALE = 1,	/* an epoch older than the newest claim */
 	RL_IGNORED_DUP = 2,	/* a sequence number already applied */
+	RL_SKIPPED = 3,		/* refused, but a position the catalog skips */
 };
+
+/* Which positions the image may pass over when their record cannot be
+ * read or applied (rl_catalog_skipped() with the catalog as arg, say);
+ * NULL: none.  Asked only on failure, from the thread that applies. */
+typedef bool (*rl_skip_fn)(void *arg, const struct rl_uuid *disk,
+			   uint64_t pos);
+void rl_image_set_skip(struct rl_image *img, rl_skip_fn fn, void *arg);
+/* The record at the image's next position could not be read: true (and
+ * next_pos moved past it, with a note on stderr) if that position is one
+ * to skip. */
+bool rl_image_skip_unreadable(struct rl_image *img, const char *why);
 
 /* Applies the record at position pos.  Positions must come in order: pos
  * must equal rl_image_next_pos() (-EINVAL otherwise); then next_pos becomes
@@ -493,6 +509,20 @@ int rl_catalog_find_name(const struct rl_catalog *cat, const char *name,
 int rl_catalog_find_uuid(const struct rl_catalog *cat,
 			 const struct rl_uuid *uuid,
 			 struct rl_disk_info *out);	/* 0 or -ENOENT */
+
+/* A position of a disk's stream that every applier passes over, put in
+ * the catalog by `repdisk log skip` (an RL_SKIP record): the way past a
+ * damaged or forged record that stops the disk, recorded in the log
+ * itself so that every replica skips the same one. */
+struct rl_skip {
+	struct rl_uuid disk;
+	uint64_t pos;
+	char note[160];		/* who, when, why (printable) */
+};
+bool rl_catalog_skipped(const struct rl_catalog *cat,
+			const struct rl_uuid *disk, uint64_t pos);
+size_t rl_catalog_skips(const struct rl_catalog *cat,
+			const struct rl_skip **out);
 
 /* ------------------------------------------------------------------ datadir */
 

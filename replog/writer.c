@@ -687,6 +687,15 @@ int rl_replay(struct rl_stream *s, struct rl_image *img, struct rl_err *err)
 		uint64_t pos;
 
 		rc = rl_reader_next(r, &rec, &pos, 0, err);
+		if (rc < 0 && rc != -EIO && rc != -ETIMEDOUT &&
+		    rl_image_skip_unreadable(img, err->msg)) {
+			/* a record the catalog skips: read on after it */
+			rl_reader_close(r);
+			rc = rl_reader_open(s, rl_image_next_pos(img), &r, err);
+			if (rc < 0)
+				return rc;
+			continue;
+		}
 		if (rc == 0)
 			rc = rl_err_set(err, EIO, "log ends before its "
 					"durable end %" PRIu64, end);

@@ -46,7 +46,10 @@ static const char usage[] =
 	"      --write-timeout SECS    accepted, unused\n"
 	"\n"
 	"Exit status: 0, 1 when the data directory or the log cannot be read\n"
-	"(what could be read is still shown), 2 on a usage error.\n";
+	"(what could be read is still shown), 2 on a usage error.\n"
+	"\n"
+	"Positions skipped with `repdisk log skip` are listed after the disks,\n"
+	"with who skipped them, when and why.\n";
 
 /* --json is built with jansson, which escapes what a name or path may
  * hold (quotes, tabs, control bytes).  Strings that are not UTF-8 (a path
@@ -412,6 +415,32 @@ int cmd_status(int argc, char **argv)
 			       PRIu64 "\n", disks[i].name, u, size, ck.next_pos,
 			       end_s, lag_s, ck.epoch);
 		}
+	}
+	/* positions skipped with repdisk log skip: an audit, always shown */
+	{
+		const struct rl_skip *sk;
+		size_t ns = rl_catalog_skips(cat, &sk);
+		json_t *ja = json ? json_array() : NULL;
+
+		for (size_t i = 0; i < ns; i++) {
+			struct rl_disk_info di;
+			char u[RL_UUID_STRLEN + 1];
+
+			rl_uuid_format(&sk[i].disk, u);
+			if (rl_catalog_find_uuid(cat, &sk[i].disk, &di) < 0)
+				snprintf(di.name, sizeof(di.name), "%s", u);
+			if (ja)
+				json_array_append_new(ja, json_pack(
+					"{s:o, s:s, s:I, s:o}", "name",
+					jstr(di.name), "uuid", u, "position",
+					(json_int_t)sk[i].pos, "note",
+					jstr(sk[i].note)));
+			else
+				printf("%s: log position %" PRIu64 " skipped "
+				       "%s\n", di.name, sk[i].pos, sk[i].note);
+		}
+		if (ja)
+			json_object_set_new(jroot, "skipped", ja);
 	}
 	if (json) {
 		json_t *fl = nf < 0 ? json_null() : json_array();

@@ -154,8 +154,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(cmd, "--version") == 0) {
-		printf("repdisk %s (record format %d)\n", REPDISK_VERSION,
-		       RL_RECORD_VERSION);
+		printf("repdisk %s (record formats 1 to %d)\n",
+		       REPDISK_VERSION, RL_RECORD_VERSION_MAX);
 		return 0;
 	}
 	if (strcmp(cmd, "mount") == 0)

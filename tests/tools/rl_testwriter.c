@@ -17,6 +17,11 @@
  *       Reads the disk's stream and checks that every acknowledged record
  *       is there with the same contents.  Exit 0, or 1 naming the first
  *       missing or different record.
+ *
+ *   rl_testwriter forge --log URI --disk NAME --acks -
+ *       Appends to the disk's stream a well-formed WRITE of an epoch no
+ *       writer claimed (what an intruder with access to the log would
+ *       write): every applier refuses it.  Prints its position.
  */
 #include "replog.h"
 
@@ -282,6 +287,58 @@ static int do_load(const struct opts *o)
 	return 0;
 }
 
+/* ------------------------------------------------------------ forge */
+
+static int do_forge(const struct opts *o)
+{
+	struct rl_log *log;
+	struct rl_stream *cs, *s;
+	struct rl_reader *rd;
+	struct rl_uuid disk;
+	struct rl_err err;
+	bool found = false;
+	uint8_t data[512], buf[RL_RECORD_HDR_SIZE + 512];
+	struct rl_record w = { .type = RL_WRITE, .epoch = 999, .seq = 1,
+			       .length = sizeof(data), .data = data,
+			       .data_len = sizeof(data) };
+	ssize_t len;
+	int64_t pos;
+	int rc;
+
+	if (rl_log_open(o->log, RL_LOG_WRITE, NULL, &log, &err) < 0 ||
+	    rl_log_stream(log, NULL, &cs, &err) < 0 ||
+	    rl_reader_open(cs, 0, &rd, &err) < 0)
+		die("%s", err.msg);
+	for (;;) {
+		struct rl_record r;
+		uint64_t at;
+
+		rc = rl_reader_next(rd, &r, &at, 0, &err);
+		if (rc < 0)
+			die("%s", err.msg);
+		if (rc == 0)
+			break;
+		if (r.type == RL_CREATE && strcmp(r.name, o->disk) == 0) {
+			disk = r.disk;
+			found = true;
+		}
+	}
+	rl_reader_close(rd);
+	if (!found)
+		die("disk %s not in the catalog", o->disk);
+	memset(data, 'F', sizeof(data));
+	w.disk = disk;
+	len = rl_record_encode(&w, 0, buf, sizeof(buf), &err);
+	if (len < 0 || rl_log_stream(log, &disk, &s, &err) < 0)
+		die("%s", err.msg);
+	pos = rl_log_append_sync(s, buf, (size_t)len);
+	if (pos < 0)
+		die("append: %s", strerror((int)-pos));
+	printf("%" PRId64 "\n", pos);
+	rl_log_close(log);
+	return 0;
+}
+
 /* ------------------------------------------------------------ verify */
 
 struct seen {
@@ -428,5 +485,7 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "verify") == 0)
 		return do_verify(&o);
+	if (strcmp(argv[1], "forge") == 0)
+		return do_forge(&o);
 	die("unknown mode %s", argv[1]);
 }

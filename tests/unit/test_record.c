@@ -568,14 +568,14 @@ static void patch_and_expect(int s, size_t off, uint64_t v, int bytes,
 START_TEST(test_forged_header_fields)
 {
 	/* unknown versions: -EPROTO naming the version */
-	patch_and_expect(0, OFF_VERSION, 2, 2, EPROTO, "version 2");
+	patch_and_expect(0, OFF_VERSION, 3, 2, EPROTO, "version 3");
 	patch_and_expect(0, OFF_VERSION, 0, 2, EPROTO, "version 0");
 	patch_and_expect(2, OFF_VERSION, 65535, 2, EPROTO, "version 65535");
 	/* unknown types */
 	patch_and_expect(0, OFF_TYPE, 0, 1, EBADMSG, "type");
 	patch_and_expect(0, OFF_TYPE, 6, 1, EBADMSG, "type");
 	patch_and_expect(0, OFF_TYPE, 15, 1, EBADMSG, "type");
-	patch_and_expect(0, OFF_TYPE, 20, 1, EBADMSG, "type");
+	patch_and_expect(0, OFF_TYPE, 21, 1, EBADMSG, "type");
 	patch_and_expect(0, OFF_TYPE, 255, 1, EBADMSG, "type");
 	/* unknown codecs, and zstd where only WRITE may use it */
 	patch_and_expect(0, OFF_CODEC, 2, 1, EBADMSG, "codec");
@@ -1086,9 +1086,10 @@ START_TEST(test_type_names)
 	ck_assert_str_eq(rl_type_name(RL_RENAME), "RENAME");
 	ck_assert_str_eq(rl_type_name(RL_DELETE), "DELETE");
 	ck_assert_str_eq(rl_type_name(RL_SETATTR), "SETATTR");
+	ck_assert_str_eq(rl_type_name(RL_SKIP), "SKIP");
 	ck_assert_ptr_null(rl_type_name((enum rl_type)0));
 	ck_assert_ptr_null(rl_type_name((enum rl_type)6));
-	ck_assert_ptr_null(rl_type_name((enum rl_type)20));
+	ck_assert_ptr_null(rl_type_name((enum rl_type)21));
 }
 END_TEST
 
