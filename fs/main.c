@@ -91,6 +91,7 @@ static int usage_error(const char *fmt, ...)
 struct options {
 	const char *log_uri, *mountpoint, *log_file;
 	char mountpoint_real[PATH_MAX];	/* resolved: what is mounted */
+	char log_uri_copy[8192];	/* --log's, off the scrubbed argv */
 	char fuse_opts[4096];		/* -o options for FUSE, comma-joined */
 	struct rl_log_opts log_opts;
 	char datadir[PATH_MAX];
@@ -152,9 +153,11 @@ static int parse_options(int argc, char **argv, struct options *o)
 		switch (c) {
 		case 'l':
 			/* a copy: argv is scrubbed of secrets */
-			o->log_uri = strdup(optarg);
-			if (!o->log_uri)
-				return usage_error("out of memory");
+			if (strlen(optarg) >= sizeof(o->log_uri_copy))
+				return usage_error("--log URI too long");
+			snprintf(o->log_uri_copy, sizeof(o->log_uri_copy),
+				 "%s", optarg);
+			o->log_uri = o->log_uri_copy;
 			break;
 		case 'f': o->foreground = true; break;
 		case 'o':
@@ -550,8 +553,6 @@ out:
 	fuse_opt_free_args(&args);
 	rl_log_close(fs.log);
 	rl_log_opts_free(&o.log_opts);
-	if (o.log_uri != uri)
-		free((char *)o.log_uri);
 	if (fs.datadir_lock_fd >= 0)
 		close(fs.datadir_lock_fd);
 	if (status == 0)

@@ -273,7 +273,8 @@ static int decode(const char *name, const void *buf, size_t len,
 	}
 	/* sorted by disk (the catalog's nil uuid first): duplicates are
 	 * neighbours, and rl_positions_find() can bisect */
-	qsort(p->pos, p->n, sizeof(*p->pos), pos_cmp);
+	if (p->n > 1)
+		qsort(p->pos, p->n, sizeof(*p->pos), pos_cmp);
 	for (size_t i = 1; i < p->n; i++) {
 		if (rl_uuid_eq(&p->pos[i - 1].disk, &p->pos[i].disk)) {
 			snprintf(why, sizeof(why), "a disk named twice");
@@ -391,7 +392,8 @@ const struct rl_position *rl_positions_find(const struct rl_positions *p,
 
 	key.disk = disk ? *disk : nil;
 	if (p->sorted)
-		return bsearch(&key, p->pos, p->n, sizeof(*p->pos), pos_cmp);
+		return p->n ? bsearch(&key, p->pos, p->n, sizeof(*p->pos),
+				      pos_cmp) : NULL;
 	for (size_t i = 0; i < p->n; i++)
 		if (rl_uuid_eq(&p->pos[i].disk, &key.disk))
 			return &p->pos[i];
