@@ -9,18 +9,19 @@
  * rare and serialized under fs->lock, so waiting for each is fine; the
  * data path never takes fs->lock for long.
  *
- * The catalog is never changed on a stale view.  Before a change appends
- * anything, fs_catalog_sync() applies what the stream holds past the
- * catalog and brings the disk table in line (a record of ours that was
- * durable but failed to apply, say on ENOSPC; one a Kafka timeout
- * "possibly persisted"); if that fails, the change is refused with EIO
- * and nothing is appended, so a retry cannot pile records up or append a
+ * The catalog is never changed on a stale view.  A change that fails
+ * after it may have reached the log (its record durable but not applied,
+ * say on ENOSPC; an append that timed out, which Kafka may still have
+ * "possibly persisted") leaves the catalog behind the log
+ * (fs->cat_behind).  Until it has caught up, every change is refused with
+ * EIO and appends nothing, so a retry cannot pile records up or append a
  * second CREATE of one name, which every applier would refuse.  The
- * change is then checked against the synced catalog and the data
- * directory (a name in use, a directory in the way) before it is
- * appended.  A record that is durable but fails to apply leaves the
- * catalog behind the log (fs->cat_behind): the checkpoint thread syncs
- * again every second, so the change takes effect once its cause is gone.
+ * checkpoint thread catches up once a second (fs_catalog_sync: the log's
+ * end asked without fs->lock, since on Kafka it is a round trip that an
+ * outage can stall, then the records applied and the disk table brought
+ * in line), so a change that was durable takes effect by itself once its
+ * cause is gone.  A change is also checked against the data directory (a
+ * directory in the way) before it is appended.
  *
  * Every disk gets a writer at mount (or at create): the writer replays the
  * disk's log into its image from the checkpoint, then appends a CLAIM with
@@ -138,31 +139,18 @@ static void catalog_reconcile(struct fs *fs)
 	free(info);
 }
 
-int fs_catalog_sync(struct fs *fs)
+int fs_catalog_sync(struct fs *fs, uint64_t end)
 {
 	struct rl_err err;
-	uint64_t end, before = rl_catalog_next_pos(fs->cat);
+	uint64_t before = rl_catalog_next_pos(fs->cat);
 	int rc;
 
-	rc = rl_log_end(fs->cat_stream, &end);
-	if (rc < 0) {
-		rl_err_set(&err, -rc, "catalog: log end: %s", strerror(-rc));
-	} else {
-		rc = catalog_catch_up(fs, end, &err);
-		if (rl_catalog_next_pos(fs->cat) != before)
-			catalog_reconcile(fs);
-	}
-	if (rc < 0) {
-		if (!fs->cat_behind)
-			fprintf(stderr, "repdisk: %s; catalog changes fail "
-				"with EIO and append nothing until it can be "
-				"applied (tried again every second)\n", err.msg);
-		fs->cat_behind = true;
-		return -EIO;
-	}
-	if (fs->cat_behind)
-		fprintf(stderr, "repdisk: catalog: up to date with the log "
-			"again\n");
+	rc = catalog_catch_up(fs, end, &err);
+	if (rl_catalog_next_pos(fs->cat) != before)
+		catalog_reconcile(fs);
+	if (rc < 0)
+		return -EIO;	/* said when it fell behind; tried again */
+	fprintf(stderr, "repdisk: catalog: up to date with the log again\n");
 	fs->cat_behind = false;
 	if (rl_catalog_epoch(fs->cat) > fs->cat_epoch) {
 		if (!fs->cat_fenced)
@@ -195,12 +183,15 @@ static int catalog_change(struct fs *fs, struct rl_record *r)
 		return (int)len;
 	pos = rl_log_append_sync(fs->cat_stream, buf, (size_t)len);
 	if (pos < 0) {
-		fprintf(stderr, "repdisk: catalog: log append failed: %s\n",
-			strerror((int)-pos));
-		/* not in the log (or "possibly persisted": the next sync
-		 * finds it): the table goes back to what the catalog has,
-		 * such as a disk whose delete this was */
+		fprintf(stderr, "repdisk: catalog: log append failed: %s; "
+			"catalog changes fail with EIO and append nothing "
+			"until the catalog has caught up with the log (tried "
+			"every second)\n", strerror((int)-pos));
+		/* not in the log, or "possibly persisted": the sync finds
+		 * out.  Meanwhile the table goes back to what the catalog
+		 * has, such as a disk whose delete this was. */
 		catalog_reconcile(fs);
+		fs->cat_behind = true;
 		return -EIO;
 	}
 	rc = catalog_catch_up(fs, (uint64_t)pos, &err);
@@ -235,10 +226,11 @@ static int change_check(struct fs *fs, const char *name)
 {
 	char path[PATH_MAX];
 	struct stat st;
-	int rc = fs_catalog_sync(fs);
 
-	if (rc < 0)
-		return rc;
+	if (fs->cat_behind)
+		return -EIO;	/* see the notes at the top */
+	if (rl_catalog_epoch(fs->cat) > fs->cat_epoch)
+		return -EROFS;	/* fenced: said when it was found */
 	if (!name)
 		return 0;
 	if (fs_disk_by_name(fs, name))
@@ -646,6 +638,8 @@ void *fs_checkpoint_main(void *arg)
 	pthread_mutex_lock(&fs->ckpt_wait_lock);
 	while (!fs->stop) {
 		struct timespec ts;
+		uint64_t end;
+		bool behind;
 
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_sec += 1;
@@ -655,9 +649,13 @@ void *fs_checkpoint_main(void *arg)
 		pthread_mutex_unlock(&fs->ckpt_wait_lock);
 		fs_log_reopen();
 		pthread_mutex_lock(&fs->lock);
-		if (fs->cat_behind)
-			fs_catalog_sync(fs);
+		behind = fs->cat_behind;
 		pthread_mutex_unlock(&fs->lock);
+		if (behind && rl_log_end(fs->cat_stream, &end) == 0) {
+			pthread_mutex_lock(&fs->lock);
+			fs_catalog_sync(fs, end);
+			pthread_mutex_unlock(&fs->lock);
+		}
 		fs_checkpoint_all(fs);
 		pthread_mutex_lock(&fs->ckpt_wait_lock);
 	}

@@ -91,11 +91,12 @@ int fs_disk_rename(struct fs *fs, struct disk *d, const char *name);
 int fs_disk_setattr(struct fs *fs, struct disk *d, uint32_t mode, uint32_t uid,
 		    uint32_t gid);
 int fs_checkpoint_all(struct fs *fs);
-/* Applies what the catalog stream holds past the catalog (another
- * writer's records, ours that failed to apply) and brings the disk table
- * in line with it.  0, -EIO (nothing can be changed until it succeeds) or
- * -EROFS (fenced).  fs->lock held. */
-int fs_catalog_sync(struct fs *fs);
+/* Applies what the catalog stream holds past the catalog up to end (the
+ * stream's end, asked without fs->lock), ours that failed to apply
+ * included, and brings the disk table in line with it; clears
+ * fs->cat_behind.  0, -EIO (still behind) or -EROFS (fenced).  fs->lock
+ * held. */
+int fs_catalog_sync(struct fs *fs, uint64_t end);
 /* main.c: reopens the log file after a SIGHUP (checkpoint thread). */
 void fs_log_reopen(void);
 void *fs_checkpoint_main(void *arg);
