@@ -6,7 +6,8 @@
 # says so once, and the disk takes no more writes (EIO) even after the
 # fault is gone, while other disks go on.  A remount replays the log from
 # the last good checkpoint: every acknowledged write is there, and the
-# refused one is not.
+# refused one is not.  A failed fdatasync of the log's segment is sticky
+# in the same way, for the whole log, until it is reopened.
 . "$(dirname "$0")/../lib/lib.sh"
 requires dd cmp
 
@@ -63,4 +64,23 @@ cmp -n 65536 /dev/zero <(dd if="$M/vm1.img" bs=64k skip=2 count=1 status=none) |
 	fail "the refused write C is on the disk"
 cmp -n 65536 "$T/D" "$M/vm2.img" || fail "vm2.img lost its write"
 dd if="$T/C" of="$M/vm1.img" bs=64k seek=2 conv=notrunc status=none || fail "vm1.img takes writes again after the remount"
+
+# --- the log's fdatasync fails: sticky too, for every disk of the log
+unmount_disks "$M"
+with_faults "$CTL" mount_disks "$D" "$M"
+set_faults "$CTL" "eio /disks/"
+expect_exit 1 dd if="$T/D" of="$M/vm1.img" bs=64k seek=3 conv=notrunc status=none
+expect_stderr "Input/output error"
+grep -q "fdatasync failed: Input/output error; the log refuses appends until it is reopened" "$D/.repdisk/mount.log" ||
+	fail "no message for the log's failed fdatasync: $(tail -3 "$D/.repdisk/mount.log")"
+set_faults "$CTL"
+expect_exit 1 dd if="$T/D" of="$M/vm2.img" bs=64k seek=3 conv=notrunc status=none
+unmount_disks "$M"
+mount_disks "$D" "$M"
+for b in A B C; do
+	i=$(( $(printf '%d' "'$b") - 65 ))
+	cmp -n 65536 "$T/$b" <(dd if="$M/vm1.img" bs=64k skip="$i" count=1 status=none) ||
+		fail "acknowledged write $b lost after the log's fdatasync failed"
+done
+dd if="$T/D" of="$M/vm1.img" bs=64k seek=3 conv=notrunc status=none || fail "no write after reopening the log"
 say "ok"
