@@ -139,6 +139,18 @@ static void catalog_reconcile(struct fs *fs)
 	free(info);
 }
 
+/* Another mount claimed the catalog: said once; -EROFS. */
+static int catalog_fenced(struct fs *fs)
+{
+	if (!fs->cat_fenced)
+		fprintf(stderr, "repdisk: catalog: fenced: the log's catalog "
+			"was claimed by %s (epoch %" PRIu64 "); this mount "
+			"makes no more catalog changes\n",
+			rl_catalog_owner(fs->cat), rl_catalog_epoch(fs->cat));
+	fs->cat_fenced = true;
+	return -EROFS;
+}
+
 int fs_catalog_sync(struct fs *fs, uint64_t end)
 {
 	struct rl_err err;
@@ -153,14 +165,7 @@ int fs_catalog_sync(struct fs *fs, uint64_t end)
 	fprintf(stderr, "repdisk: catalog: up to date with the log again\n");
 	fs->cat_behind = false;
 	if (rl_catalog_epoch(fs->cat) > fs->cat_epoch) {
-		if (!fs->cat_fenced)
-			fprintf(stderr, "repdisk: catalog: fenced: the log's "
-				"catalog was claimed by %s (epoch %" PRIu64 "); "
-				"this mount makes no more catalog changes\n",
-				rl_catalog_owner(fs->cat),
-				rl_catalog_epoch(fs->cat));
-		fs->cat_fenced = true;
-		return -EROFS;
+		return catalog_fenced(fs);
 	}
 	return 0;
 }
@@ -198,14 +203,7 @@ static int catalog_change(struct fs *fs, struct rl_record *r)
 	if (rc == 0)
 		rc = rl_catalog_apply(fs->cat, r, (uint64_t)pos, &err);
 	if (rc == RL_IGNORED_STALE) {
-		if (!fs->cat_fenced)
-			fprintf(stderr, "repdisk: catalog: fenced: the log's "
-				"catalog was claimed by %s (epoch %" PRIu64 "); "
-				"this mount makes no more catalog changes\n",
-				rl_catalog_owner(fs->cat),
-				rl_catalog_epoch(fs->cat));
-		fs->cat_fenced = true;
-		return -EROFS;
+		return catalog_fenced(fs);
 	}
 	if (rc < 0) {
 		/* durable in the log but not applied: the checkpoint thread

@@ -136,10 +136,12 @@ run() { # BACKEND: the whole scenario against $WLOG / $FLOG
 	end2=$(dcol "$T/st2" vm1)
 	[ "$lag2" = $((N3 + N4 + 2)) ] && [ "$end2" = $((end1 + N4 + 1)) ] ||
 		{ cat "$T/st2" >&2; fail "$B: fb's lag $lag2, want $((N3 + N4 + 2))"; }
-	# behind in time: since fb last held everything, growing
+	# behind in time: since fb last held everything, so it never shrinks
+	# while fb is stopped (how much it grows between two calls depends on
+	# the machine's speed: only that it is a time, and does not go back)
 	awk -v a="$(fcol "$T/st1" fb vm1 behind)" -v b="$(fcol "$T/st2" fb vm1 behind)" \
-		'BEGIN { exit !(a > 0 && b > a) }' ||
-		{ cat "$T/st1" "$T/st2" >&2; fail "$B: fb's time behind does not grow"; }
+		'BEGIN { exit !(a ~ /^[0-9]+\.[0-9]$/ && b ~ /^[0-9]+\.[0-9]$/ && b + 0 >= a + 0) }' ||
+		{ cat "$T/st1" "$T/st2" >&2; fail "$B: fb's time behind is not a time that holds or grows"; }
 	# and in bytes, where the log can tell: at least a header per record
 	if [ "$B" = file ]; then
 		by1=$(fcol "$T/st1" fb vm1 bytes) by2=$(fcol "$T/st2" fb vm1 bytes)

@@ -287,26 +287,17 @@ static int do_load(const struct opts *o)
 	return 0;
 }
 
-/* ------------------------------------------------------------ forge */
-
-static int do_forge(const struct opts *o)
+/* The uuid of disk name, from the catalog stream of log; dies if none. */
+static struct rl_uuid catalog_disk(struct rl_log *log, const char *name)
 {
-	struct rl_log *log;
-	struct rl_stream *cs, *s;
+	struct rl_stream *cs;
 	struct rl_reader *rd;
 	struct rl_uuid disk;
 	struct rl_err err;
 	bool found = false;
-	uint8_t data[512], buf[RL_RECORD_HDR_SIZE + 512];
-	struct rl_record w = { .type = RL_WRITE, .epoch = 999, .seq = 1,
-			       .length = sizeof(data), .data = data,
-			       .data_len = sizeof(data) };
-	ssize_t len;
-	int64_t pos;
 	int rc;
 
-	if (rl_log_open(o->log, RL_LOG_WRITE, NULL, &log, &err) < 0 ||
-	    rl_log_stream(log, NULL, &cs, &err) < 0 ||
+	if (rl_log_stream(log, NULL, &cs, &err) < 0 ||
 	    rl_reader_open(cs, 0, &rd, &err) < 0)
 		die("%s", err.msg);
 	for (;;) {
@@ -318,14 +309,35 @@ static int do_forge(const struct opts *o)
 			die("%s", err.msg);
 		if (rc == 0)
 			break;
-		if (r.type == RL_CREATE && strcmp(r.name, o->disk) == 0) {
+		if (r.type == RL_CREATE && strcmp(r.name, name) == 0) {
 			disk = r.disk;
 			found = true;
 		}
 	}
 	rl_reader_close(rd);
 	if (!found)
-		die("disk %s not in the catalog", o->disk);
+		die("disk %s not in the catalog", name);
+	return disk;
+}
+
+/* ------------------------------------------------------------ forge */
+
+static int do_forge(const struct opts *o)
+{
+	struct rl_log *log;
+	struct rl_stream *s;
+	struct rl_uuid disk;
+	struct rl_err err;
+	uint8_t data[512], buf[RL_RECORD_HDR_SIZE + 512];
+	struct rl_record w = { .type = RL_WRITE, .epoch = 999, .seq = 1,
+			       .length = sizeof(data), .data = data,
+			       .data_len = sizeof(data) };
+	ssize_t len;
+	int64_t pos;
+
+	if (rl_log_open(o->log, RL_LOG_WRITE, NULL, &log, &err) < 0)
+		die("%s", err.msg);
+	disk = catalog_disk(log, o->disk);
 	memset(data, 'F', sizeof(data));
 	w.disk = disk;
 	len = rl_record_encode(&w, 0, buf, sizeof(buf), &err);
@@ -349,38 +361,19 @@ struct seen {
 static int do_verify(const struct opts *o)
 {
 	struct rl_log *log;
-	struct rl_stream *cs, *s;
+	struct rl_stream *s;
 	struct rl_reader *rd;
 	struct rl_uuid disk;
 	struct rl_err err;
 	struct seen *v = NULL;
 	size_t n = 0, cap = 0, acks = 0;
-	bool found = false;
 	char line[256];
 	FILE *f;
 	int rc;
 
-	if (rl_log_open(o->log, 0, NULL, &log, &err) < 0 ||
-	    rl_log_stream(log, NULL, &cs, &err) < 0 ||
-	    rl_reader_open(cs, 0, &rd, &err) < 0)
+	if (rl_log_open(o->log, 0, NULL, &log, &err) < 0)
 		die("%s", err.msg);
-	for (;;) {
-		struct rl_record r;
-		uint64_t pos;
-
-		rc = rl_reader_next(rd, &r, &pos, 0, &err);
-		if (rc < 0)
-			die("%s", err.msg);
-		if (rc == 0)
-			break;
-		if (r.type == RL_CREATE && strcmp(r.name, o->disk) == 0) {
-			disk = r.disk;
-			found = true;
-		}
-	}
-	rl_reader_close(rd);
-	if (!found)
-		die("disk %s not in the catalog", o->disk);
+	disk = catalog_disk(log, o->disk);
 	if (rl_log_stream(log, &disk, &s, &err) < 0 ||
 	    rl_reader_open(s, 0, &rd, &err) < 0)
 		die("%s", err.msg);
