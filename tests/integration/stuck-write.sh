@@ -31,6 +31,7 @@ done
 grep -Eq "^repdisk: vm1\.img: a WRITE record \(offset 196608, length 65536, epoch [0-9]+, seq [0-9]+\) has waited 1[0-9] s for the log, which has neither made it durable nor failed it; 1 records of this disk are in flight" "$D/.repdisk/mount.log" ||
 	fail "no stuck report in the mount log: $(tail -5 "$D/.repdisk/mount.log")"
 kill -0 "$dd_pid" 2>/dev/null || fail "the write finished while the log hung"
+fusectl_on
 [ "$(fuse_waiting "$M")" = 1 ] || fail "want 1 request waiting in the kernel, have $(fuse_waiting "$M")"
 
 # the disk answers again: the write completes, and the log says so

@@ -293,16 +293,20 @@ log_converged() {
 
 # --- bounded clients -----------------------------------------------------
 
+# fusectl_on: mounts fusectl (the kernel's FUSE connections) if it is not,
+# and unmounts it again at exit.  Call it from the test's own shell, not in
+# a command substitution, whose cleanups are lost.
+fusectl_on() {
+	grep -qs " /sys/fs/fuse/connections fusectl " /proc/mounts && return 0
+	mount -t fusectl none /sys/fs/fuse/connections 2>/dev/null &&
+		cleanup "umount /sys/fs/fuse/connections"
+}
+
 # fuse_waiting MOUNTPOINT: how many requests the kernel's FUSE connection
 # of a mount has sent and not had answered (fusectl's "waiting"), or "?"
-# when that cannot be read.  fusectl is mounted if it is not, and
-# unmounted again at exit.
+# when that cannot be read (call fusectl_on first).
 fuse_waiting() {
 	local dev
-	if ! grep -qs " /sys/fs/fuse/connections fusectl " /proc/mounts; then
-		mount -t fusectl none /sys/fs/fuse/connections 2>/dev/null &&
-			cleanup "umount /sys/fs/fuse/connections"
-	fi
 	dev=$(stat -c %d "$1" 2>/dev/null) &&
 		cat "/sys/fs/fuse/connections/$dev/waiting" 2>/dev/null || echo "?"
 }
@@ -326,6 +330,7 @@ wait_bounded() {
 		[ ${#left[@]} -eq 0 ] && break
 		if [ "$SECONDS" -ge "$until" ]; then
 			local waiting
+			fusectl_on
 			waiting=$(fuse_waiting "$mnt")
 			for p in "${left[@]}"; do
 				kill -9 "${p#*=}" 2>/dev/null
