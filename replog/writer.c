@@ -81,7 +81,8 @@ struct rl_writer {
 
 	/* The image is changed by the applier thread and checkpointed
 	 * by the owner: apply_lock keeps the two apart.  Lock order: lock,
-	 * then apply_lock (never both in practice). */
+	 * then apply_lock (never both in practice); lock, then idle_lock
+	 * (a record goes on the in-flight list as it is sealed). */
 	pthread_mutex_t apply_lock;
 	struct rl_decoder dec;		/* under apply_lock */
 	pthread_mutex_t ckpt_lock;	/* one checkpoint at a time */
@@ -411,11 +412,13 @@ static int writer_append(struct rl_writer *w, struct submission *sub,
 {
 	int rc;
 
-	flight_begin(w, sub);
 	pthread_mutex_lock(&w->lock);
 	sub->rec.epoch = w->epoch;
 	sub->rec.seq = ++w->seq;
 	rl_record_seal(sub->buf, sealer, sub->rec.epoch, sub->rec.seq);
+	/* on the list once its seq is set (stuck_check reads it under
+	 * idle_lock), before the log can complete it */
+	flight_begin(w, sub);
 	rc = rl_log_append(w->stream, sub->buf, sub->len, writer_durable, sub);
 	if (rc < 0 && !w->append_refused)
 		fprintf(stderr, "repdisk: %s: log append failed: %s; writes "
