@@ -13,28 +13,12 @@ requires fusermount3 truncate
 ROUNDS=${CRASH_ROUNDS:-8}
 D=$T/data M=$T/mnt R=$T/replica
 BS=(4096 65536 1048576)
-# How much a round writes before the kill.  On kafka, the devbroker
-# (librdkafka's mock) keeps only about 5 MiB per partition (nine 512 KiB
-# records) and drops older records, and a new mount replays from the last
-# checkpoint (at the previous mount's claim, then every second), so what a
-# round writes must stay well under that: ackwriter, which runs flat out
-# (up to 140 MiB/s here), is killed within 20 ms of having ROUND_KB/2 to
-# ROUND_KB KiB of its writes (one at least) acknowledged, with at most
-# MAX_INFLIGHT_KB of writes in flight (but one thread at least), and fio
-# writes at FIO_RATE at most.  Each ackwriter thread also pauses 50 ms
-# after each write there (DELAY_US), so that the moments between "enough
-# acknowledged" and the kill add one write per thread at most, however
-# fast the machine: flat out, a fast machine wrote past the mock's limit
-# before the kill, and the new mount found its checkpoint's position
-# deleted.  The file log keeps everything: a round lasts a random 0.2 to
-# 0.9 s, 8 threads write flat out, and so does fio.
-if [ "$REPDISK_TEST_BACKEND" = kafka ]; then
-	ROUND_KB=${ROUND_KB:-1536} MAX_INFLIGHT_KB=${MAX_INFLIGHT_KB:-256}
-	FIO_RATE=${FIO_RATE:-1536k} DELAY_US=${DELAY_US:-50000}
-else
-	ROUND_KB=${ROUND_KB:-} MAX_INFLIGHT_KB=${MAX_INFLIGHT_KB:-} FIO_RATE=${FIO_RATE:-}
-	DELAY_US=${DELAY_US:-}
-fi
+# How much a round writes before the kill: by default a round lasts a
+# random 0.2 to 0.9 s, 8 threads write flat out, and so does fio, on the
+# file log and on Kafka alike (the log keeps everything).  ROUND_KB,
+# MAX_INFLIGHT_KB, FIO_RATE and DELAY_US (ackwriter's) can bound it.
+ROUND_KB=${ROUND_KB:-} MAX_INFLIGHT_KB=${MAX_INFLIGHT_KB:-} FIO_RATE=${FIO_RATE:-}
+DELAY_US=${DELAY_US:-}
 
 # layout BS: ackwriter's THREADS (8, fewer if MAX_INFLIGHT_KB says so)
 # and BLOCKS per thread (they share 256 MiB, 512 blocks each at most)

@@ -11,17 +11,7 @@ requires mkfs.ext4 e2fsck debugfs dumpe2fs fusermount3 cmp
 
 D=$T/data M=$T/mnt R=$T/replica
 LOG=$(test_log_uri "$D")
-# On kafka, the devbroker (librdkafka's mock) keeps only about 5 MiB per
-# partition and drops older records, and the follower, idle at the end of
-# the log, asks again only every 100 ms: nothing written to one disk in one
-# go may exceed 4 MiB there.  So the two largest files are smaller, the old
-# contents are written 3 MiB at a time with the follower caught up in
-# between, and the follower catches up after mkfs.
-if [ "$REPDISK_TEST_BACKEND" = kafka ]; then
-	BIG=1000000 NEW=1500000 OLD_CHUNK_MB=3
-else
-	BIG=3000000 NEW=5000000 OLD_CHUNK_MB=64
-fi
+BIG=3000000 NEW=5000000 OLD_CHUNK_MB=64
 
 mount_disks "$D" "$M"
 start_follower "$LOG" "$R"

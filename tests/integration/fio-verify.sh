@@ -13,18 +13,9 @@ requires fio fusermount3 cmp
 
 D=$T/data M=$T/mnt R=$T/replica
 LOG=$(test_log_uri "$D")
-# The jobs' sizes, and how fio prints them.  On kafka, the devbroker
-# (librdkafka's mock) keeps only about 5 MiB per partition and drops older
-# records, and the follower, idle at the end of the log, asks again only
-# every 100 ms: fio writes faster than that, so the whole run stays under
-# 4 MiB there (the same jobs and block sizes, 1 MiB writes included).
-if [ "$REPDISK_TEST_BACKEND" = kafka ]; then
-	export FIO_SMALL=1M FIO_MIXED=2M FIO_BUFFERED=512K
-	IO_SIZES="1024KiB 2048KiB 512KiB" FLIP_BLOCK=100
-else
-	export FIO_SMALL=128M FIO_MIXED=128M FIO_BUFFERED=32M
-	IO_SIZES="128MiB 128MiB 32.0MiB" FLIP_BLOCK=1000
-fi
+# The jobs' sizes, and how fio prints them.
+export FIO_SMALL=128M FIO_MIXED=128M FIO_BUFFERED=32M
+IO_SIZES="128MiB 128MiB 32.0MiB" FLIP_BLOCK=1000
 
 mount_disks "$D" "$M"
 start_follower "$LOG" "$R"

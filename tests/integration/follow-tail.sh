@@ -5,16 +5,8 @@
 . "$(dirname "$0")/../lib/lib.sh"
 
 LOG=$(test_log_uri "$T/primary")
-# Records per load.  On kafka, the devbroker (librdkafka's mock) keeps only
-# about 5 MiB per partition and drops older records, and a verify, or a
-# follower starting from scratch, reads each disk's stream from 0: there
-# the loads stay under about 3 MiB per disk (a record is 24 KiB on
-# average), and the follower still tails a live writer.
-if [ "$REPDISK_TEST_BACKEND" = kafka ]; then
-	N1=40 N2=80 N3=100 N4=50
-else
-	N1=500 N2=3000 N3=1000 N4=500
-fi
+# Records per load (a record is 24 KiB on average).
+N1=500 N2=3000 N3=1000 N4=500
 mkdir -p "$T/primary" "$T/replica"
 "$RL_TESTWRITER" load --log "$LOG" --datadir "$T/primary" --disk vm1.img \
 	--acks "$T/acks1" --count "$N1" --seed 1 > "$T/w1.log" 2>&1 || fail "load 1"

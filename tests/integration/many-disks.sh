@@ -19,14 +19,8 @@ LOG=$(test_log_uri "$D")
 counts=(${MANY_DISKS:-1 2 4 8 16})
 depths=(${MANY_DEPTHS:-1 4 32})
 max=${counts[-1]}
-# Each fio job's size.  The development cluster (kafka) keeps only about
-# 5 MiB per partition: a round there writes 3 MiB per disk at most, and
-# the follower catches up after each.
-if [ "$REPDISK_TEST_BACKEND" = kafka ]; then
-	export JOB_SIZE=512K
-else
-	export JOB_SIZE=8M
-fi
+# Each fio job's size.
+export JOB_SIZE=${JOB_SIZE:-8M}
 # A round takes seconds here (minutes under the sanitizers on a slow
 # machine would still be well inside this): past it, it is a hang.
 BOUND=${MANY_BOUND:-240}

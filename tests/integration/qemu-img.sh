@@ -12,12 +12,9 @@ requires qemu-img qemu-io fusermount3 cmp du
 D=$T/data M=$T/mnt R=$T/replica
 LOG=$(test_log_uri "$D")
 MiB=1048576
-# On kafka, the devbroker (librdkafka's mock) keeps only about 5 MiB per
-# partition and drops older records, and the follower, idle at the end of
-# the log, asks again only every 100 ms: nothing written to one disk in one
-# go may exceed 4 MiB there.  The larger writes below are made CHUNK_MB at
-# a time then, the follower caught up in between.
-if [ "$REPDISK_TEST_BACKEND" = kafka ]; then CHUNK_MB=2; else CHUNK_MB=1024; fi
+# The larger writes below are made CHUNK_MB at a time, the follower caught
+# up in between.
+CHUNK_MB=1024
 
 # qio FILE FORMAT CACHE PATTERN OFFSET-MB LENGTH-MB: qemu-io writes
 # PATTERN (a byte, or -z for write-zeroes) over the range, CHUNK_MB at a

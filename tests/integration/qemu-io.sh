@@ -2,32 +2,26 @@
 # qemu-io, QEMU's own block layer, writing a raw disk in the mount the ways
 # a guest does: batches of parallel aio_write with distinct patterns at
 # many offsets and sizes (512 B to 1 MiB), with O_DIRECT (cache=none) and
-# aio=native, threads (from misaligned buffers) and io_uring, then with the host page cache
-# (cache=writeback, some writes unaligned), write-zeroes with and without
-# unmap, and an aio_flush after each batch.  Writes within a batch do not
+# aio=native, threads (from misaligned buffers) and io_uring, then with
+# the host page cache (cache=writeback, some writes unaligned),
+# write-zeroes with and without unmap, and an aio_flush after each batch,
+# over a 128 MiB disk first filled whole with 1 MiB writes.  Writes within a batch do not
 # overlap; later batches overwrite parts of earlier ones.  A model of the
 # final contents (the last write covering each byte wins, zeros where
 # nothing was written) becomes `read -P` commands covering the whole disk,
 # run through the mount with both cache modes, again after a remount, and
-# on the follower's image.
+# on the follower's image.  On Kafka, a second follower started after all
+# the writes (`repdisk follow --once`, from nothing) reads the whole log
+# and holds the same bytes.
 . "$(dirname "$0")/../lib/lib.sh"
 requires qemu-io qemu-img fusermount3 cmp
 
 D=$T/data M=$T/mnt R=$T/replica
 LOG=$(test_log_uri "$D")
-SIZE=$((64 << 20))
+SIZE=$((128 << 20))
+FILL=165	# the pattern of the first pass over the whole disk
 SEED=${SEED:-20240611}
-# The longest write.  On kafka, the devbroker (librdkafka's mock) keeps
-# only about 5 MiB per partition and drops older records, and a follower
-# idle at the end of the log asks again only every 100 ms: a batch of
-# writes up to 1 MiB (up to 15 MiB) would be dropped before the follower
-# reads it.  Writes up to 128 KiB keep each batch under 4 MiB, and the
-# follower catches up after each batch.
-if [ "$REPDISK_TEST_BACKEND" = kafka ]; then
-	MAX_WRITE=${MAX_WRITE:-131072}
-else
-	MAX_WRITE=${MAX_WRITE:-1048576}	# the longest the workload makes
-fi
+MAX_WRITE=${MAX_WRITE:-1048576}	# the longest write the workload makes
 
 mount_disks "$D" "$M"
 start_follower "$LOG" "$R"
@@ -85,7 +79,7 @@ awk 'NR == FNR { o[NR] = $2; e[NR] = $2 + $3; p[NR] = $4; n = NR; next }
 	{ b[++m] = $1 }
 	END {
 		for (i = 1; i < m; i++) {
-			v = 0
+			v = fill
 			for (w = n; w >= 1; w--)
 				if (o[w] <= b[i] && e[w] >= b[i + 1]) { v = p[w]; break }
 			if (i > 1 && v == cur) continue
@@ -93,7 +87,7 @@ awk 'NR == FNR { o[NR] = $2; e[NR] = $2 + $3; p[NR] = $4; n = NR; next }
 			start = b[i]; cur = v
 		}
 		print start, b[m] - start, cur
-	}' "$T/writes" "$T/bounds" > "$T/model"
+	}' fill="$FILL" "$T/writes" "$T/bounds" > "$T/model"
 [ "$(awk '{ t += $2 } END { print t }' "$T/model")" = "$SIZE" ] || fail "the model does not cover the disk"
 say "$(wc -l < "$T/model") regions to verify, $(awk '$3 != 0' "$T/model" | wc -l) of them data"
 
@@ -133,6 +127,11 @@ verify() {
 	[ "$n" -gt 100 ] || fail "only $n regions"
 }
 
+# batch 0: the whole disk in 1 MiB writes, all in flight at once (not in
+# the model, whose regions no later write covers hold FILL)
+awk -v size="$SIZE" -v p="$FILL" 'BEGIN { for (o = 0; o < size; o += 1048576) print 0, o, 1048576, p, "w" }' >> "$T/writes"
+run_batch 0 -n -t none -i native
+converged "$D" "$R" vm1.img
 run_batch 1 -n -t none -i native
 converged "$D" "$R" vm1.img
 run_batch 2 -n -t none -i threads -m	# misaligned buffers
@@ -162,4 +161,9 @@ verify "$M/vm1.img" -n -t none
 verify "$M/vm1.img"
 converged "$D" "$R" vm1.img
 verify "$R/vm1.img"
+if [ "$REPDISK_TEST_BACKEND" = kafka ]; then
+	expect_exit 0 "$REPDISK" follow --once --log "$LOG" "$T/late"
+	verify "$T/late/vm1.img"
+	cmp "$D/vm1.img" "$T/late/vm1.img" || fail "the late follower's image differs"
+fi
 say "ok"

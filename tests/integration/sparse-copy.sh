@@ -16,11 +16,8 @@ D=$T/data M=$T/mnt R=$T/replica
 LOG=$(test_log_uri "$D")
 MiB=1048576
 # The layout's unit: the source is 128 U with data islands, and every
-# offset and size below is in U.  On kafka, the devbroker (librdkafka's
-# mock) keeps only about 5 MiB per partition and drops older records, and
-# the follower, idle at the end of the log, asks again only every 100 ms:
-# copying 10 U of data into one disk at once must stay under 4 MiB there.
-if [ "$REPDISK_TEST_BACKEND" = kafka ]; then U=$((256 * 1024)); else U=$MiB; fi
+# offset and size below is in U.
+U=$MiB
 
 mount_disks "$D" "$M"
 start_follower "$LOG" "$R"

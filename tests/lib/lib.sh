@@ -11,7 +11,11 @@
 # ctest passes the binaries as REPDISK and RL_TESTWRITER, and the log
 # backend the mount tests run on as REPDISK_TEST_BACKEND: "file" (the
 # default: each primary's embedded file log, DATADIR/.repdisk/log) or
-# "kafka" (a `repdisk devbroker` started for the test, see test_log_uri).
+# "kafka" (a real 3-node Apache Kafka cluster, tools/kafka-cluster.sh: the
+# suite's shared one named by KAFKA_CLUSTER_DIR, in a namespace of the
+# test's own, or else one started for the test; see test_log_uri).
+# Tests that need librdkafka's mock cluster for exact fault injection
+# start one themselves (start_devbroker).
 
 set -euo pipefail
 
@@ -30,6 +34,7 @@ cleanup() { _cleanups+=("$*"); }
 _run_cleanups() {
 	local rc=$?
 	set +e
+	[ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && _test_failed=1
 	for ((i = ${#_cleanups[@]} - 1; i >= 0; i--)); do
 		eval "${_cleanups[i]}" >/dev/null 2>&1
 	done
@@ -141,10 +146,14 @@ status_field() {
 
 # --- the log backend -----------------------------------------------------
 
-# start_devbroker: a development Kafka cluster for this test (3 brokers,
-# min.insync 2), killed at exit; sets DEVBROKER_BOOTSTRAP (its bootstrap
-# servers) and DEVBROKER_CTL (its control socket, for `repdisk devbroker
-# ctl`).  Start it before mounts and followers: it is then killed last.
+KAFKA_CLUSTER=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../tools" && pwd)/kafka-cluster.sh
+
+# start_devbroker: a development Kafka cluster for this test (librdkafka's
+# mock: 3 brokers, min.insync 2), killed at exit; sets DEVBROKER_BOOTSTRAP
+# (its bootstrap servers) and DEVBROKER_CTL (its control socket, for
+# `repdisk devbroker ctl`).  For exact fault injection only: it replicates
+# nothing and keeps about 5 MiB per partition.  Start it before mounts and
+# followers: it is then killed last.
 start_devbroker() {
 	DEVBROKER_CTL=$T/devbroker.ctl
 	start_bg "$T/devbroker.log" "$REPDISK" devbroker --brokers 3 \
@@ -161,23 +170,68 @@ start_devbroker() {
 	DEVBROKER_BOOTSTRAP=$(cat "$T/devbroker.bootstrap")
 }
 
+# kcluster COMMAND...: tools/kafka-cluster.sh on the test's cluster.
+kcluster() { "$KAFKA_CLUSTER" "$@"; }
+
+# start_kafka_cluster: a real 3-node Kafka cluster of the test's own, in
+# $T/kafka (its nodes' logs there too), stopped at exit; for tests that
+# kill, pause or cut off brokers.  Exports KAFKA_CLUSTER_DIR and sets
+# KAFKA_BOOTSTRAP.  Extra server properties: KAFKA_CLUSTER_PROPS.
+start_kafka_cluster() {
+	requires java kcat
+	export KAFKA_CLUSTER_DIR=$T/kafka
+	cleanup "_stop_kafka_cluster '$KAFKA_CLUSTER_DIR'"
+	kcluster start > "$T/kafka-start.log" 2>&1 ||
+		fail "kafka cluster: $(tail -5 "$T/kafka-start.log")"
+	KAFKA_BOOTSTRAP=$(kcluster bootstrap)
+}
+_stop_kafka_cluster() {
+	KAFKA_CLUSTER_DIR=$1 "$KAFKA_CLUSTER" stop
+	if [ "${_test_failed:-0}" = 1 ]; then
+		local n
+		for n in 1 2 3; do
+			echo "--- kafka node $n (last errors)" >&2
+			grep -E ' (ERROR|WARN) ' "$1/node$n/server.log" 2>/dev/null | tail -n 10 >&2
+		done
+	fi
+}
+
+# use_kafka_cluster: the suite's shared cluster (KAFKA_CLUSTER_DIR, which
+# ctest sets and starts once for every test labelled kafka), or one of the
+# test's own when none is running.  Sets KAFKA_BOOTSTRAP.  Topics are the
+# test's own through its namespace, deleted at exit.
+use_kafka_cluster() {
+	if [ -n "${KAFKA_CLUSTER_DIR:-}" ] && kcluster wait-ready 60 > /dev/null 2>&1; then
+		KAFKA_BOOTSTRAP=$(kcluster bootstrap)
+		cleanup "_delete_namespace '$KAFKA_CLUSTER_DIR' '$TEST_NAME-$$'"
+	else
+		start_kafka_cluster
+	fi
+}
+# _delete_namespace DIR NS: the namespace's topics are deleted, so that the
+# shared cluster does not fill the disk over a run.
+_delete_namespace() {
+	KAFKA_CLUSTER_DIR=$1 "$KAFKA_CLUSTER" admin kafka-topics --delete \
+		--if-exists --topic "repdisk\\.$(sed 's/\./\\./g' <<<"$2")\\..*"
+}
+
 REPDISK_TEST_BACKEND=${REPDISK_TEST_BACKEND:-file}
 case $REPDISK_TEST_BACKEND in
 file) ;;
 # started here rather than on first use because test_log_uri runs in
 # command substitutions, whose cleanups would be lost
-kafka) start_devbroker ;;
+kafka) use_kafka_cluster ;;
 *) fail "REPDISK_TEST_BACKEND=$REPDISK_TEST_BACKEND: want file or kafka" ;;
 esac
 
 # test_log_uri DATADIR: the log of a primary whose data directory is
 # DATADIR, as followers and tools name it.  file: the mount's default,
-# DATADIR/.repdisk/log.  kafka: the test's devbroker, in a namespace of
+# DATADIR/.repdisk/log.  kafka: the test's Kafka cluster, in a namespace of
 # this test's own (the same for every DATADIR: a test has one log).
 test_log_uri() {
 	case $REPDISK_TEST_BACKEND in
 	file) echo "file:$1/.repdisk/log" ;;
-	kafka) echo "kafka:$DEVBROKER_BOOTSTRAP?ns=$TEST_NAME-$$&timeout_ms=30000" ;;
+	kafka) echo "kafka:$KAFKA_BOOTSTRAP?ns=$TEST_NAME-$$&timeout_ms=30000" ;;
 	esac
 }
 
