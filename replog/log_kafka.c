@@ -23,9 +23,9 @@
  *   rf=N             replication factor of topics created (default 3)
  *   min_insync=N     their min.insync.replicas (default 2)
  *   timeout_ms=N     an append not acknowledged by then fails (30000)
- *   max_message=N    the brokers' message size limit, bytes (1048588,
- *                    Kafka's default message.max.bytes): the writer
- *                    splits WRITE records to stay under it
+ *   max_message=N    the largest batch of records the producer sends,
+ *                    and max.message.bytes of the topics created, bytes
+ *                    (1048588, Kafka's default)
  *   kafka.PROP=VAL   any librdkafka property, passed through verbatim
  *                    (TLS, SASL, ...), after opts->kafka_props
  *
@@ -35,9 +35,15 @@
  * operator's properties and win.
  *
  * Topics missing are created with the Admin API (CreateTopics) by a writer,
- * with rf, min.insync.replicas, retention.ms=-1 and max.message.bytes; a
- * topic that exists with fewer replicas or a lower min.insync.replicas
- * (DescribeConfigs) than asked is used with a warning.
+ * with rf, min.insync.replicas, retention.ms=-1 and max.message.bytes.
+ * Every topic a writer opens is then described (DescribeConfigs): one with
+ * fewer replicas or a lower min.insync.replicas than asked, or with
+ * unclean.leader.election.enable=true, is used with a warning that says
+ * what it risks and how to fix it.  The stream's record limit is the
+ * topic's max.message.bytes (less a margin for the batch), so the writer
+ * splits WRITE records to fit what the topic takes; a topic that takes
+ * less than max_message is refused, saying so, because the broker applies
+ * the limit to whole batches, which the producer makes up to max_message.
  * A reader gets -ENOENT for a topic that does not exist.  librdkafka's mock
  * cluster (2.0.2, so `repdisk devbroker`) does not implement CreateTopics
  * and names broker 0, which does not exist, as its controller (an admin
@@ -60,9 +66,21 @@
  * back-pressure: the append waits for a delivery report and retries.  A
  * delivery failure (timed out while the cluster has no quorum, ...)
  * completes that record with -EIO and prints the cause once per stream and
- * outage; later appends are accepted (quorum loss is not permanent).  A
- * fatal producer error (rd_kafka_fatal_error) makes the log refuse appends
- * with -EIO from then on (sticky).
+ * outage; later appends are accepted (quorum loss is not permanent).
+ *
+ * Fatal producer errors.  An idempotent producer can fail for good
+ * (rd_kafka_fatal_error): librdkafka 2.0.2 does so after some disconnects
+ * (OUT_OF_ORDER_SEQUENCE_NUMBER, a bug fixed in 2.3.0), a broker can cause
+ * it too.  The log then refuses new appends with -EIO, and the poller
+ * thread makes a new producer: it purges the old one's messages, whose
+ * appends fail with -EIO (possibly persisted, as after a timeout), waits
+ * for their delivery reports, destroys it and starts a new one from the
+ * same configuration, which gets a new producer id.  Appends are accepted
+ * again from then on, with no remount.  The writer needs nothing more
+ * than it does after a timeout: a record that failed but landed is found
+ * when the next one fills the gap (writer.c).  Only the producer is
+ * replaced: metadata, admin requests and watermarks go through a handle
+ * of their own (rk), which nothing replaces.
  *
  * Durable end.  rl_log_end() is the partition's high watermark: with
  * acks=all, what the in-sync replicas hold.  Consumers only ever receive
@@ -143,7 +161,13 @@ struct kafka_log {
 	char last_error[256];		/* the cluster's last complaint */
 	char *props[PROPS_MAX];		/* "key=value", owned */
 	size_t nprops;
-	rd_kafka_t *rk;			/* producer (writer) or metadata */
+	rd_kafka_t *rk;			/* metadata, admin, watermarks */
+	/* The writer's producer.  Replaced by the poller thread after a fatal
+	 * error, under the write lock; appends produce under the read lock. */
+	rd_kafka_t *prod;
+	pthread_rwlock_t prod_lock;
+	rd_kafka_conf_t *prod_conf;	/* a copy, for the next producer */
+	uint64_t producers;		/* made so far, for messages */
 	pthread_t poller;
 	bool poller_started;
 	atomic_bool stop;
@@ -151,7 +175,7 @@ struct kafka_log {
 	pthread_cond_t cond;		/* a delivery report ran */
 	struct kafka_stream *streams;
 	uint64_t inflight;
-	int fatal;			/* sticky -EIO once set */
+	int fatal;			/* -EIO until a new producer runs */
 	char fatal_msg[512];
 	/* Follower positions: a producer of their own, made by the first
 	 * publish (a follower's log is a reader's and has none).  Lock order:
@@ -431,18 +455,76 @@ static void on_error(rd_kafka_t *rk, int code, const char *reason, void *arg)
 		log->fatal = -EIO;
 		snprintf(log->fatal_msg, sizeof(log->fatal_msg), "%s (%s)", buf,
 			 reason);
-		fprintf(stderr, "repdisk: kafka log %s: fatal producer error, "
-			"refusing appends: %s\n", log->brokers, log->fatal_msg);
+		fprintf(stderr, "repdisk: kafka log %s: fatal producer error: "
+			"%s; appends fail with EIO until a new producer "
+			"runs\n", log->brokers, log->fatal_msg);
 	}
 	pthread_mutex_unlock(&log->lock);
+}
+
+/* After a fatal error, on the poller thread: every message of the old
+ * producer gets its delivery report (an error), then a new producer
+ * replaces it.  Appends are refused meanwhile (log->fatal), so the count
+ * of those in flight only goes down. */
+static void producer_replace(struct kafka_log *log)
+{
+	char errstr[512];
+	rd_kafka_conf_t *conf;
+	rd_kafka_t *rk;
+
+	rd_kafka_purge(log->prod, RD_KAFKA_PURGE_F_QUEUE |
+				  RD_KAFKA_PURGE_F_INFLIGHT);
+	for (;;) {
+		pthread_mutex_lock(&log->lock);
+		bool idle = log->inflight == 0;
+
+		pthread_mutex_unlock(&log->lock);
+		if (idle || atomic_load(&log->stop))
+			break;
+		rd_kafka_poll(log->prod, 50);
+	}
+	conf = rd_kafka_conf_dup(log->prod_conf);
+	rk = conf ? rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr,
+				 sizeof(errstr)) : NULL;
+	if (!rk) {
+		if (conf)
+			rd_kafka_conf_destroy(conf);
+		fprintf(stderr, "repdisk: kafka log %s: cannot make a new "
+			"producer (%s); retrying in 1 s\n", log->brokers,
+			conf ? errstr : "out of memory");
+		struct timespec t = { 1, 0 };
+
+		nanosleep(&t, NULL);
+		return;
+	}
+	pthread_rwlock_wrlock(&log->prod_lock);
+	rd_kafka_t *old = log->prod;
+
+	log->prod = rk;
+	pthread_rwlock_unlock(&log->prod_lock);
+	rd_kafka_destroy(old);
+	pthread_mutex_lock(&log->lock);
+	log->fatal = 0;
+	log->producers++;
+	pthread_mutex_unlock(&log->lock);
+	fprintf(stderr, "repdisk: kafka log %s: a new producer replaced the "
+		"one that failed (%s); appends are accepted again\n",
+		log->brokers, log->fatal_msg);
 }
 
 static void *poller_main(void *arg)
 {
 	struct kafka_log *log = arg;
 
-	while (!atomic_load(&log->stop))
-		rd_kafka_poll(log->rk, 50);
+	while (!atomic_load(&log->stop)) {
+		rd_kafka_poll(log->prod, 50);
+		pthread_mutex_lock(&log->lock);
+		bool fatal = log->fatal != 0;
+
+		pthread_mutex_unlock(&log->lock);
+		if (fatal)
+			producer_replace(log);
+	}
 	return NULL;
 }
 
@@ -454,7 +536,7 @@ static int kafka_append(struct rl_stream *base, const void *rec, size_t len,
 	struct kpending *p = calloc(1, sizeof(*p));
 	rd_kafka_resp_err_t e;
 
-	if (len > log->base.max_record) {
+	if (len > rl_stream_max_record(base)) {
 		free(p);
 		return -EMSGSIZE;	/* the writer splits records below this */
 	}
@@ -480,8 +562,9 @@ static int kafka_append(struct rl_stream *base, const void *rec, size_t len,
 		s->head = p;
 	s->tail = p;
 	pthread_mutex_unlock(&s->lock);
+	pthread_rwlock_rdlock(&log->prod_lock);
 	for (;;) {
-		e = rd_kafka_producev(log->rk, RD_KAFKA_V_TOPIC(s->topic),
+		e = rd_kafka_producev(log->prod, RD_KAFKA_V_TOPIC(s->topic),
 				      RD_KAFKA_V_PARTITION(0),
 				      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 				      RD_KAFKA_V_VALUE((void *)rec, len),
@@ -501,6 +584,19 @@ static int kafka_append(struct rl_stream *base, const void *rec, size_t len,
 		pthread_cond_timedwait(&log->cond, &log->lock, &t);
 		pthread_mutex_unlock(&log->lock);
 	}
+	if (e == RD_KAFKA_RESP_ERR__FATAL) {
+		char buf[256];
+
+		rd_kafka_fatal_error(log->prod, buf, sizeof(buf));
+		pthread_mutex_lock(&log->lock);
+		if (!log->fatal) {
+			log->fatal = -EIO;
+			snprintf(log->fatal_msg, sizeof(log->fatal_msg), "%s",
+				 buf);
+		}
+		pthread_mutex_unlock(&log->lock);
+	}
+	pthread_rwlock_unlock(&log->prod_lock);
 	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
 		/* p is the tail (we hold produce_lock) and not done: unlink */
 		pthread_mutex_lock(&s->lock);
@@ -519,14 +615,6 @@ static int kafka_append(struct rl_stream *base, const void *rec, size_t len,
 		free(p);
 		pthread_mutex_lock(&log->lock);
 		log->inflight--;
-		if (e == RD_KAFKA_RESP_ERR__FATAL && !log->fatal) {
-			char buf[256];
-
-			rd_kafka_fatal_error(log->rk, buf, sizeof(buf));
-			log->fatal = -EIO;
-			snprintf(log->fatal_msg, sizeof(log->fatal_msg), "%s",
-				 buf);
-		}
 		pthread_cond_broadcast(&log->cond);
 		pthread_mutex_unlock(&log->lock);
 		fprintf(stderr, "repdisk: kafka log: topic %s: produce: %s\n",
@@ -674,19 +762,28 @@ static int topic_autocreate(struct kafka_log *log, const char *topic,
 	return 0;
 }
 
-/* The topic's min.insync.replicas as the cluster reports it (Admin API
- * DescribeConfigs), or -1 if it cannot tell.  Only asked of clusters that
- * name a controller (not the development cluster's mock). */
-static int topic_min_insync(struct kafka_log *log, const char *topic)
+/* What the cluster says of a topic's settings (Admin API DescribeConfigs):
+ * -1 for one it did not report.  Only asked of clusters that name a
+ * controller (not the development cluster's mock). */
+struct topic_config {
+	int min_insync;
+	long long max_message;		/* max.message.bytes */
+	int unclean;			/* unclean.leader.election.enable */
+};
+
+static void topic_describe(struct kafka_log *log, const char *topic,
+			   struct topic_config *tc)
 {
 	rd_kafka_ConfigResource_t *res;
 	rd_kafka_queue_t *q;
 	rd_kafka_event_t *ev;
-	int v = -1;
 
+	tc->min_insync = -1;
+	tc->max_message = -1;
+	tc->unclean = -1;
 	res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
 	if (!res)
-		return -1;
+		return;
 	q = rd_kafka_queue_new(log->rk);
 	rd_kafka_DescribeConfigs(log->rk, &res, 1, NULL, q);
 	ev = rd_kafka_queue_poll(q, log->timeout_ms);
@@ -704,20 +801,28 @@ static int topic_min_insync(struct kafka_log *log, const char *topic)
 			const char *name = rd_kafka_ConfigEntry_name(ents[i]);
 			const char *val = rd_kafka_ConfigEntry_value(ents[i]);
 
-			if (name && val &&
-			    strcmp(name, "min.insync.replicas") == 0)
-				v = atoi(val);
+			if (!name || !val)
+				continue;
+			if (strcmp(name, "min.insync.replicas") == 0)
+				tc->min_insync = atoi(val);
+			else if (strcmp(name, "max.message.bytes") == 0)
+				tc->max_message = atoll(val);
+			else if (strcmp(name,
+					"unclean.leader.election.enable") == 0)
+				tc->unclean = strcmp(val, "true") == 0;
 		}
 	}
 	if (ev)
 		rd_kafka_event_destroy(ev);
 	rd_kafka_queue_destroy(q);
 	rd_kafka_ConfigResource_destroy(res);
-	return v;
 }
 
+/* The topic exists (created if missing), and what it allows: *max_record
+ * is the largest record it takes, from its max.message.bytes (0: the
+ * log's default, for a cluster that cannot tell). */
 static int topic_ensure(struct kafka_log *log, const char *topic,
-			struct rl_err *err)
+			size_t *max_record, struct rl_err *err)
 {
 	int replicas = 0, partitions = 0;
 	int rc = topic_lookup(log, topic, &replicas, &partitions, err);
@@ -771,15 +876,49 @@ static int topic_ensure(struct kafka_log *log, const char *topic,
 		fprintf(stderr, "repdisk: kafka log: warning: topic %s has "
 			"replication factor %d, less than the %d asked for\n",
 			topic, replicas, log->rf);
+	*max_record = 0;
 	if (!autocreated && has_controller(log)) {
-		int mi = topic_min_insync(log, topic);
+		struct topic_config tc;
 
-		if (mi >= 0 && mi < log->min_insync)
+		topic_describe(log, topic, &tc);
+		if (tc.min_insync >= 0 && tc.min_insync < log->min_insync)
 			fprintf(stderr, "repdisk: kafka log: warning: topic %s "
 				"has min.insync.replicas %d, less than the %d "
 				"asked for: a write is acknowledged once %d "
-				"replica%s have it\n", topic, mi,
-				log->min_insync, mi, mi == 1 ? "" : "s");
+				"replica%s it (raise it with kafka-configs "
+				"--alter --add-config min.insync.replicas=%d)\n",
+				topic, tc.min_insync, log->min_insync,
+				tc.min_insync,
+				tc.min_insync == 1 ? " has" : "s have",
+				log->min_insync);
+		if (tc.unclean == 1)
+			fprintf(stderr, "repdisk: kafka log: warning: topic %s "
+				"has unclean.leader.election.enable=true: a "
+				"replica that is not in sync can become leader "
+				"and acknowledged writes can be lost (set it to "
+				"false with kafka-configs --alter --add-config "
+				"unclean.leader.election.enable=false)\n", topic);
+		/* The broker applies max.message.bytes to a whole batch of
+		 * records, and the producer makes batches up to its own
+		 * message.max.bytes (max_message) for every topic alike: a
+		 * topic that takes less would refuse batches. */
+		if (tc.max_message >= 0 && tc.max_message < log->max_message)
+			return rl_err_set(err, EINVAL, "log kafka: topic %s "
+					  "takes messages of at most %lld bytes "
+					  "(max.message.bytes), less than the %d "
+					  "this log sends: give max_message=%lld "
+					  "in the log URI, or raise the topic's "
+					  "max.message.bytes to %d", topic,
+					  tc.max_message, log->max_message,
+					  tc.max_message, log->max_message);
+		/* A record batch adds some 70 bytes around a record; keep a
+		 * margin. */
+		if (tc.max_message > 4096) {
+			long long m = tc.max_message < log->max_message ?
+				      tc.max_message : log->max_message;
+
+			*max_record = (size_t)m - 512;
+		}
 	}
 	return 0;
 }
@@ -804,8 +943,10 @@ static int kafka_stream_get(struct rl_log *base, const struct rl_uuid *disk,
 		*out = &s->base;
 		return 0;
 	}
+	size_t max_record = 0;
+
 	if (base->flags & RL_LOG_WRITE) {
-		rc = topic_ensure(log, topic, err);
+		rc = topic_ensure(log, topic, &max_record, err);
 	} else {
 		int replicas, partitions;
 
@@ -820,6 +961,7 @@ static int kafka_stream_get(struct rl_log *base, const struct rl_uuid *disk,
 	if (!s)
 		return rl_err_set(err, ENOMEM, "out of memory");
 	s->base.log = base;
+	s->base.max_record = max_record;
 	if (disk)
 		s->base.disk = *disk;
 	memcpy(s->topic, topic, sizeof(topic));
@@ -925,6 +1067,10 @@ static void kafka_close(struct rl_log *base)
 		pthread_join(log->poller, NULL);
 	}
 	pos_close(log);
+	if (log->prod)
+		rd_kafka_destroy(log->prod);
+	if (log->prod_conf)
+		rd_kafka_conf_destroy(log->prod_conf);
 	if (log->rk)
 		rd_kafka_destroy(log->rk);
 	while (log->streams) {
@@ -939,6 +1085,7 @@ static void kafka_close(struct rl_log *base)
 		free(log->props[i]);
 	pthread_mutex_destroy(&log->lock);
 	pthread_mutex_destroy(&log->pos_lock);
+	pthread_rwlock_destroy(&log->prod_lock);
 	pthread_cond_destroy(&log->cond);
 	free(log);
 }
@@ -959,13 +1106,16 @@ static int kafka_open(const char *where, unsigned flags,
 	log->base.flags = flags;
 	pthread_mutex_init(&log->lock, NULL);
 	pthread_mutex_init(&log->pos_lock, NULL);
+	pthread_rwlock_init(&log->prod_lock, NULL);
 	pthread_cond_init(&log->cond, NULL);
 	rc = parse_where(log, where, opts, err);
 	if (rc < 0)
 		goto fail;
 	snprintf(tmo, sizeof(tmo), "%d", log->timeout_ms);
+	/* The producer's batches are at most max_message; each stream's
+	 * records also fit its topic's max.message.bytes (topic_ensure).  A
+	 * record batch adds some 70 bytes around a record; keep a margin. */
 	snprintf(maxb, sizeof(maxb), "%d", log->max_message);
-	/* A record batch adds some 70 bytes around a record; keep a margin. */
 	log->base.max_record = (size_t)log->max_message - 512;
 	const char *const producer[] = {
 		"acks", "all",
@@ -980,15 +1130,10 @@ static int kafka_open(const char *where, unsigned flags,
 		"socket.nagle.disable", "true",
 		NULL
 	};
-	conf = make_conf(log, writer ? producer : meta, err);
+	conf = make_conf(log, meta, err);
 	if (!conf) {
 		rc = -EINVAL;
 		goto fail;
-	}
-	rd_kafka_conf_set_opaque(conf, log);
-	if (writer) {
-		rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-		rd_kafka_conf_set_error_cb(conf, on_error);
 	}
 	log->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
 	if (!log->rk) {
@@ -996,6 +1141,28 @@ static int kafka_open(const char *where, unsigned flags,
 		rc = rl_err_set(err, EINVAL, "log kafka:%s: %s", log->brokers,
 				errstr);
 		goto fail;
+	}
+	if (writer) {
+		conf = make_conf(log, producer, err);
+		if (!conf) {
+			rc = -EINVAL;
+			goto fail;
+		}
+		rd_kafka_conf_set_opaque(conf, log);
+		rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+		rd_kafka_conf_set_error_cb(conf, on_error);
+		log->prod_conf = rd_kafka_conf_dup(conf);
+		log->prod = log->prod_conf ?
+			    rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr,
+					 sizeof(errstr)) : NULL;
+		if (!log->prod) {
+			rd_kafka_conf_destroy(conf);
+			rc = rl_err_set(err, EINVAL, "log kafka:%s: %s",
+					log->brokers, log->prod_conf ? errstr :
+					"out of memory");
+			goto fail;
+		}
+		log->producers = 1;
 	}
 	if (writer) {
 		rc = -pthread_create(&log->poller, NULL, poller_main, log);
@@ -1283,8 +1450,10 @@ static int pos_producer(struct kafka_log *log, struct rl_err *err)
 	rd_kafka_conf_t *conf;
 	int rc;
 
+	size_t max_record;
+
 	followers_topic(log, topic);
-	rc = topic_ensure(log, topic, err);
+	rc = topic_ensure(log, topic, &max_record, err);
 	if (rc < 0)
 		return rc;
 	snprintf(tmo, sizeof(tmo), "%d", log->timeout_ms);

@@ -19,7 +19,7 @@
 #                  ready
 #   admin TOOL ARGS...
 #                  one of Kafka's admin commands (kafka-topics, kafka-configs,
-#                  kafka-acls) against the cluster, e.g.
+#                  kafka-acls, kafka-delete-records) against the cluster, e.g.
 #                  `admin kafka-topics --list`
 #
 # Ready means: the metadata lists all 3 brokers and every partition has a
@@ -362,14 +362,15 @@ restart)
 	;;
 wait-ready) wait_ready "${1:-120}" ;;
 admin)
-	[ $# -ge 1 ] || die "usage: admin kafka-topics|kafka-configs|kafka-acls ARGS..."
+	[ $# -ge 1 ] || die "usage: admin kafka-topics|kafka-configs|kafka-acls|kafka-delete-records ARGS..."
 	tool=$1
 	shift
 	case $tool in
 	kafka-topics) main=org.apache.kafka.tools.TopicCommand ;;
 	kafka-configs) main=kafka.admin.ConfigCommand ;;
 	kafka-acls) main=org.apache.kafka.tools.AclCommand ;;
-	*) die "unknown admin tool $tool (kafka-topics, kafka-configs, kafka-acls)" ;;
+	kafka-delete-records) main=org.apache.kafka.tools.DeleteRecordsCommand ;;
+	*) die "unknown admin tool $tool (kafka-topics, kafka-configs, kafka-acls, kafka-delete-records)" ;;
 	esac
 	run_java "$dir" "$main" --bootstrap-server "$(bootstrap)" "$@"
 	;;

@@ -1,15 +1,12 @@
 #!/bin/bash
-# Named followers and `repdisk status`, on the file log and on Kafka (the
-# development cluster): two followers, started before a disk exists, pick
+# Named followers and `repdisk status`, on the file log and on Kafka (a real
+# 3-node cluster): two followers, started before a disk exists, pick
 # it up and converge (status lists both with lag 0 on every disk, images
 # byte-identical); one stopped shows a lag that grows by exactly what the
 # writer appends, and catches up after a restart; one killed with SIGKILL
 # at various moments (catching up a backlog, tailing a live writer)
 # resumes from its checkpoints and converges.  A bad follower name is
 # refused before anything starts.
-#
-# The devbroker (librdkafka's mock) keeps only about 5 MiB per partition
-# and drops older records: the Kafka loads stay well below that.
 . "$(dirname "$0")/../lib/lib.sh"
 requires timeout cmp
 
@@ -205,11 +202,11 @@ ls "$T/file/w/.repdisk/log/followers" | sort | tr '\n' ' ' | grep -qx 'fa fb ' |
 
 # --- kafka: the followers' log options on the command line (--namespace),
 # the writer's in the URI
-start_devbroker
-BS=$DEVBROKER_BOOTSTRAP
-WLOG="kafka:$BS?ns=fs&timeout_ms=10000"
+use_kafka_cluster
+BS=$KAFKA_BOOTSTRAP
+WLOG="kafka:$BS?ns=$TEST_NAME-$$&timeout_ms=10000"
 FLOG="kafka:$BS?timeout_ms=10000"
-LOGOPTS=(--namespace fs)
-N1=30 N2=30 N3=20 N4=10 N5=25
+LOGOPTS=(--namespace "$TEST_NAME-$$")
+N1=300 N2=500 N3=200 N4=100 N5=1500
 run kafka
 say "ok"

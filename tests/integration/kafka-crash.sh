@@ -1,5 +1,5 @@
 #!/bin/bash
-# The mount on a Kafka log (3-broker development cluster), killed with
+# The mount on a Kafka log (a real 3-node cluster), killed with
 # SIGKILL in the middle of O_DIRECT writes, CRASH_ROUNDS times (default 3),
 # and mounted again each time with the same data directory and log: it
 # replays its disks from their checkpoints and claims them again.  After
@@ -8,19 +8,15 @@
 # for every round, on the primary and on both followers' images, and the
 # followers' images are byte-identical with the primary's.  One follower
 # tails from the start, the other starts after the first crash.
-#
-# The devbroker keeps only about 5 MiB per partition: ackwriter sleeps
-# after each write (--delay-us), two threads, a second or so per round.
+# ackwriter writes flat out, 8 threads, until the kill.
 . "$(dirname "$0")/../lib/lib.sh"
 requires fusermount3 truncate cmp
 
 ROUNDS=${CRASH_ROUNDS:-3}
 
 # --- the cluster, the mount, a follower ----------------------------------
-# The development cluster is started first, so it is killed last.
-start_devbroker
-BS=$DEVBROKER_BOOTSTRAP
-LOG="kafka:$BS?ns=crash"
+use_kafka_cluster
+LOG="kafka:$KAFKA_BOOTSTRAP?ns=$TEST_NAME-$$"
 D=$T/data M=$T/mnt R1=$T/r1 R2=$T/r2
 
 kmount() {
@@ -28,8 +24,7 @@ kmount() {
 }
 # the disks: one written in 4 KiB blocks, one in 64 KiB blocks, rounds
 # alternating between them; ackwriter's geometry for each
-declare -A DELAY=([4096]=5000 [65536]=40000)
-ack_args() { echo --threads 2 --blocks 64 --bs "$1"; }
+ack_args() { echo --threads 8 --blocks 128 --bs "$1"; }
 ack_verify() { # IMAGE BS: every acknowledged write of that disk is there
 	# shellcheck disable=SC2046
 	"$ACKWRITER" verify "$1" "$T/acks.$2" $(ack_args "$2") > "$T/verify.out" 2>&1 ||
@@ -40,13 +35,13 @@ kmount
 mkdir -p "$R1"
 start_bg "$T/follower-r1.log" "$REPDISK" follow --log "$LOG" "$R1"
 F1=$!
-for bs in 4096 65536; do truncate -s 8M "$M/vm-$bs.img" || fail "truncate in the mount"; done
+for bs in 4096 65536; do truncate -s 64M "$M/vm-$bs.img" || fail "truncate in the mount"; done
 
 for round in $(seq 1 "$ROUNDS"); do
 	bs=$(((round % 2) ? 4096 : 65536))
 	# shellcheck disable=SC2046
 	start_bg "$T/ackwriter.log" "$ACKWRITER" write "$M/vm-$bs.img" "$T/acks.$bs" \
-		$(ack_args "$bs") --delay-us "${DELAY[$bs]}"
+		$(ack_args "$bs")
 	writer=$!
 	# crash once the writes are flowing
 	for _ in $(seq 200); do

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Two followers, each in its own data directory, tail a mount's Kafka log
-# (a 3-broker development cluster) while real clients write: qemu-io
+# (a real 3-node cluster) while real clients write: qemu-io
 # (parallel aio writes with patterns, O_DIRECT, verified with read -P),
 # fio (O_DIRECT libaio, crc32c headers, do_verify), mkfs.ext4 -d then
 # e2fsck -fn.  After each workload both followers hold images
@@ -8,17 +8,12 @@
 # during fio, the other killed with SIGKILL during mkfs, are restarted
 # afterwards and catch up to the same bytes.  Every disk is created in the
 # mount after the followers started, and a late one too appears on both.
-#
-# The devbroker keeps only about 5 MiB per partition: each disk gets a few
-# MiB of writes at most.
 . "$(dirname "$0")/../lib/lib.sh"
 requires qemu-io fio mkfs.ext4 e2fsck debugfs cmp fusermount3 truncate
 
 # --- the cluster, the mount, two followers --------------------------------
-# The development cluster is started first, so it is killed last.
-start_devbroker
-BS=$DEVBROKER_BOOTSTRAP
-LOG="kafka:$BS?ns=followers"
+use_kafka_cluster
+LOG="kafka:$KAFKA_BOOTSTRAP?ns=$TEST_NAME-$$"
 D=$T/data M=$T/mnt R1=$T/r1 R2=$T/r2
 
 both_converged() { # NAME...: both followers hold the primary's bytes
@@ -92,7 +87,7 @@ do_verify=1
 verify_fatal=1
 randrepeat=1
 size=16M
-io_size=3M
+io_size=64M
 rate_iops=100
 EOF
 fio_check() { # OUTPUT: exit status checked by the caller; no error in it

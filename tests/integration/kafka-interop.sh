@@ -1,6 +1,6 @@
 #!/bin/bash
 # What a mount leaves in Kafka, seen with Kafka's own tools (kcat) next to
-# repdisk's (status, log dump), on a 3-broker development cluster:
+# repdisk's (status, log dump), on a real 3-node cluster:
 #   - kcat -L lists the namespace's topics: repdisk.NS.catalog and one
 #     repdisk.NS.disk.UUID per disk, the UUIDs that `repdisk status` shows;
 #   - kcat reads each topic's records at offsets contiguous from 0, each
@@ -9,17 +9,26 @@
 #     right types: the catalog the mount's CLAIM and a CREATE per disk;
 #     each disk its CLAIM first, RESIZE (truncate), then the WRITEs that
 #     were made, at their offsets and lengths;
+#   - the topics were made by CreateTopics as documented: 1 partition,
+#     replication factor 3, min.insync.replicas 2, no retention
+#     (kafka-topics --describe, kafka-configs --describe);
 #   - a 1 MiB O_DIRECT write becomes two 512 KiB WRITE records (the
-#     writer splits records to fit Kafka's default 1 MB message limit),
-#     and with max_message=65536 in the URI 32 records of 32 KiB, the
-#     bytes right either way, through the mount and on a follower.
+#     writer splits records to fit the topic's max.message.bytes, Kafka's
+#     default 1 MB); once the topic's max.message.bytes is set to 65536
+#     (kafka-configs --alter), a mount is refused, saying to give
+#     max_message=65536 in the URI, and with it 32 records of 32 KiB,
+#     the bytes right either way, through the mount and on a follower;
+#   - max_message=65536 in the URI of a new namespace creates its topics
+#     with max.message.bytes=65536;
+#   - a catalog topic made beforehand with min.insync.replicas=1 and
+#     unclean.leader.election.enable=true is used, with a warning for each
+#     in the mount's log that says what it risks.
 . "$(dirname "$0")/../lib/lib.sh"
 requires kcat dd cmp fusermount3 truncate
 
-# The development cluster is started first, so it is killed last.
-start_devbroker
-BS=$DEVBROKER_BOOTSTRAP
-NS=interop
+use_kafka_cluster
+BS=$KAFKA_BOOTSTRAP
+NS=$TEST_NAME-$$
 LOG="kafka:$BS?ns=$NS"
 D=$T/data M=$T/mnt
 
@@ -90,6 +99,30 @@ printf 'topic "repdisk.%s.%s"\n' "$NS" catalog "$NS" "disk.$ua" "$NS" "disk.$ub"
 diff "$T/got" "$T/want" || { cat "$T/topics"; fail "kcat -L does not list the namespace's 3 topics"; }
 grep -q 'topic "repdisk\.default\.' "$T/topics" && fail "topics in the default namespace too"
 
+# --- the topics' settings, as Kafka's own tools show them -------------------
+# topic_config TOPIC KEY...: "KEY=VALUE" for each KEY, from one
+# kafka-configs --describe --all
+topic_config() {
+	local t=$1
+	shift
+	kcluster admin kafka-configs --describe --all --entity-type topics \
+		--entity-name "$t" > "$T/configs" 2>&1 || fail "kafka-configs --describe $t: $(cat "$T/configs")"
+	for k in "$@"; do
+		awk -v k="$k" '{ for (i = 1; i <= NF; i++) if (index($i, k "=") == 1) { print $i; exit } }' "$T/configs"
+	done
+}
+for t in catalog "disk.$ua" "disk.$ub"; do
+	kcluster admin kafka-topics --describe --topic "repdisk.$NS.$t" > "$T/describe" 2>&1 ||
+		fail "kafka-topics --describe: $(cat "$T/describe")"
+	grep -Eq "PartitionCount: 1[[:space:]].*ReplicationFactor: 3" "$T/describe" ||
+		{ cat "$T/describe"; fail "repdisk.$NS.$t: not 1 partition with 3 replicas"; }
+	want=(min.insync.replicas=2 retention.ms=-1 retention.bytes=-1 cleanup.policy=delete
+		max.message.bytes=1048588 unclean.leader.election.enable=false)
+	got=$(topic_config "repdisk.$NS.$t" "${want[@]%%=*}")
+	[ "$got" = "$(printf '%s\n' "${want[@]}")" ] ||
+		fail "repdisk.$NS.$t: settings $(echo $got), want ${want[*]}"
+done
+
 # --- the records, read by kcat and by log dump -----------------------------
 same_records "repdisk.$NS.catalog" catalog
 same_records "repdisk.$NS.disk.$ua" a.img
@@ -125,8 +158,13 @@ for i in 1 2 3; do readback "$M/a.img" $((i == 1 ? 8192 : i == 2 ? 65536 : 10485
 readback "$M/b.img" 1048576 "$T/b1.bin"
 say "kcat and log dump agree: catalog $(wc -l < "$T/kcat.catalog"), a.img $(wc -l < "$T/kcat.a.img"), b.img $(wc -l < "$T/kcat.b.img") records"
 
-# --- max_message=65536: a 1 MiB write becomes 32 records of 32 KiB --------
+# --- max.message.bytes=65536: a 1 MiB write becomes 32 records of 32 KiB ---
 unmount_disks "$M"
+kcluster admin kafka-configs --alter --entity-type topics --entity-name "repdisk.$NS.disk.$ub" \
+	--add-config max.message.bytes=65536 > "$T/alter" 2>&1 || fail "kafka-configs --alter: $(cat "$T/alter")"
+mkdir -p "$M"
+expect_exit 1 "$REPDISK" mount --log "$LOG" "$D" "$M"
+expect_stderr "topic repdisk\.$NS\.disk\.$ub takes messages of at most 65536 bytes \(max\.message\.bytes\), less than the 1048588 this log sends: give max_message=65536 in the log URI"
 kmount --log "$LOG&max_message=65536"	# the namespace in the URI
 head -c 1M /dev/urandom > "$T/b2.bin"
 write_direct "$T/b2.bin" "$M/b.img" 3145728
@@ -141,13 +179,14 @@ types b.img | tail -n +5 > "$T/got"
 	done
 } > "$T/want"
 diff "$T/got" "$T/want" > "$T/diff" ||
-	{ cat "$T/diff"; fail "with max_message=65536, the 1 MiB write is not 32 WRITE records of 32 KiB"; }
+	{ cat "$T/diff"; fail "with max.message.bytes=65536, the 1 MiB write is not 32 WRITE records of 32 KiB"; }
 awk 'NR > 5 && $2 > 65536 { exit 1 }' "$T/kcat.b.img" ||
-	fail "a message over max_message=65536: $(cat "$T/kcat.b.img")"
-# the new mount claimed the catalog too
+	fail "a message over max.message.bytes=65536: $(cat "$T/kcat.b.img")"
+# the new mount claimed the catalog too (epoch 3: the refused one had
+# claimed it before it opened the disks)
 same_records "repdisk.$NS.catalog" catalog
-[ "$(types catalog | tail -n +4)" = "3 CLAIM epoch=2" ] ||
-	{ cat "$T/dump.catalog"; fail "the second mount did not claim the catalog (epoch 2)"; }
+[ "$(types catalog | tail -n +4 | tr '\n' ' ')" = "3 CLAIM epoch=2 4 CLAIM epoch=3 " ] ||
+	{ cat "$T/dump.catalog"; fail "the second mount did not claim the catalog (epoch 3)"; }
 # no topic of another namespace appeared
 timeout 60 kcat -L -b "$BS" > "$T/topics" 2>&1 || fail "kcat -L"
 [ "$(grep -c "topic \"repdisk\.$NS\.disk\." "$T/topics")" = 2 ] || { cat "$T/topics"; fail "disk topics changed"; }
@@ -160,4 +199,36 @@ cmp "$D/a.img" "$T/replica/a.img" || fail "the follower's a.img differs"
 cmp "$D/b.img" "$T/replica/b.img" || fail "the follower's b.img differs"
 readback "$T/replica/b.img" 3145728 "$T/b2.bin"
 readback "$T/replica/b.img" 1048576 "$T/b1.bin"
+unmount_disks "$M"
+
+# --- a new namespace with max_message in the URI ---------------------------
+NS2=$NS-small
+cleanup "_delete_namespace '$KAFKA_CLUSTER_DIR' '$NS2'"
+D=$T/data2 M=$T/mnt2
+kmount --log "kafka:$BS?ns=$NS2&max_message=65536"
+truncate -s 4M "$M/c.img" || fail "truncate in the mount"
+write_direct "$T/b2.bin" "$M/c.img" 1048576
+readback "$M/c.img" 1048576 "$T/b2.bin"
+uc=$("$REPDISK" status --log "kafka:$BS?ns=$NS2" "$D" | awk 'NR > 1 && $1 == "c.img" { print $2; exit }')
+for t in catalog "disk.$uc"; do
+	got=$(topic_config "repdisk.$NS2.$t" max.message.bytes)
+	[ "$got" = max.message.bytes=65536 ] || fail "repdisk.$NS2.$t: $got, want max.message.bytes=65536"
+done
+records "repdisk.$NS2.disk.$uc" | awk '$2 > 65536 { exit 1 }' || fail "a message over 65536 bytes in repdisk.$NS2.disk.$uc"
+unmount_disks "$M"
+
+# --- a catalog topic made beforehand, with settings that risk data ---------
+NS3=$NS-risky
+cleanup "_delete_namespace '$KAFKA_CLUSTER_DIR' '$NS3'"
+kcluster admin kafka-topics --create --topic "repdisk.$NS3.catalog" --partitions 1 \
+	--replication-factor 3 --config min.insync.replicas=1 \
+	--config unclean.leader.election.enable=true > "$T/create" 2>&1 ||
+	fail "kafka-topics --create: $(cat "$T/create")"
+D=$T/data3 M=$T/mnt3
+kmount --log "kafka:$BS?ns=$NS3"
+cat "$T/mount.err" "$D/.repdisk/mount.log" > "$T/said"
+grep -q "warning: topic repdisk\.$NS3\.catalog has min\.insync\.replicas 1, less than the 2 asked for: a write is acknowledged once 1 replica has it" "$T/said" ||
+	fail "no min.insync.replicas warning: $(cat "$T/said")"
+grep -q "warning: topic repdisk\.$NS3\.catalog has unclean\.leader\.election\.enable=true: .*acknowledged writes can be lost" "$T/said" ||
+	fail "no unclean.leader.election warning: $(cat "$T/said")"
 say "ok"

@@ -37,7 +37,7 @@ file)
 kafka)
 	requires kcat
 	uuid=$(status_field "$D" vm1.img uuid)
-	echo "not a repdisk record" | kcat -P -p 0 -b "$DEVBROKER_BOOTSTRAP" \
+	echo "not a repdisk record" | kcat -P -p 0 -b "$KAFKA_BOOTSTRAP" \
 		-t "repdisk.$TEST_NAME-$$.disk.$uuid" || fail "kcat -P"
 	why="."
 	;;

@@ -9,8 +9,8 @@
 #  - `repdisk forget` lets retention pass a follower gone for good;
 #  - --keep-log keeps everything;
 #  - on Kafka, retention is the topic's: a follower that needs records the
-#    topic no longer has (the development cluster keeps about 5 MiB per
-#    partition) is told to reseed, and seed plus follow gets it there.
+#    topic no longer has (deleted with kafka-delete-records) is told to
+#    reseed, and seed plus follow gets it there.
 . "$(dirname "$0")/../lib/lib.sh"
 requires cmp
 
@@ -98,16 +98,23 @@ expect_exit 0 "$REPDISK" follow --once --log "file:$T/keep/.repdisk/log" "$T/kee
 cmp "$T/keep/k.img" "$T/keep-replica/k.img" || fail "the kept log does not replay to the same bytes"
 
 # --- Kafka: the topic's retention -----------------------------------------
-start_devbroker
-KLOG="kafka:$DEVBROKER_BOOTSTRAP?ns=retention-$$"
+# Retention deletes a topic's oldest records; DeleteRecords (Kafka's
+# kafka-delete-records) does the same at once, up to a chosen offset.
+use_kafka_cluster
+KLOG="kafka:$KAFKA_BOOTSTRAP?ns=$TEST_NAME-$$"
 mount_disks "$T/kdata" "$T/kmnt2" --log "$KLOG"
 truncate -s 64M "$T/kmnt2/vm1.img"
 dd if=/dev/urandom of="$T/kmnt2/vm1.img" bs=256k count=48 oflag=direct conv=notrunc status=none
+uuid=$(log_status_field "$KLOG" "$T/kdata" vm1.img uuid)
+cat > "$T/delete.json" <<EOF
+{"version": 1, "partitions": [{"topic": "repdisk.$TEST_NAME-$$.disk.$uuid", "partition": 0, "offset": 20}]}
+EOF
+kcluster admin kafka-delete-records --offset-json-file "$T/delete.json" > "$T/delete.out" 2>&1 ||
+	fail "kafka-delete-records: $(cat "$T/delete.out")"
 expect_exit 1 "$REPDISK" follow --once --log "$KLOG" "$T/kf"
-expect_stderr "vm1.img: log kafka: topic repdisk\.retention-[0-9]+\.disk\.[-0-9a-f]+ offset 0 \(position 0\): no longer in the log, which now starts at position [0-9]+ .*must be reseeded from another one \(repdisk seed --from\)"
+expect_stderr "vm1.img: log kafka: topic repdisk\.retention-[0-9]+\.disk\.[-0-9a-f]+ offset 0 \(position 0\): no longer in the log, which now starts at position 20 .*must be reseeded from another one \(repdisk seed --from\)"
 rm -rf "$T/kf"
-# the source's checkpoint (taken every second) must be within what the
-# development cluster still has, or the seed itself would need a reseed
+# the source's checkpoint (taken every second) past what was deleted
 for _ in $(seq 100); do
 	lag=$("$REPDISK" status --log "$KLOG" "$T/kdata" | awk '$1 == "vm1.img" { print $6 }')
 	[ "$lag" = 0 ] && break

@@ -3,15 +3,15 @@
 # the log URI or with -o are never shown: not in the mount log, not in
 # `ps` or /proc/PID/cmdline of the mount or a follower, not in `repdisk
 # status`.  A --kafka-config file that group or others can read is
-# refused, and a bad line of one is never echoed.  On a development
-# cluster (the properties are accepted and unused on plaintext).
+# refused, and a bad line of one is never echoed.  On the plaintext
+# listener of a real cluster (the properties are accepted and unused).
 . "$(dirname "$0")/../lib/lib.sh"
 requires fusermount3 grep
 
-start_devbroker
+use_kafka_cluster
 D=$T/data M=$T/mnt R=$T/replica
 S1=Hunter2-uri-$RANDOM S2=Hunter2-opt-$RANDOM S3=Hunter2-file-$RANDOM
-URI="kafka:$DEVBROKER_BOOTSTRAP?ns=secrets-$$&kafka.sasl.password=$S1&timeout_ms=30000"
+URI="kafka:$KAFKA_BOOTSTRAP?ns=$TEST_NAME-$$&kafka.sasl.password=$S1&timeout_ms=30000"
 
 mount_disks "$D" "$M" --log "$URI" -o "kafka.ssl.key.password=$S2"
 truncate -s 1M "$M/vm1.img"

@@ -17,18 +17,17 @@
 requires timeout
 
 # --- Kafka ---------------------------------------------------------------
-start_devbroker
-LOG="kafka:$DEVBROKER_BOOTSTRAP?ns=takeover-$$&timeout_ms=5000"
+use_kafka_cluster
+LOG="kafka:$KAFKA_BOOTSTRAP?ns=$TEST_NAME-$$&timeout_ms=5000"
 A=$T/host-a B=$T/host-b
 
 mount_disks "$A" "$T/ma" --log "$LOG" --host host-a
 truncate -s 64M "$T/ma/vm1.img"
 start_follower "$LOG" "$B"
 follower=$FOLLOWER_PID
-# about 1000 writes/s of 4 KiB: the development cluster keeps only the
-# last 5 MiB or so of a disk's log, which the follower must not fall out of
+# 4 KiB writes flat out, from 4 threads
 start_bg "$T/ackwriter.log" "$ACKWRITER" write "$T/ma/vm1.img" "$T/acks" \
-	--threads 2 --blocks 256 --bs 4096 --delay-us 2000
+	--threads 4 --blocks 256 --bs 4096
 writer=$!
 sleep 2
 kill -TERM "$follower"

@@ -6,8 +6,10 @@
  * write: N threads each own B blocks of BS bytes (thread t: blocks t*B ..
  * t*B+B-1) and rewrite random ones of them forever with O_DIRECT pwrite, a
  * new generation each time; every 64-byte unit of a block says (block,
- * generation).  After a pwrite returns success, "BLOCK GEN" is appended to
- * ACKS with one write(2), so a line exists only for an acknowledged write.
+ * generation).  After a pwrite returns success, "BLOCK GEN MS" is appended
+ * to ACKS with one write(2), so a line exists only for an acknowledged
+ * write; MS is when it was acknowledged (CLOCK_REALTIME, milliseconds),
+ * from which a test tells how long writes stalled.
  * It exits when a write fails (the daemon was killed, or fenced), naming
  * the error on stderr.  --delay-us U sleeps U microseconds after each
  * write (per thread): a gentler load for logs that keep little history.
@@ -34,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define UNIT 64
@@ -61,8 +64,11 @@ static int load_acks(void)
 	f = fopen(acks, "r");
 	if (!f)
 		return errno == ENOENT ? 0 : -1;
-	while (fscanf(f, "%llu %llu", &b, &g) == 2)
-		if (b < total && g > acked[b])
+	char line[128];
+
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%llu %llu", &b, &g) == 2 && b < total &&
+		    g > acked[b])
 			acked[b] = g;
 	fclose(f);
 	return 0;
@@ -99,8 +105,12 @@ static void *writer(void *arg)
 				strerror(errno));
 			exit(0);
 		}
-		n = snprintf(line, sizeof(line), "%" PRIu64 " %" PRIu64 "\n", b,
-			     gen);
+		struct timespec now;
+
+		clock_gettime(CLOCK_REALTIME, &now);
+		n = snprintf(line, sizeof(line), "%" PRIu64 " %" PRIu64 " %lld\n",
+			     b, gen, (long long)now.tv_sec * 1000 +
+			     now.tv_nsec / 1000000);
 		if (write(acks_fd, line, (size_t)n) != n)
 			exit(2);
 		if (delay_us)

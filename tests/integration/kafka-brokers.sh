@@ -1,0 +1,205 @@
+#!/bin/bash
+# Brokers failing under a mount, on a real 3-node Kafka cluster of the
+# test's own (replication factor 3, min.insync.replicas 2), while
+# ackwriter writes flat out (O_DIRECT, 4 KiB and 64 KiB blocks, every
+# acknowledged write recorded) and a follower tails the log.  The cases:
+#   leader-kill   SIGKILL of the broker that leads the disk's partition:
+#                 writes go on after the election;
+#   quorum-loss   SIGKILL of 2 of 3 brokers: writes fail with EIO once the
+#                 write timeout has passed, reads go on; the brokers
+#                 restarted, writes resume with no remount;
+#   pause-follower, pause-leader
+#                 SIGSTOP of a broker that follows, then of the leader,
+#                 for PAUSE_S seconds: writes stall, then go on;
+#   all-restart   all 3 brokers killed and restarted: writes fail with EIO,
+#                 then resume with no remount.
+# After each case: every write ackwriter saw acknowledged is on the disk
+# (ackwriter verify), the follower converges byte for byte, and, with the
+# mount unmounted and the follower stopped, `repdisk verify` finds the
+# replica identical; then both start again for the next case.  How long
+# writes stalled in each case (the longest gap between acknowledgements)
+# is reported, not asserted.
+#
+# KAFKA_CASES picks cases (default: all, in the order above).
+. "$(dirname "$0")/../lib/lib.sh"
+requires fusermount3 truncate dd cmp
+
+CASES=(${KAFKA_CASES:-leader-kill quorum-loss pause-follower pause-leader all-restart})
+WRITE_TIMEOUT=10
+PAUSE_S=${PAUSE_S:-15}
+start_kafka_cluster
+NS=brokers
+LOG="kafka:$KAFKA_BOOTSTRAP?ns=$NS"
+D=$T/data M=$T/mnt R=$T/replica
+BSIZES=(4096 65536)
+
+kmount() {
+	mount_disks "$D" "$M" --log "$LOG" --write-timeout "$WRITE_TIMEOUT"
+}
+# ack_args BS: ackwriter's geometry for a disk of blocks of BS bytes
+ack_args() { echo --threads 4 --blocks 256 --bs "$1"; }
+now_ms() { date +%s%3N; }
+
+# writers_start: one ackwriter per disk, flat out; sets WRITERS
+writers_start() {
+	local bs
+	WRITERS=()
+	for bs in "${BSIZES[@]}"; do
+		# shellcheck disable=SC2046
+		start_bg "$T/ackwriter.$bs.log" "$ACKWRITER" write "$M/vm-$bs.img" \
+			"$T/acks.$bs" $(ack_args "$bs")
+		WRITERS+=("$!")
+	done
+}
+# writers_stop: they exit at the first failed write, or are stopped here
+writers_stop() {
+	local p
+	for p in "${WRITERS[@]}"; do
+		kill "$p" 2> /dev/null
+		wait "$p" 2> /dev/null || true
+	done
+}
+# acks_since MS: acknowledged writes (of all disks) after time MS
+acks_since() {
+	cat "$T"/acks.* 2> /dev/null | awk -v t="$1" '$3 > t { n++ } END { print n + 0 }'
+}
+# wait_acks MS N SECONDS: N writes acknowledged after MS, within SECONDS
+wait_acks() {
+	local until=$((SECONDS + $3))
+	while [ "$(acks_since "$1")" -lt "$2" ]; do
+		[ "$SECONDS" -lt "$until" ] ||
+			fail "$CASE: fewer than $2 writes acknowledged in $3 s ($(acks_since "$1"))"
+		sleep 0.2
+	done
+}
+# stall FROM TO: the longest time in ms with no write acknowledged between
+# FROM and TO (ms), counting from FROM
+stall() {
+	{ echo "$1"; cat "$T"/acks.* | awk -v a="$1" -v b="$2" '$3 >= a && $3 <= b { print $3 }'; echo "$2"; } |
+		sort -n | awk 'NR > 1 && $1 - p > m { m = $1 - p } { p = $1 } END { print m + 0 }'
+}
+# check_case: acknowledged writes kept, the follower converged, and at
+# rest the replica identical; then the mount and the follower start again
+check_case() {
+	local bs
+	writers_stop
+	for bs in "${BSIZES[@]}"; do
+		# shellcheck disable=SC2046
+		"$ACKWRITER" verify "$M/vm-$bs.img" "$T/acks.$bs" $(ack_args "$bs") > "$T/verify.out" 2>&1 ||
+			{ cat "$T/verify.out"; fail "$CASE: vm-$bs.img: acknowledged writes lost"; }
+		log_converged "$LOG" "$D" "$R" "vm-$bs.img" 120
+	done
+	unmount_disks "$M"
+	kill "$FOLLOWER_PID"
+	wait "$FOLLOWER_PID" 2> /dev/null || true
+	expect_exit 0 "$REPDISK" verify -q "$D" "$R"
+	for bs in "${BSIZES[@]}"; do
+		# shellcheck disable=SC2046
+		"$ACKWRITER" verify "$D/vm-$bs.img" "$T/acks.$bs" $(ack_args "$bs") > "$T/verify.out" 2>&1 ||
+			{ cat "$T/verify.out"; fail "$CASE: vm-$bs.img at rest: acknowledged writes lost"; }
+	done
+	kmount
+	start_follower "$LOG" "$R"
+}
+# expect_eio: both writers stopped at a write that failed with EIO
+expect_eio() {
+	local bs p
+	for p in "${WRITERS[@]}"; do
+		for _ in $(seq $((WRITE_TIMEOUT * 10 + 300))); do
+			kill -0 "$p" 2> /dev/null || break
+			sleep 0.1
+		done
+		kill -0 "$p" 2> /dev/null && fail "$CASE: a writer still runs $((WRITE_TIMEOUT + 30)) s into the outage"
+	done
+	for bs in "${BSIZES[@]}"; do
+		grep -q "write failed: Input/output error" "$T/ackwriter.$bs.log" ||
+			fail "$CASE: vm-$bs.img: want EIO, got: $(cat "$T/ackwriter.$bs.log")"
+	done
+}
+# reads_work: the disks read through the mount while writes cannot
+reads_work() {
+	local bs
+	for bs in "${BSIZES[@]}"; do
+		timeout 30 dd if="$M/vm-$bs.img" of=/dev/null bs=1M iflag=direct status=none ||
+			fail "$CASE: reading vm-$bs.img failed during the outage"
+	done
+}
+leader_of() { kcluster leader "repdisk.$NS.disk.$1"; }
+
+kmount
+start_follower "$LOG" "$R"
+for bs in "${BSIZES[@]}"; do truncate -s 64M "$M/vm-$bs.img"; done
+u4=$(log_status_field "$LOG" "$D" vm-4096.img uuid)
+
+for CASE in "${CASES[@]}"; do
+	writers_start
+	t0=$(now_ms)
+	wait_acks "$t0" 200 60
+	case $CASE in
+	leader-kill)
+		n=$(leader_of "$u4")
+		t1=$(now_ms)
+		kcluster kill "$n"
+		wait_acks "$t1" 500 120
+		sleep 2
+		t2=$(now_ms)
+		say "$CASE: node $n (leader of vm-4096.img) killed; writes stalled at most $(stall "$t1" "$t2") ms; now led by node $(leader_of "$u4")"
+		kcluster restart "$n" > /dev/null
+		kcluster wait-ready 120 > /dev/null
+		;;
+	quorum-loss)
+		n=$(leader_of "$u4")
+		m=$((n % 3 + 1))
+		kcluster kill "$n"
+		kcluster kill "$m"
+		t1=$(now_ms)
+		expect_eio
+		t2=$(now_ms)
+		reads_work
+		grep -q "writes fail with EIO" "$D/.repdisk/mount.log" ||
+			fail "$CASE: the mount log does not say writes fail: $(tail -5 "$D/.repdisk/mount.log")"
+		say "$CASE: nodes $n and $m killed; writes failed with EIO after $((t2 - t1)) ms (write timeout ${WRITE_TIMEOUT} s); reads went on"
+		kcluster restart "$n" > /dev/null
+		kcluster restart "$m" > /dev/null
+		kcluster wait-ready 120 > /dev/null
+		# no remount: the same mount takes writes again
+		writers_start
+		t3=$(now_ms)
+		wait_acks "$t3" 200 120
+		say "$CASE: brokers back; writes resumed without a remount"
+		;;
+	pause-follower | pause-leader)
+		l=$(leader_of "$u4")
+		if [ "$CASE" = pause-leader ]; then n=$l; else n=$((l % 3 + 1)); fi
+		t1=$(now_ms)
+		kcluster pause "$n"
+		sleep "$PAUSE_S"
+		kcluster resume "$n"
+		t2=$(now_ms)
+		wait_acks "$t2" 200 120
+		sleep 2
+		say "$CASE: node $n paused for $PAUSE_S s; writes stalled at most $(stall "$t1" "$(now_ms)") ms"
+		for p in "${WRITERS[@]}"; do
+			kill -0 "$p" 2> /dev/null || fail "$CASE: a writer stopped: $(cat "$T"/ackwriter.*.log)"
+		done
+		kcluster wait-ready 120 > /dev/null
+		;;
+	all-restart)
+		for n in 1 2 3; do kcluster kill "$n"; done
+		t1=$(now_ms)
+		expect_eio
+		reads_work
+		for n in 1 2 3; do kcluster restart "$n" > /dev/null & done
+		wait
+		kcluster wait-ready 180 > /dev/null
+		t2=$(now_ms)
+		writers_start
+		wait_acks "$t2" 200 120
+		say "$CASE: all 3 nodes killed and restarted ($((t2 - t1)) ms); writes resumed without a remount"
+		;;
+	*) fail "unknown case $CASE" ;;
+	esac
+	check_case
+	say "$CASE: every acknowledged write kept; the replica identical"
+done
+say "ok"
