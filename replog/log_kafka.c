@@ -346,6 +346,17 @@ static rd_kafka_conf_t *make_conf(struct kafka_log *log,
 	 * default: an append would then fail up to 10 s late, and the first
 	 * ones after the broker returns too.  1 s keeps the bound close. */
 	rd_kafka_conf_set(conf, "reconnect.backoff.max.ms", "1000", NULL, 0);
+	/* A broker that stops answering (paused, a VM frozen, a cut link
+	 * that drops packets) keeps its connections open: librdkafka waits
+	 * socket.timeout.ms (60 s by default) for each request before it
+	 * gives up on that broker and looks for the partition's new leader.
+	 * A third of the write timeout (at least 5 s) leaves time for the
+	 * retry to the new leader before the write fails. */
+	char sock[16];
+
+	snprintf(sock, sizeof(sock), "%d", log->timeout_ms / 3 < 5000 ? 5000 :
+		 log->timeout_ms / 3);
+	rd_kafka_conf_set(conf, "socket.timeout.ms", sock, NULL, 0);
 	for (size_t i = 0; i < log->nprops; i++) {
 		char *kv = log->props[i], *eq = strchr(kv, '=');
 
@@ -650,9 +661,17 @@ static int topic_lookup(struct kafka_log *log, const char *topic,
 						  log->timeout_ms);
 	int found = 0;
 
-	if (e)
-		return rl_err_set(err, EIO, "log kafka:%s: metadata: %s",
-				  log->brokers, rd_kafka_err2str(e));
+	if (e) {
+		char last[sizeof(log->last_error)];
+
+		pthread_mutex_lock(&log->lock);
+		snprintf(last, sizeof(last), "%s", log->last_error);
+		pthread_mutex_unlock(&log->lock);
+		return rl_err_set(err, EIO, "log kafka:%s: metadata: %s%s%s%s",
+				  log->brokers, rd_kafka_err2str(e),
+				  last[0] ? " (last error: " : "", last,
+				  last[0] ? ")" : "");
+	}
 	for (int i = 0; i < md->topic_cnt; i++) {
 		const rd_kafka_metadata_topic_t *t = &md->topics[i];
 
@@ -1126,8 +1145,11 @@ static int kafka_open(const char *where, unsigned flags,
 		"linger.ms", "0",
 		NULL
 	};
+	/* the metadata handle produces nothing: producer-only properties an
+	 * operator gives for the writer must not make it invalid */
 	const char *const meta[] = {
 		"socket.nagle.disable", "true",
+		"enable.gapless.guarantee", "false",
 		NULL
 	};
 	conf = make_conf(log, meta, err);
@@ -1135,6 +1157,9 @@ static int kafka_open(const char *where, unsigned flags,
 		rc = -EINVAL;
 		goto fail;
 	}
+	/* its errors (authentication, TLS, ...) explain a failed request */
+	rd_kafka_conf_set_opaque(conf, log);
+	rd_kafka_conf_set_error_cb(conf, on_error);
 	log->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
 	if (!log->rk) {
 		rd_kafka_conf_destroy(conf);

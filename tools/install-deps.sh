@@ -9,6 +9,10 @@ packages=(
 	libjansson-dev
 	# the clients the tests drive, as users do
 	qemu-utils fio e2fsprogs rsync python3 util-linux procps kcat
+	# a real Apache Kafka cluster for the Kafka tests (tools/kafka-cluster.sh:
+	# the broker's jars come from Maven Central), and the certificates of
+	# its TLS tests
+	openjdk-17-jre-headless maven openssl iproute2
 	# the end-to-end tests: a VM booted from a disk (boot.sh; its kernel is
 	# Debian's cloud kernel, fetched by the test with apt-get download),
 	# and libguestfs (libguestfs.sh)

@@ -1,7 +1,8 @@
 #!/bin/bash
 # A real Apache Kafka cluster on this machine, for trying repdisk on Kafka
 # and for its tests: 3 KRaft nodes, each broker and controller at once, on
-# 127.0.0.1.
+# 127.0.0.1 (or KAFKA_CLUSTER_HOST, an address of this host: a test's
+# network namespaces reach the brokers over veth links to it).
 #
 #   KAFKA_CLUSTER_DIR=DIR tools/kafka-cluster.sh COMMAND [ARG]
 #
@@ -10,6 +11,7 @@
 #   stop           stop every node (SIGTERM, then SIGKILL after 30 s)
 #   status         each node's state, then the cluster's metadata
 #   bootstrap      the bootstrap list, HOST:PORT,HOST:PORT,HOST:PORT
+#   bootstrap-sasl the same for the SASL_SSL listeners (KAFKA_CLUSTER_SASL)
 #   leader TOPIC   the node that leads TOPIC's partition 0
 #   kill N         SIGKILL node N (1-3)
 #   pause N        SIGSTOP node N;  resume N: SIGCONT
@@ -34,7 +36,8 @@
 # "Security" below).
 #
 # Files under KAFKA_CLUSTER_DIR (default /var/tmp/repdisk-kafka):
-#   ports                the 6 ports chosen at the first start
+#   ports, host          the 6 ports and the address chosen at the first
+#                        start
 #   nodeN/server.properties, nodeN/data/, nodeN/server.log (the broker's
 #   log), nodeN/stdout.log, nodeN/pid
 #
@@ -51,6 +54,9 @@ version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$pom")
 dir=${KAFKA_CLUSTER_DIR:-/var/tmp/repdisk-kafka}
 cache=${KAFKA_CLUSTER_CACHE:-/var/cache/repdisk-test/kafka-$version}
 java=${JAVA:-java}
+# the address, fixed at the first start
+host=${KAFKA_CLUSTER_HOST:-127.0.0.1}
+[ -s "$dir/host" ] && host=$(cat "$dir/host")
 nodes=(1 2 3)
 
 die() { echo "kafka-cluster: $*" >&2; exit 1; }
@@ -70,7 +76,7 @@ fetch_jars() {
 
 # --- ports -----------------------------------------------------------------
 
-# Six free ports on 127.0.0.1, chosen once per cluster directory so that a
+# Six free ports on the host address, chosen once per cluster directory so that a
 # node restarts where its peers expect it.  Several clusters can run at once
 # (a test's own beside the suite's shared one).
 choose_ports() {
@@ -92,7 +98,7 @@ sasl_port() { awk -v n="$1" '{ print $(n + 3) + 10000 }' "$dir/ports"; }
 
 bootstrap() {
 	local n out=()
-	for n in "${nodes[@]}"; do out+=("127.0.0.1:$(broker_port "$n")"); done
+	for n in "${nodes[@]}"; do out+=("$host:$(broker_port "$n")"); done
 	(IFS=,; echo "${out[*]}")
 }
 
@@ -101,14 +107,14 @@ bootstrap() {
 write_config() { # N
 	local n=$1 voters="" m
 	for m in "${nodes[@]}"; do
-		voters+="${voters:+,}$m@127.0.0.1:$(controller_port "$m")"
+		voters+="${voters:+,}$m@$host:$(controller_port "$m")"
 	done
-	local listeners="PLAINTEXT://127.0.0.1:$(broker_port "$n"),CONTROLLER://127.0.0.1:$(controller_port "$n")"
-	local advertised="PLAINTEXT://127.0.0.1:$(broker_port "$n")"
+	local listeners="PLAINTEXT://$host:$(broker_port "$n"),CONTROLLER://$host:$(controller_port "$n")"
+	local advertised="PLAINTEXT://$host:$(broker_port "$n")"
 	local protocols="CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
 	if [ "${KAFKA_CLUSTER_SASL:-0}" = 1 ]; then
-		listeners+=",SASL_SSL://127.0.0.1:$(sasl_port "$n")"
-		advertised+=",SASL_SSL://127.0.0.1:$(sasl_port "$n")"
+		listeners+=",SASL_SSL://$host:$(sasl_port "$n")"
+		advertised+=",SASL_SSL://$host:$(sasl_port "$n")"
 		protocols+=",SASL_SSL:SASL_SSL"
 	fi
 	mkdir -p "$dir/node$n/data"
@@ -262,6 +268,7 @@ ready() {
 	awk '/^ *partition [0-9]+,/ {
 		leader = $4; sub(",", "", leader)
 		if (leader == -1) bad = 1
+		sub(",$", "", $6)	# "replicas: 1,2,3, isrs: 1,3,2"
 		nr = split($6, r, ","); ni = split($8, s, ",")
 		if (nr != ni) bad = 1
 	} END { exit bad }' <<<"$md"
@@ -293,6 +300,7 @@ cmd_start() {
 	"$java" -version >/dev/null 2>&1 || die "Java 17 is needed (apt-get install openjdk-17-jre-headless)"
 	fetch_jars
 	mkdir -p "$dir"
+	[ -s "$dir/host" ] || echo "$host" >"$dir/host"
 	choose_ports
 	log4j_config
 	local id=""
@@ -325,7 +333,7 @@ cmd_status() {
 		if pid=$(node_pid "$n"); then
 			state=$(awk '{ print $3 }' "/proc/$pid/stat")
 			[ "$state" = T ] && state=paused || state=running
-			echo "node $n: $state (pid $pid), 127.0.0.1:$(broker_port "$n")"
+			echo "node $n: $state (pid $pid), $host:$(broker_port "$n")"
 		else
 			echo "node $n: stopped"
 		fi
@@ -345,6 +353,12 @@ start) cmd_start ;;
 stop) [ -d "$dir" ] && cmd_stop ;;
 status) cmd_status ;;
 bootstrap) [ -s "$dir/ports" ] || die "no cluster in $dir"; bootstrap ;;
+bootstrap-sasl)
+	[ -s "$dir/ports" ] || die "no cluster in $dir"
+	out=()
+	for n in "${nodes[@]}"; do out+=("$host:$(sasl_port "$n")"); done
+	(IFS=,; echo "${out[*]}")
+	;;
 leader) [ $# -eq 1 ] || die "usage: leader TOPIC"; leader "$1" ;;
 kill) check_node "${1:-}"; pid=$(node_pid "$1") && kill -KILL "$pid" ;;
 pause) check_node "${1:-}"; pid=$(node_pid "$1") && kill -STOP "$pid" ;;

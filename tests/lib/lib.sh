@@ -44,7 +44,7 @@ _run_cleanups() {
 	fi
 	if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && [ -n "${T:-}" ] && [ -d "$T" ]; then
 		echo "$TEST_NAME: failed (exit $rc); logs:" >&2
-		for f in "$T"/*.log; do
+		for f in "$T"/*.log "$T"/*/.repdisk/mount.log; do
 			[ -f "$f" ] || continue
 			echo "--- $f" >&2
 			tail -n 30 "$f" >&2

@@ -2,7 +2,8 @@
  * in-process mock cluster: completions in position order with positions =
  * offsets, the durable end, readers (timeout 0 still returns every record
  * below the end, 0 at the end, tailing), a failed append that does not make
- * the log refuse later ones (quorum loss is not permanent), a record of
+ * the log refuse later ones (quorum loss is not permanent), a fatal
+ * producer error that a new producer replaces, a record of
  * another disk refused, rl_log_list, and bad URIs. */
 #include "unit.h"
 
@@ -412,6 +413,70 @@ START_TEST(test_writer_outage_and_gaps)
 }
 END_TEST
 
+/* A fatal idempotent-producer error (librdkafka 2.0.2 raises one after some
+ * disconnects; here the mock answers a produce with INVALID_PRODUCER_EPOCH,
+ * which an idempotent producer cannot recover from): the log makes a new
+ * producer by itself.  The write in flight fails with EIO, the next ones
+ * succeed with no reopen, and the image is what a replay of the log
+ * makes. */
+START_TEST(test_fatal_producer_error)
+{
+	struct rl_writer_opts wo = { .host = "host-a" };
+	char p1[4096], p2[4096], dir[4096], path[4200];
+	struct rl_image *img, *img2;
+	struct rl_writer *w;
+	struct rl_log *log;
+	struct rl_stream *s;
+	struct rl_err err = { 0 };
+	char *out;
+	int saved, rc = 0;
+
+	mock_start();
+	log = open_log_query(RL_LOG_WRITE, 3000,
+			     "?kafka.enable.gapless.guarantee=true");
+	ck_assert_msg(rl_log_stream(log, &disk1, &s, &err) == 0, "%s", err.msg);
+	img = image_in("fatal-a", p1, sizeof(p1));
+	ck_assert_msg(rl_writer_open(s, img, "vm.img", &wo, &w, &err) == 0,
+		      "%s", err.msg);
+	ck_assert_int_eq(write_sync(w, 0, 'a'), 0);
+
+	unit_tmpdir("fatal-msgs", dir, sizeof(dir));
+	unit_path(path, sizeof(path), "%s/stderr", dir);
+	saved = unit_stderr_begin(path);
+	rd_kafka_mock_push_request_errors(mc, 0 /* Produce */, 1,
+					  RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH);
+	ck_assert_int_eq(write_sync(w, 4096, 'b'), -EIO);
+	/* until the new producer runs, writes fail at once */
+	for (int i = 0; i < 100; i++) {
+		rc = write_sync(w, 8192, 'c');
+		if (rc == 0)
+			break;
+		struct timespec t = { 0, 50 * 1000000 };
+
+		nanosleep(&t, NULL);
+	}
+	out = unit_stderr_end(saved, path);
+	ck_assert_int_eq(rc, 0);
+	ck_assert_msg(strstr(out, "fatal producer error") &&
+		      strstr(out, "a new producer replaced the one that failed") &&
+		      strstr(out, "appends are accepted again"), "stderr: %s", out);
+	free(out);
+	ck_assert_int_eq(write_sync(w, 12288, 'd'), 0);
+	rl_writer_close(w);
+
+	img2 = image_in("fatal-replay", p2, sizeof(p2));
+	ck_assert_int_ge(rl_replay(s, img2, &err), 0);
+	ck_assert_int_eq(rl_image_checkpoint(img, &err), 0);
+	ck_assert_int_eq(rl_image_checkpoint(img2, &err), 0);
+	ck_assert_uint_eq(rl_image_next_pos(img), rl_image_next_pos(img2));
+	ck_assert_int_eq(unit_file_cmp(p1, p2), -1);
+	rl_image_close(img);
+	rl_image_close(img2);
+	rl_log_close(log);
+	mock_stop();
+}
+END_TEST
+
 /* ------------------------------------------------------------ bad records */
 
 START_TEST(test_record_of_another_disk)
@@ -544,6 +609,7 @@ static Suite *log_kafka_suite(void)
 	tcase_add_test(tc, test_order_end_and_readers);
 	tcase_add_test(tc, test_failed_append_is_not_sticky);
 	tcase_add_test(tc, test_writer_outage_and_gaps);
+	tcase_add_test(tc, test_fatal_producer_error);
 	tcase_add_test(tc, test_record_of_another_disk);
 	tcase_add_test(tc, test_largest_record);
 	tcase_add_test(tc, test_bad_uris);
