@@ -34,7 +34,12 @@
  *
  * Because of that, failures are not sticky: a write that fails gets -EIO,
  * and the next one that the log accepts brings the image up to date before
- * it is acknowledged.  That is what lets a disk take writes again, without
+ * it is acknowledged.  A record that failed but landed must reach the image
+ * even if no write follows (the guest may have stopped writing, or the
+ * operator stopped it): otherwise the image and every follower's would
+ * differ, each showing one side of the failed write.  So for a while after
+ * a failed append (RECHECK_NS), the applier, once a second while nothing
+ * is in flight, reads the log's end and fills the gap up to it (idle_catch_up).  That is what lets a disk take writes again, without
  * a restart, once a Kafka cluster has its quorum back (DESIGN.md, contract
  * item 6).  Every record, whatever its submitter was told, is applied by
  * the same rules on every replica, so they converge.
@@ -93,6 +98,7 @@ struct rl_writer {
 	/* Outage reporting, on the applier thread only: one line when
 	 * appends start failing, one when they succeed again. */
 	bool outage;
+	uint64_t recheck_until;		/* idle_catch_up until then (ns) */
 	uint64_t outage_failures;
 	bool apply_failing;
 
@@ -151,11 +157,16 @@ static void writer_fenced(struct rl_writer *w)
 			w->name, w->fenced_by, w->epoch);
 }
 
+/* How long after a failed append the applier looks for records that
+ * landed after all: twice the longest write timeout that is sensible. */
+#define RECHECK_NS	(120ull * 1000000000)
+
 /* On the applier thread: an append failed. */
 static void outage_begin(struct rl_writer *w)
 {
 	const char *why = rl_stream_fail_why(w->stream);
 
+	w->recheck_until = now_ns() + RECHECK_NS;
 	w->outage_failures++;
 	if (w->outage)
 		return;
@@ -368,6 +379,45 @@ static void apply_one(struct rl_writer *w, struct submission *sub)
 	free(sub);
 }
 
+/* On the applier thread, while nothing is in flight, for a while after a
+ * failed append: records in the log beyond the image (appends that failed
+ * but landed) are applied.  The log's end is read without any lock, so
+ * that a stalled log blocks no writer; it counts only if no record was
+ * appended meanwhile (w->seq unchanged): a record of ours beyond it then
+ * lies at or after the end, and fill_gap stops before it. */
+static void idle_catch_up(struct rl_writer *w)
+{
+	struct rl_err e = { 0 };
+	uint64_t seq, end, busy;
+
+	if (!w->recheck_until || now_ns() > w->recheck_until ||
+	    atomic_load(&w->fenced))
+		return;
+	pthread_mutex_lock(&w->lock);
+	seq = w->seq;
+	pthread_mutex_unlock(&w->lock);
+	pthread_mutex_lock(&w->idle_lock);
+	busy = w->in_flight;
+	pthread_mutex_unlock(&w->idle_lock);
+	if (busy || rl_log_end(w->stream, &end) < 0)
+		return;
+	pthread_mutex_lock(&w->lock);
+	bool quiet = w->seq == seq;
+
+	pthread_mutex_unlock(&w->lock);
+	pthread_mutex_lock(&w->idle_lock);
+	quiet = quiet && w->in_flight == 0;
+	pthread_mutex_unlock(&w->idle_lock);
+	if (!quiet)
+		return;
+	pthread_mutex_lock(&w->apply_lock);
+	if (end > rl_image_next_pos(w->img) && fill_gap(w, end, &e) == 0)
+		fprintf(stderr, "repdisk: %s: applied the log up to position "
+			"%" PRIu64 ": records of writes that failed landed in "
+			"the log after all\n", w->name, end);
+	pthread_mutex_unlock(&w->apply_lock);
+}
+
 static void *applier_main(void *arg)
 {
 	struct rl_writer *w = arg;
@@ -383,6 +433,7 @@ static void *applier_main(void *arg)
 						   &ts) == ETIMEDOUT) {
 				pthread_mutex_unlock(&w->q_lock);
 				stuck_check(w);
+				idle_catch_up(w);
 				pthread_mutex_lock(&w->q_lock);
 			}
 		}

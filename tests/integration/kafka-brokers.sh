@@ -114,10 +114,10 @@ expect_eio() {
 	local bs p
 	for p in "${WRITERS[@]}"; do
 		for _ in $(seq $((WRITE_TIMEOUT * 10 + 300))); do
-			kill -0 "$p" 2> /dev/null || break
+			running "$p" || break
 			sleep 0.1
 		done
-		kill -0 "$p" 2> /dev/null && fail "$CASE: a writer still runs $((WRITE_TIMEOUT + 30)) s into the outage"
+		running "$p" && fail "$CASE: a writer still runs $((WRITE_TIMEOUT + 30)) s into the outage"
 	done
 	for bs in "${BSIZES[@]}"; do
 		grep -q "write failed: Input/output error" "$T/ackwriter.$bs.log" ||
@@ -188,7 +188,7 @@ for CASE in "${CASES[@]}"; do
 		sleep 2
 		say "$CASE: node $n paused for $PAUSE_S s; writes stalled at most $(stall "$t1" "$(now_ms)") ms"
 		for p in "${WRITERS[@]}"; do
-			kill -0 "$p" 2> /dev/null || fail "$CASE: a writer stopped: $(cat "$T"/ackwriter.*.log)"
+			running "$p" || fail "$CASE: a writer stopped: $(cat "$T"/ackwriter.*.log)"
 		done
 		kcluster wait-ready 120 > /dev/null
 		;;

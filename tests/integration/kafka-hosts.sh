@@ -81,13 +81,13 @@ wait_more_acks() { # N SECONDS: N more writes acknowledged within SECONDS
 	local want=$(($(acks) + $1)) until=$((SECONDS + $2))
 	while [ "$(acks)" -lt "$want" ]; do
 		[ "$SECONDS" -lt "$until" ] || fail "fewer than $1 writes acknowledged in $2 s"
-		kill -0 "$WRITER" 2> /dev/null || fail "the writer stopped: $(cat "$T/ackwriter.log")"
+		running "$WRITER" || fail "the writer stopped: $(cat "$T/ackwriter.log")"
 		sleep 0.2
 	done
 }
 wait_writer_exit() { # SECONDS
 	for _ in $(seq $(($1 * 10))); do
-		kill -0 "$WRITER" 2> /dev/null || return 0
+		running "$WRITER" || return 0
 		sleep 0.1
 	done
 	fail "the writer still writes $1 s later"

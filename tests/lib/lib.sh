@@ -82,6 +82,14 @@ start_bg() {
 	cleanup "kill -9 $! 2>/dev/null; wait $! 2>/dev/null"
 }
 
+# running PID: the process runs (a zombie, exited but not yet reaped by
+# this shell, does not count; kill -0 alone would say it runs).
+running() {
+	local st
+	st=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
+	[ -n "$st" ] && [ "$st" != Z ]
+}
+
 # cleanup_mount MOUNTPOINT: at exit, unmount lazily, and give the daemon
 # serving it (repdisk mount daemonises: not our child) 10 s to finish,
 # then SIGKILL, so that nothing outlives the test (nor talks to a

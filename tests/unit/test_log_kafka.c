@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -413,6 +415,59 @@ START_TEST(test_writer_outage_and_gaps)
 }
 END_TEST
 
+/* A write that failed (the partition's leader down) but whose record
+ * lands in the log after all, with no write after it: the writer applies
+ * it by itself within seconds, so that its image and every follower's
+ * agree (they apply it too) without waiting for the next write. */
+START_TEST(test_writer_idle_catch_up)
+{
+	struct rl_writer_opts wo = { .host = "host-a" };
+	char p1[4096], p2[4096], got[8] = { 0 };
+	struct rl_image *img, *img2;
+	struct rl_writer *w;
+	struct rl_log *log;
+	struct rl_stream *s;
+	struct rl_err err = { 0 };
+	int fd;
+
+	mock_start();
+	log = open_log(RL_LOG_WRITE, 1500);
+	ck_assert_msg(rl_log_stream(log, &disk1, &s, &err) == 0, "%s", err.msg);
+	img = image_in("catchup-a", p1, sizeof(p1));
+	ck_assert_msg(rl_writer_open(s, img, "vm.img", &wo, &w, &err) == 0,
+		      "%s", err.msg);
+	ck_assert_int_eq(write_sync(w, 0, 'a'), 0);		/* seq 1 */
+	rd_kafka_mock_broker_set_down(mc, 1);
+	ck_assert_int_eq(write_sync(w, 4096, 'b'), -EIO);	/* seq 2 */
+	rd_kafka_mock_broker_set_up(mc, 1);
+	/* the failed record "lands": seq 2 of our epoch */
+	append_raw(s, RL_WRITE, rl_writer_epoch(w), 2, 4096, "landed");
+	fd = open(p1, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	for (int i = 0; i < 100 && strcmp(got, "landed") != 0; i++) {
+		struct timespec t = { 0, 100 * 1000000 };
+
+		nanosleep(&t, NULL);
+		if (pread(fd, got, 6, 4096) != 6)	/* not there yet */
+			got[0] = '\0';
+	}
+	close(fd);
+	ck_assert_str_eq(got, "landed");
+	rl_writer_close(w);
+
+	img2 = image_in("catchup-replay", p2, sizeof(p2));
+	ck_assert_int_ge(rl_replay(s, img2, &err), 0);
+	ck_assert_int_eq(rl_image_checkpoint(img, &err), 0);
+	ck_assert_int_eq(rl_image_checkpoint(img2, &err), 0);
+	ck_assert_uint_eq(rl_image_next_pos(img), rl_image_next_pos(img2));
+	ck_assert_int_eq(unit_file_cmp(p1, p2), -1);
+	rl_image_close(img);
+	rl_image_close(img2);
+	rl_log_close(log);
+	mock_stop();
+}
+END_TEST
+
 /* A fatal idempotent-producer error (librdkafka 2.0.2 raises one after some
  * disconnects; here the mock answers a produce with INVALID_PRODUCER_EPOCH,
  * which an idempotent producer cannot recover from): the log makes a new
@@ -609,6 +664,7 @@ static Suite *log_kafka_suite(void)
 	tcase_add_test(tc, test_order_end_and_readers);
 	tcase_add_test(tc, test_failed_append_is_not_sticky);
 	tcase_add_test(tc, test_writer_outage_and_gaps);
+	tcase_add_test(tc, test_writer_idle_catch_up);
 	tcase_add_test(tc, test_fatal_producer_error);
 	tcase_add_test(tc, test_record_of_another_disk);
 	tcase_add_test(tc, test_largest_record);

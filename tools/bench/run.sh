@@ -1,15 +1,19 @@
 #!/bin/bash
 # The benchmark harness: the same fio workloads on (a) the raw backing
 # filesystem, (b) libfuse's passthrough_ll example, (c) repdisk on the
-# embedded file log, (d) repdisk on Kafka (`repdisk devbroker`, 3 brokers,
-# min.insync 2, acks=all), in one run, and a table of each figure with its
-# ratio to passthrough_ll.  On (c) and (d) a follower tails the log into
-# its own data directory; its lag (records behind the log's end) is
-# sampled every 0.2 s and the largest is reported per workload.  Figures,
-# not a test: nothing here passes or fails.
+# embedded file log, (d) repdisk on the development cluster (`repdisk
+# devbroker`, librdkafka's mock: 3 brokers that replicate nothing), (e)
+# repdisk on a real 3-node Apache Kafka cluster on this host
+# (tools/kafka-cluster.sh: RF 3, min.insync 2, acks=all), in one run, and a
+# table of each figure with its ratio to passthrough_ll.  On (c)-(e) a
+# follower tails the log into its own data directory; its lag is sampled
+# every 0.2 s: the largest lag in records and in seconds (how long it had
+# not held all the log had) per write workload, and the time it took to
+# catch up once the workload ended.  Figures, not a test: nothing here
+# passes or fails.
 #
 #   bash tools/bench/run.sh [--dir DIR] [--size-mb N] [--runtime S]
-#                           [--only raw,passthrough,repdisk,kafka]
+#                           [--only raw,passthrough,repdisk,devbroker,kafka]
 #                           [--no-follower]
 #
 # --no-follower: no follower beside the repdisk targets.  On a small
@@ -21,7 +25,7 @@
 # measure.  Needs root (FUSE mounts), fio, python3 and a C compiler.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
-dir=/var/tmp/repdisk-bench size_mb=1024 runtime=10 only=raw,passthrough,repdisk,kafka
+dir=/var/tmp/repdisk-bench size_mb=1024 runtime=10 only=raw,passthrough,repdisk,devbroker,kafka
 no_follower=
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -30,7 +34,7 @@ while [ $# -gt 0 ]; do
 	--runtime) runtime=$2; shift 2 ;;
 	--only) only=$2; shift 2 ;;
 	--no-follower) no_follower=1; shift ;;
-	*) echo "usage: $0 [--dir DIR] [--size-mb N] [--runtime S] [--only raw,passthrough,repdisk,kafka] [--no-follower]" >&2; exit 2 ;;
+	*) echo "usage: $0 [--dir DIR] [--size-mb N] [--runtime S] [--only raw,passthrough,repdisk,devbroker,kafka] [--no-follower]" >&2; exit 2 ;;
 	esac
 done
 
@@ -52,6 +56,7 @@ cleanup() {
 	set +e
 	for m in "$work"/mnt-*; do fusermount3 -uz "$m" 2>/dev/null; done
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+	[ -d "$work/kafka" ] && KAFKA_CLUSTER_DIR=$work/kafka "$top/tools/kafka-cluster.sh" stop
 	sysctl -qw fs.pipe-max-size="$old_pipe"
 	rm -rf "$work"
 }
@@ -66,11 +71,11 @@ gcc -O2 -Wall -o "$ptll" /usr/share/doc/libfuse3-dev/examples/passthrough_ll.c \
 	$(pkg-config fuse3 --cflags --libs) 2>/dev/null
 
 # lag_sampler NAME WORKLOAD: with a follower running (FOLLOW_DATA and
-# FOLLOW_LOG set), samples its lag in records until killed
+# FOLLOW_LOG set), samples its lag in records, "MS LAG" lines, until killed
 lag_sampler() {
 	while sleep 0.2; do
 		"$repdisk" status "$FOLLOW_DATA" --log "$FOLLOW_LOG" 2>/dev/null |
-			awk '$1 == "disk.img" { print $6 }'
+			awk -v t="$(date +%s%3N)" '$1 == "disk.img" { print t, $6 }'
 	done > "$out/$1.$2.lag"
 }
 
@@ -83,6 +88,12 @@ fio_job() { # TARGET-NAME WORKLOAD FIO-ARGS...
 	fi
 	fio --name="$w" "$@" > "$out/$name.$w.json"
 	if [ -n "$sampler" ]; then
+		# the follower catches up (2 minutes at most) before the next job
+		date +%s%3N > "$out/$name.$w.end"
+		for _ in $(seq 600); do
+			[ "$(tail -1 "$out/$name.$w.lag" | awk '{ print $2 }')" = 0 ] && break
+			sleep 0.2
+		done
 		kill "$sampler"
 		wait "$sampler" 2>/dev/null || true
 	fi
@@ -149,12 +160,19 @@ if [[ $only == *repdisk* ]]; then
 	run_repdisk repdisk "file:$work/repdisk-log"
 	targets+=(repdisk)
 fi
-if [[ $only == *kafka* ]]; then
+if [[ $only == *devbroker* ]]; then
 	"$repdisk" devbroker --brokers 3 --min-insync 2 \
 		--bootstrap-file "$work/bootstrap" > "$out/devbroker.log" 2>&1 &
 	pids+=($!)
 	for _ in $(seq 100); do [ -s "$work/bootstrap" ] && break; sleep 0.05; done
-	run_repdisk kafka "kafka:$(cat "$work/bootstrap")?ns=bench"
+	run_repdisk devbroker "kafka:$(cat "$work/bootstrap")?ns=bench"
+	kill "${pids[-1]}"
+	targets+=(devbroker)
+fi
+if [[ ,$only, == *,kafka,* ]]; then
+	KAFKA_CLUSTER_DIR=$work/kafka "$top/tools/kafka-cluster.sh" start
+	run_repdisk kafka "kafka:$(KAFKA_CLUSTER_DIR=$work/kafka "$top/tools/kafka-cluster.sh" bootstrap)?ns=bench"
+	KAFKA_CLUSTER_DIR=$work/kafka "$top/tools/kafka-cluster.sh" stop
 	targets+=(kafka)
 fi
 
@@ -188,13 +206,29 @@ for t in targets:
     rss = os.path.join(out, f"{t}.rss_kb")
     if os.path.exists(rss):
         print(f"{t + ' peak RSS (MiB)':30}{int(open(rss).read()) / 1024:16.0f}")
+# follower lag: the largest in records, the longest time behind (since it
+# last held all the log had), and the catch-up time after the job ended
 for t in targets:
-    lags = []
-    for w in ("seqwrite", "randwrite", "psync8"):
+    for w in ("seqwrite", "randwrite", "syncwrite", "psync8"):
         p = os.path.join(out, f"{t}.{w}.lag")
-        if os.path.exists(p):
-            v = [int(x) for x in open(p).read().split() if x.isdigit()]
-            lags.append(f"{w} {max(v) if v else '?'}")
-    if lags:
-        print(f"{t + ' follower max lag':30}  (records) " + ", ".join(lags))
+        e = os.path.join(out, f"{t}.{w}.end")
+        if not os.path.exists(p) or not os.path.exists(e):
+            continue
+        samples = []
+        for line in open(p):
+            f = line.split()
+            if len(f) == 2 and f[1].isdigit():
+                samples.append((int(f[0]), int(f[1])))
+        if not samples:
+            continue
+        end = int(open(e).read())
+        last_zero, behind = samples[0][0], 0
+        for ms, lag in samples:
+            if lag == 0:
+                last_zero = ms
+            behind = max(behind, ms - last_zero)
+        caught = next((ms for ms, lag in samples if ms >= end and lag == 0), None)
+        catch = f"{(caught - end) / 1000:.1f} s" if caught else "not within 2 min"
+        print(f"{t + ' follower ' + w:30}  max lag {max(l for _, l in samples)} records, "
+              f"{behind / 1000:.1f} s behind at most, caught up {catch} after the job")
 PY
