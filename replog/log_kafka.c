@@ -1038,6 +1038,22 @@ static int kafka_list(struct rl_log *base, struct rl_uuid *uuids, size_t max,
 	return n;
 }
 
+/* Refreshes librdkafka's metadata of one topic (its partition's leader),
+ * waiting at most ms. */
+static void metadata_refresh(struct kafka_log *log, const char *topic,
+			     int64_t ms)
+{
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(log->rk, topic, NULL);
+	const struct rd_kafka_metadata *md;
+
+	if (!rkt)
+		return;
+	if (rd_kafka_metadata(log->rk, 0, rkt, &md,
+			      ms > 5000 ? 5000 : ms > 0 ? (int)ms : 1) == 0)
+		rd_kafka_metadata_destroy(md);
+	rd_kafka_topic_destroy(rkt);
+}
+
 static int kafka_end(struct rl_stream *base, uint64_t *end)
 {
 	struct kafka_stream *s = KSTREAM(base);
@@ -1053,15 +1069,25 @@ static int kafka_end(struct rl_stream *base, uint64_t *end)
 
 		e = rd_kafka_query_watermark_offsets(log->rk, s->topic, 0, &lo,
 						     &hi, left > 0 ? (int)left : 1);
+		/* ... and a topic just created is "unknown" to a broker, or
+		 * to librdkafka's metadata, for a moment */
 		if (left <= 0 ||
 		    (e != RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION &&
 		     e != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE &&
 		     e != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART &&
+		     e != RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION &&
+		     e != RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC &&
 		     e != RD_KAFKA_RESP_ERR__TRANSPORT))
 			break;
 		struct timespec t = { 0, 100 * 1000000 };
 
 		nanosleep(&t, NULL);
+		/* librdkafka does not refresh its metadata for a watermark
+		 * query that a former leader refuses: ask for the topic's */
+		if (e == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION ||
+		    e == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE ||
+		    e == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION)
+			metadata_refresh(log, s->topic, left);
 	}
 	if (e) {
 		fprintf(stderr, "repdisk: kafka log: topic %s: high watermark: "

@@ -301,7 +301,10 @@ unmount_disks() {
 		[ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null && return 0
 		sleep 0.05
 	done
-	fail "repdisk mount of $1 did not exit after unmount"
+	# what it is doing, for the report
+	command -v gdb > /dev/null && gdb -p "$pid" -batch -ex "thread apply all bt" 2>/dev/null |
+		grep -E '^(Thread|#)' > "$T/stuck-daemon.log"
+	fail "repdisk mount of $1 did not exit after unmount (its threads: $T/stuck-daemon.log)"
 }
 
 # At exit: a sanitizer report from any daemon fails the test (the daemon's
