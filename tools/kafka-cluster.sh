@@ -36,8 +36,8 @@
 # "Security" below).
 #
 # Files under KAFKA_CLUSTER_DIR (default /var/tmp/repdisk-kafka):
-#   ports, host          the 6 ports and the address chosen at the first
-#                        start
+#   ports, host, version the 6 ports, the address and the Kafka version
+#                        chosen at the first start
 #   nodeN/server.properties, nodeN/data/, nodeN/server.log (the broker's
 #   log), nodeN/stdout.log, nodeN/pid
 #
@@ -50,8 +50,12 @@ set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 pom=$top/tools/kafka/pom.xml
-version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$pom")
 dir=${KAFKA_CLUSTER_DIR:-/var/tmp/repdisk-kafka}
+# The broker's version: the pom's, or KAFKA_VERSION (3.9.x, for what 4.x
+# refuses to librdkafka 2.0.2: its SCRAM, see kafka-security.sh), fixed at
+# the first start.
+version=${KAFKA_VERSION:-$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$pom")}
+[ -s "$dir/version" ] && version=$(cat "$dir/version")
 cache=${KAFKA_CLUSTER_CACHE:-/var/cache/repdisk-test/kafka-$version}
 java=${JAVA:-java}
 # the address, fixed at the first start
@@ -68,7 +72,7 @@ fetch_jars() {
 	command -v mvn >/dev/null || die "Maven is needed to fetch Kafka $version the first time (apt-get install maven)"
 	echo "kafka-cluster: fetching Kafka $version into $cache" >&2
 	mkdir -p "$cache"
-	mvn -q -B -f "$pom" dependency:copy-dependencies \
+	mvn -q -B -f "$pom" -Dkafka.version="$version" dependency:copy-dependencies \
 		-DoutputDirectory="$cache" >"$cache/mvn.log" 2>&1 ||
 		die "mvn could not fetch Kafka $version: $(tail -5 "$cache/mvn.log")"
 	touch "$cache/.complete"
@@ -301,6 +305,7 @@ cmd_start() {
 	fetch_jars
 	mkdir -p "$dir"
 	[ -s "$dir/host" ] || echo "$host" >"$dir/host"
+	[ -s "$dir/version" ] || echo "$version" >"$dir/version"
 	choose_ports
 	log4j_config
 	local id=""
@@ -382,7 +387,12 @@ admin)
 	case $tool in
 	kafka-topics) main=org.apache.kafka.tools.TopicCommand ;;
 	kafka-configs) main=kafka.admin.ConfigCommand ;;
-	kafka-acls) main=org.apache.kafka.tools.AclCommand ;;
+	kafka-acls)
+		case $version in
+		3.*) main=kafka.admin.AclCommand ;;
+		*) main=org.apache.kafka.tools.AclCommand ;;
+		esac
+		;;
 	kafka-delete-records) main=org.apache.kafka.tools.DeleteRecordsCommand ;;
 	*) die "unknown admin tool $tool (kafka-topics, kafka-configs, kafka-acls, kafka-delete-records)" ;;
 	esac

@@ -201,8 +201,12 @@ for CASE in "${CASES[@]}"; do
 		t1=$(now_ms)
 		expect_eio
 		reads_work
-		for n in 1 2 3; do kcluster restart "$n" > /dev/null & done
-		wait
+		restarts=()
+		for n in 1 2 3; do
+			kcluster restart "$n" > /dev/null &
+			restarts+=($!)
+		done
+		wait "${restarts[@]}"
 		kcluster wait-ready 180 > /dev/null
 		t2=$(now_ms)
 		writers_start

@@ -78,7 +78,7 @@ writer_start() { # MOUNTPOINT
 		$(ack_args) --delay-us 5000
 	WRITER=$!
 }
-acks() { wc -l < "$T/acks" 2> /dev/null || echo 0; }
+acks() { cat "$T/acks" 2> /dev/null | wc -l; }
 wait_more_acks() { # N SECONDS: N more writes acknowledged within SECONDS
 	local want=$(($(acks) + $1)) until=$((SECONDS + $2))
 	while [ "$(acks)" -lt "$want" ]; do
