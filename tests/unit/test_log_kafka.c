@@ -337,6 +337,25 @@ static void append_raw(struct rl_stream *s, enum rl_type type, uint64_t epoch,
 	free(buf);
 }
 
+/* The image at path (img, closed here) is exactly what a replay of the
+ * stream into a fresh image makes. */
+static void replay_equals(struct rl_stream *s, struct rl_image *img,
+			  const char *path, const char *tag)
+{
+	struct rl_err err = { 0 };
+	struct rl_image *img2;
+	char p2[4096];
+
+	img2 = image_in(tag, p2, sizeof(p2));
+	ck_assert_msg(rl_replay(s, img2, &err) >= 0, "%s", err.msg);
+	ck_assert_int_eq(rl_image_checkpoint(img, &err), 0);
+	ck_assert_int_eq(rl_image_checkpoint(img2, &err), 0);
+	ck_assert_uint_eq(rl_image_next_pos(img), rl_image_next_pos(img2));
+	ck_assert_int_eq(unit_file_cmp(path, p2), -1);
+	rl_image_close(img);
+	rl_image_close(img2);
+}
+
 /* Contract item 6 on the writer: without a quorum a write fails with EIO
  * after the timeout, and once the cluster is back writes succeed again
  * with no restart.  Records the writer did not expect in its stream (a
@@ -346,8 +365,8 @@ static void append_raw(struct rl_stream *s, enum rl_type type, uint64_t epoch,
 START_TEST(test_writer_outage_and_gaps)
 {
 	struct rl_writer_opts wo = { .host = "host-a" };
-	char p1[4096], p2[4096], dir[4096], path[4200];
-	struct rl_image *img, *img2;
+	char p1[4096], dir[4096], path[4200];
+	struct rl_image *img;
 	struct rl_writer *w;
 	struct rl_log *log;
 	struct rl_stream *s;
@@ -402,14 +421,7 @@ START_TEST(test_writer_outage_and_gaps)
 	rl_writer_close(w);
 
 	/* the image is exactly what a replay of the log makes */
-	img2 = image_in("writer-replay", p2, sizeof(p2));
-	ck_assert_int_ge(rl_replay(s, img2, &err), 0);
-	ck_assert_int_eq(rl_image_checkpoint(img, &err), 0);
-	ck_assert_int_eq(rl_image_checkpoint(img2, &err), 0);
-	ck_assert_uint_eq(rl_image_next_pos(img), rl_image_next_pos(img2));
-	ck_assert_int_eq(unit_file_cmp(p1, p2), -1);
-	rl_image_close(img);
-	rl_image_close(img2);
+	replay_equals(s, img, p1, "writer-replay");
 	rl_log_close(log);
 	mock_stop();
 }
@@ -422,8 +434,8 @@ END_TEST
 START_TEST(test_writer_idle_catch_up)
 {
 	struct rl_writer_opts wo = { .host = "host-a" };
-	char p1[4096], p2[4096], got[8] = { 0 };
-	struct rl_image *img, *img2;
+	char p1[4096], got[8] = { 0 };
+	struct rl_image *img;
 	struct rl_writer *w;
 	struct rl_log *log;
 	struct rl_stream *s;
@@ -455,14 +467,7 @@ START_TEST(test_writer_idle_catch_up)
 	ck_assert_str_eq(got, "landed");
 	rl_writer_close(w);
 
-	img2 = image_in("catchup-replay", p2, sizeof(p2));
-	ck_assert_int_ge(rl_replay(s, img2, &err), 0);
-	ck_assert_int_eq(rl_image_checkpoint(img, &err), 0);
-	ck_assert_int_eq(rl_image_checkpoint(img2, &err), 0);
-	ck_assert_uint_eq(rl_image_next_pos(img), rl_image_next_pos(img2));
-	ck_assert_int_eq(unit_file_cmp(p1, p2), -1);
-	rl_image_close(img);
-	rl_image_close(img2);
+	replay_equals(s, img, p1, "catchup-replay");
 	rl_log_close(log);
 	mock_stop();
 }
@@ -477,8 +482,8 @@ END_TEST
 START_TEST(test_fatal_producer_error)
 {
 	struct rl_writer_opts wo = { .host = "host-a" };
-	char p1[4096], p2[4096], dir[4096], path[4200];
-	struct rl_image *img, *img2;
+	char p1[4096], dir[4096], path[4200];
+	struct rl_image *img;
 	struct rl_writer *w;
 	struct rl_log *log;
 	struct rl_stream *s;
@@ -519,14 +524,7 @@ START_TEST(test_fatal_producer_error)
 	ck_assert_int_eq(write_sync(w, 12288, 'd'), 0);
 	rl_writer_close(w);
 
-	img2 = image_in("fatal-replay", p2, sizeof(p2));
-	ck_assert_int_ge(rl_replay(s, img2, &err), 0);
-	ck_assert_int_eq(rl_image_checkpoint(img, &err), 0);
-	ck_assert_int_eq(rl_image_checkpoint(img2, &err), 0);
-	ck_assert_uint_eq(rl_image_next_pos(img), rl_image_next_pos(img2));
-	ck_assert_int_eq(unit_file_cmp(p1, p2), -1);
-	rl_image_close(img);
-	rl_image_close(img2);
+	replay_equals(s, img, p1, "fatal-replay");
 	rl_log_close(log);
 	mock_stop();
 }
