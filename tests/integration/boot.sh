@@ -1,6 +1,7 @@
 #!/bin/bash
 # A Linux VM boots from a disk in the mount, and its replica boots with no
-# repdisk running.  The disk: an MBR partition table with syslinux's boot
+# repdisk running (on the file log, and as boot-kafka on a real Kafka
+# cluster).  The disk: an MBR partition table with syslinux's boot
 # code, one ext4 partition holding extlinux, Debian's cloud kernel and a
 # tiny busybox initramfs (boot/init), and a marker file with a random
 # value.  Built in a scratch file (extlinux installs only into a mounted

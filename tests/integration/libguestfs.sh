@@ -1,5 +1,6 @@
 #!/bin/bash
-# libguestfs, as an operator uses it on repdisk's disks.  guestfish, in one
+# libguestfs, as an operator uses it on repdisk's disks (on the file log,
+# and as libguestfs-kafka on a real Kafka cluster).  guestfish, in one
 # appliance launch, partitions a disk in the mount (MBR), makes an ext4
 # file system, writes /hello and uploads a 3 MB file of random data to
 # /etc/x, and checks what it wrote; once the follower has converged (cmp),
