@@ -73,9 +73,12 @@ gcc -O2 -Wall -o "$ptll" /usr/share/doc/libfuse3-dev/examples/passthrough_ll.c \
 # lag_sampler NAME WORKLOAD: with a follower running (FOLLOW_DATA and
 # FOLLOW_LOG set), samples its lag in records, "MS LAG" lines, until killed
 lag_sampler() {
+	local st
 	while sleep 0.2; do
-		"$repdisk" status "$FOLLOW_DATA" --log "$FOLLOW_LOG" 2>/dev/null |
-			awk -v t="$(date +%s%3N)" '$1 == "disk.img" { print t, $6 }'
+		# the time is taken once the answer is in: a sample of lag 0
+		# then says the follower held the whole log at that time
+		st=$("$repdisk" status "$FOLLOW_DATA" --log "$FOLLOW_LOG" 2>/dev/null)
+		awk -v t="$(date +%s%3N)" '$1 == "disk.img" { print t, $6 }' <<<"$st"
 	done > "$out/$1.$2.lag"
 }
 
@@ -227,7 +230,12 @@ for t in targets:
             if lag == 0:
                 last_zero = ms
             behind = max(behind, ms - last_zero)
+        # the job's end is stamped after the last sample that may still
+        # show it behind: the first lag 0 at or after the end, or the last
+        # sample if that was 0 (caught up within one sampling interval)
         caught = next((ms for ms, lag in samples if ms >= end and lag == 0), None)
+        if caught is None and samples[-1][1] == 0:
+            caught = max(end, samples[-1][0])
         catch = f"{(caught - end) / 1000:.1f} s" if caught else "not within 2 min"
         print(f"{t + ' follower ' + w:30}  max lag {max(l for _, l in samples)} records, "
               f"{behind / 1000:.1f} s behind at most, caught up {catch} after the job")
