@@ -60,9 +60,6 @@ struct rl_log {
 struct rl_stream {
 	struct rl_log *log;
 	struct rl_uuid disk;	/* nil for the catalog */
-	/* largest encoded record appended to this stream; 0: the log's
-	 * (Kafka: from the topic's max.message.bytes) */
-	size_t max_record;
 	/* Why the last failed append failed, for the writer's message
 	 * ("Broker: Not enough in-sync replicas"): set by the backend before
 	 * it completes an append with an error, on its completion thread. */

@@ -104,7 +104,7 @@ int rl_log_bytes_from(struct rl_stream *s, uint64_t from, uint64_t *bytes)
 
 size_t rl_stream_max_record(const struct rl_stream *s)
 {
-	return s->max_record ? s->max_record : s->log->max_record;
+	return s->log->max_record;
 }
 
 const char *rl_stream_fail_why(const struct rl_stream *s)

@@ -39,11 +39,11 @@
  * Every topic a writer opens is then described (DescribeConfigs): one with
  * fewer replicas or a lower min.insync.replicas than asked, or with
  * unclean.leader.election.enable=true, is used with a warning that says
- * what it risks and how to fix it.  The stream's record limit is the
- * topic's max.message.bytes (less a margin for the batch), so the writer
- * splits WRITE records to fit what the topic takes; a topic that takes
- * less than max_message is refused, saying so, because the broker applies
- * the limit to whole batches, which the producer makes up to max_message.
+ * what it risks and how to fix it.  Records are kept under max_message
+ * (less a margin for the batch): the broker applies a topic's
+ * max.message.bytes to whole batches, which the producer makes up to
+ * max_message for every topic alike, so a topic that takes less than
+ * max_message is refused when it is opened, saying what to change.
  * A reader gets -ENOENT for a topic that does not exist.  librdkafka's mock
  * cluster (2.0.2, so `repdisk devbroker`) does not implement CreateTopics
  * and names broker 0, which does not exist, as its controller (an admin
@@ -167,7 +167,6 @@ struct kafka_log {
 	rd_kafka_t *prod;
 	pthread_rwlock_t prod_lock;
 	rd_kafka_conf_t *prod_conf;	/* a copy, for the next producer */
-	uint64_t producers;		/* made so far, for messages */
 	pthread_t poller;
 	bool poller_started;
 	atomic_bool stop;
@@ -473,6 +472,24 @@ static void on_error(rd_kafka_t *rk, int code, const char *reason, void *arg)
 	pthread_mutex_unlock(&log->lock);
 }
 
+/* A producer made from the writer's configuration (log->prod_conf, which
+ * stays: rd_kafka_new takes the copy). */
+static rd_kafka_t *producer_new(struct kafka_log *log, char *errstr,
+				size_t size)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_dup(log->prod_conf);
+	rd_kafka_t *rk;
+
+	if (!conf) {
+		snprintf(errstr, size, "out of memory");
+		return NULL;
+	}
+	rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, size);
+	if (!rk)
+		rd_kafka_conf_destroy(conf);
+	return rk;
+}
+
 /* After a fatal error, on the poller thread: every message of the old
  * producer gets its delivery report (an error), then a new producer
  * replaces it.  Appends are refused meanwhile (log->fatal), so the count
@@ -480,7 +497,6 @@ static void on_error(rd_kafka_t *rk, int code, const char *reason, void *arg)
 static void producer_replace(struct kafka_log *log)
 {
 	char errstr[512];
-	rd_kafka_conf_t *conf;
 	rd_kafka_t *rk;
 
 	rd_kafka_purge(log->prod, RD_KAFKA_PURGE_F_QUEUE |
@@ -490,19 +506,17 @@ static void producer_replace(struct kafka_log *log)
 		bool idle = log->inflight == 0;
 
 		pthread_mutex_unlock(&log->lock);
-		if (idle || atomic_load(&log->stop))
+		if (idle)
 			break;
+		if (atomic_load(&log->stop))
+			return;		/* closing: no new producer */
 		rd_kafka_poll(log->prod, 50);
 	}
-	conf = rd_kafka_conf_dup(log->prod_conf);
-	rk = conf ? rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr,
-				 sizeof(errstr)) : NULL;
+	rk = producer_new(log, errstr, sizeof(errstr));
 	if (!rk) {
-		if (conf)
-			rd_kafka_conf_destroy(conf);
 		fprintf(stderr, "repdisk: kafka log %s: cannot make a new "
 			"producer (%s); retrying in 1 s\n", log->brokers,
-			conf ? errstr : "out of memory");
+			errstr);
 		struct timespec t = { 1, 0 };
 
 		nanosleep(&t, NULL);
@@ -516,7 +530,6 @@ static void producer_replace(struct kafka_log *log)
 	rd_kafka_destroy(old);
 	pthread_mutex_lock(&log->lock);
 	log->fatal = 0;
-	log->producers++;
 	pthread_mutex_unlock(&log->lock);
 	fprintf(stderr, "repdisk: kafka log %s: a new producer replaced the "
 		"one that failed (%s); appends are accepted again\n",
@@ -547,7 +560,7 @@ static int kafka_append(struct rl_stream *base, const void *rec, size_t len,
 	struct kpending *p = calloc(1, sizeof(*p));
 	rd_kafka_resp_err_t e;
 
-	if (len > rl_stream_max_record(base)) {
+	if (len > log->base.max_record) {
 		free(p);
 		return -EMSGSIZE;	/* the writer splits records below this */
 	}
@@ -837,11 +850,11 @@ static void topic_describe(struct kafka_log *log, const char *topic,
 	rd_kafka_ConfigResource_destroy(res);
 }
 
-/* The topic exists (created if missing), and what it allows: *max_record
- * is the largest record it takes, from its max.message.bytes (0: the
- * log's default, for a cluster that cannot tell). */
+/* The topic exists (created if missing), with settings that keep
+ * acknowledged writes (warned about otherwise) and that take the
+ * producer's batches (refused otherwise). */
 static int topic_ensure(struct kafka_log *log, const char *topic,
-			size_t *max_record, struct rl_err *err)
+			struct rl_err *err)
 {
 	int replicas = 0, partitions = 0;
 	int rc = topic_lookup(log, topic, &replicas, &partitions, err);
@@ -895,7 +908,6 @@ static int topic_ensure(struct kafka_log *log, const char *topic,
 		fprintf(stderr, "repdisk: kafka log: warning: topic %s has "
 			"replication factor %d, less than the %d asked for\n",
 			topic, replicas, log->rf);
-	*max_record = 0;
 	if (!autocreated && has_controller(log)) {
 		struct topic_config tc;
 
@@ -930,14 +942,6 @@ static int topic_ensure(struct kafka_log *log, const char *topic,
 					  "max.message.bytes to %d", topic,
 					  tc.max_message, log->max_message,
 					  tc.max_message, log->max_message);
-		/* A record batch adds some 70 bytes around a record; keep a
-		 * margin. */
-		if (tc.max_message > 4096) {
-			long long m = tc.max_message < log->max_message ?
-				      tc.max_message : log->max_message;
-
-			*max_record = (size_t)m - 512;
-		}
 	}
 	return 0;
 }
@@ -962,10 +966,8 @@ static int kafka_stream_get(struct rl_log *base, const struct rl_uuid *disk,
 		*out = &s->base;
 		return 0;
 	}
-	size_t max_record = 0;
-
 	if (base->flags & RL_LOG_WRITE) {
-		rc = topic_ensure(log, topic, &max_record, err);
+		rc = topic_ensure(log, topic, err);
 	} else {
 		int replicas, partitions;
 
@@ -980,7 +982,6 @@ static int kafka_stream_get(struct rl_log *base, const struct rl_uuid *disk,
 	if (!s)
 		return rl_err_set(err, ENOMEM, "out of memory");
 	s->base.log = base;
-	s->base.max_record = max_record;
 	if (disk)
 		s->base.disk = *disk;
 	memcpy(s->topic, topic, sizeof(topic));
@@ -1157,9 +1158,9 @@ static int kafka_open(const char *where, unsigned flags,
 	if (rc < 0)
 		goto fail;
 	snprintf(tmo, sizeof(tmo), "%d", log->timeout_ms);
-	/* The producer's batches are at most max_message; each stream's
-	 * records also fit its topic's max.message.bytes (topic_ensure).  A
-	 * record batch adds some 70 bytes around a record; keep a margin. */
+	/* The producer's batches are at most max_message, and every topic
+	 * takes that much (topic_ensure).  A record batch adds some 70 bytes
+	 * around a record; keep a margin. */
 	snprintf(maxb, sizeof(maxb), "%d", log->max_message);
 	log->base.max_record = (size_t)log->max_message - 512;
 	const char *const producer[] = {
@@ -1202,20 +1203,13 @@ static int kafka_open(const char *where, unsigned flags,
 		rd_kafka_conf_set_opaque(conf, log);
 		rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
 		rd_kafka_conf_set_error_cb(conf, on_error);
-		log->prod_conf = rd_kafka_conf_dup(conf);
-		log->prod = log->prod_conf ?
-			    rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr,
-					 sizeof(errstr)) : NULL;
+		log->prod_conf = conf;
+		log->prod = producer_new(log, errstr, sizeof(errstr));
 		if (!log->prod) {
-			rd_kafka_conf_destroy(conf);
 			rc = rl_err_set(err, EINVAL, "log kafka:%s: %s",
-					log->brokers, log->prod_conf ? errstr :
-					"out of memory");
+					log->brokers, errstr);
 			goto fail;
 		}
-		log->producers = 1;
-	}
-	if (writer) {
 		rc = -pthread_create(&log->poller, NULL, poller_main, log);
 		if (rc < 0) {
 			rl_err_set(err, -rc, "log kafka:%s: start poller: %s",
@@ -1501,10 +1495,8 @@ static int pos_producer(struct kafka_log *log, struct rl_err *err)
 	rd_kafka_conf_t *conf;
 	int rc;
 
-	size_t max_record;
-
 	followers_topic(log, topic);
-	rc = topic_ensure(log, topic, &max_record, err);
+	rc = topic_ensure(log, topic, err);
 	if (rc < 0)
 		return rc;
 	snprintf(tmo, sizeof(tmo), "%d", log->timeout_ms);

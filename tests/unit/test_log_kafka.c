@@ -356,6 +356,41 @@ static void replay_equals(struct rl_stream *s, struct rl_image *img,
 	rl_image_close(img2);
 }
 
+/* A writer of disk1 on a fresh mock cluster: its log (URI query), stream,
+ * and image in a data directory of its own (at path). */
+struct wfix {
+	struct rl_log *log;
+	struct rl_stream *s;
+	struct rl_image *img;
+	struct rl_writer *w;
+	char path[4096];
+};
+
+static void wfix_open(struct wfix *f, const char *tag, int timeout_ms,
+		      const char *query)
+{
+	struct rl_writer_opts wo = { .host = "host-a" };
+	struct rl_err err = { 0 };
+
+	mock_start();
+	f->log = open_log_query(RL_LOG_WRITE, timeout_ms, query);
+	ck_assert_msg(rl_log_stream(f->log, &disk1, &f->s, &err) == 0, "%s",
+		      err.msg);
+	f->img = image_in(tag, f->path, sizeof(f->path));
+	ck_assert_msg(rl_writer_open(f->s, f->img, "vm.img", &wo, &f->w,
+				     &err) == 0, "%s", err.msg);
+}
+
+/* Closes the writer: its image must be what a replay of the log makes
+ * (into an image under replay_tag); then the log and the cluster. */
+static void wfix_close(struct wfix *f, const char *replay_tag)
+{
+	rl_writer_close(f->w);
+	replay_equals(f->s, f->img, f->path, replay_tag);
+	rl_log_close(f->log);
+	mock_stop();
+}
+
 /* Contract item 6 on the writer: without a quorum a write fails with EIO
  * after the timeout, and once the cluster is back writes succeed again
  * with no restart.  Records the writer did not expect in its stream (a
@@ -364,34 +399,24 @@ static void replay_equals(struct rl_stream *s, struct rl_image *img,
  * stays what a replay of the log gives, and a newer claim fences. */
 START_TEST(test_writer_outage_and_gaps)
 {
-	struct rl_writer_opts wo = { .host = "host-a" };
-	char p1[4096], dir[4096], path[4200];
-	struct rl_image *img;
-	struct rl_writer *w;
-	struct rl_log *log;
-	struct rl_stream *s;
-	struct rl_err err = { 0 };
+	char dir[4096], path[4200];
+	struct wfix f;
 	int64_t t0;
 	char *out;
 	int saved;
 
-	mock_start();
-	log = open_log(RL_LOG_WRITE, 1500);
-	ck_assert_msg(rl_log_stream(log, &disk1, &s, &err) == 0, "%s", err.msg);
-	img = image_in("writer-a", p1, sizeof(p1));
-	ck_assert_msg(rl_writer_open(s, img, "vm.img", &wo, &w, &err) == 0,
-		      "%s", err.msg);
-	ck_assert_int_eq(write_sync(w, 0, 'a'), 0);
+	wfix_open(&f, "writer-a", 1500, "");
+	ck_assert_int_eq(write_sync(f.w, 0, 'a'), 0);
 
 	unit_tmpdir("writer-msgs", dir, sizeof(dir));
 	unit_path(path, sizeof(path), "%s/stderr", dir);
 	rd_kafka_mock_broker_set_down(mc, 1);
 	saved = unit_stderr_begin(path);
 	t0 = now_ms();
-	ck_assert_int_eq(write_sync(w, 4096, 'b'), -EIO);
+	ck_assert_int_eq(write_sync(f.w, 4096, 'b'), -EIO);
 	ck_assert_int_le(now_ms() - t0, 8000);
 	rd_kafka_mock_broker_set_up(mc, 1);
-	ck_assert_int_eq(write_sync(w, 8192, 'c'), 0);
+	ck_assert_int_eq(write_sync(f.w, 8192, 'c'), 0);
 	out = unit_stderr_end(saved, path);
 	ck_assert_msg(strstr(out, "vm.img: log append failed: ") &&
 		      strstr(out, "writes fail with EIO until the log accepts "
@@ -399,31 +424,27 @@ START_TEST(test_writer_outage_and_gaps)
 		      strstr(out, "vm.img: the log accepts appends again"),
 		      "stderr: %s", out);
 	free(out);
-	ck_assert_int_eq(rl_writer_failed(w), 0);
+	ck_assert_int_eq(rl_writer_failed(f.w), 0);
 
 	/* a record of ours the writer thinks failed lands after all (a
 	 * sequence number already used: every applier ignores it), then
 	 * one of an older writer (stale): both fill a gap, neither applies */
-	append_raw(s, RL_WRITE, rl_writer_epoch(w), 1, 12288, "possibly");
-	append_raw(s, RL_WRITE, rl_writer_epoch(w) - 1, 1, 12288, "old");
-	ck_assert_int_eq(write_sync(w, 16384, 'd'), 0);
+	append_raw(f.s, RL_WRITE, rl_writer_epoch(f.w), 1, 12288, "possibly");
+	append_raw(f.s, RL_WRITE, rl_writer_epoch(f.w) - 1, 1, 12288, "old");
+	ck_assert_int_eq(write_sync(f.w, 16384, 'd'), 0);
 
 	/* another writer claims the disk: we are fenced, and say by whom */
-	append_raw(s, RL_CLAIM, rl_writer_epoch(w) + 1, 0, 0, "host-b");
+	append_raw(f.s, RL_CLAIM, rl_writer_epoch(f.w) + 1, 0, 0, "host-b");
 	saved = unit_stderr_begin(path);
-	ck_assert_int_eq(write_sync(w, 20480, 'e'), -EROFS);
+	ck_assert_int_eq(write_sync(f.w, 20480, 'e'), -EROFS);
 	out = unit_stderr_end(saved, path);
 	ck_assert_msg(strstr(out, "vm.img: fenced: the disk was claimed by "
 			     "epoch 2 (host host-b)") &&
 		      strstr(out, "refuses writes"), "stderr: %s", out);
 	free(out);
-	ck_assert_int_eq(write_sync(w, 20480, 'e'), -EROFS);
-	rl_writer_close(w);
-
+	ck_assert_int_eq(write_sync(f.w, 20480, 'e'), -EROFS);
 	/* the image is exactly what a replay of the log makes */
-	replay_equals(s, img, p1, "writer-replay");
-	rl_log_close(log);
-	mock_stop();
+	wfix_close(&f, "writer-replay");
 }
 END_TEST
 
@@ -433,28 +454,18 @@ END_TEST
  * agree (they apply it too) without waiting for the next write. */
 START_TEST(test_writer_idle_catch_up)
 {
-	struct rl_writer_opts wo = { .host = "host-a" };
-	char p1[4096], got[8] = { 0 };
-	struct rl_image *img;
-	struct rl_writer *w;
-	struct rl_log *log;
-	struct rl_stream *s;
-	struct rl_err err = { 0 };
+	char got[8] = { 0 };
+	struct wfix f;
 	int fd;
 
-	mock_start();
-	log = open_log(RL_LOG_WRITE, 1500);
-	ck_assert_msg(rl_log_stream(log, &disk1, &s, &err) == 0, "%s", err.msg);
-	img = image_in("catchup-a", p1, sizeof(p1));
-	ck_assert_msg(rl_writer_open(s, img, "vm.img", &wo, &w, &err) == 0,
-		      "%s", err.msg);
-	ck_assert_int_eq(write_sync(w, 0, 'a'), 0);		/* seq 1 */
+	wfix_open(&f, "catchup-a", 1500, "");
+	ck_assert_int_eq(write_sync(f.w, 0, 'a'), 0);		/* seq 1 */
 	rd_kafka_mock_broker_set_down(mc, 1);
-	ck_assert_int_eq(write_sync(w, 4096, 'b'), -EIO);	/* seq 2 */
+	ck_assert_int_eq(write_sync(f.w, 4096, 'b'), -EIO);	/* seq 2 */
 	rd_kafka_mock_broker_set_up(mc, 1);
 	/* the failed record "lands": seq 2 of our epoch */
-	append_raw(s, RL_WRITE, rl_writer_epoch(w), 2, 4096, "landed");
-	fd = open(p1, O_RDONLY);
+	append_raw(f.s, RL_WRITE, rl_writer_epoch(f.w), 2, 4096, "landed");
+	fd = open(f.path, O_RDONLY);
 	ck_assert_int_ge(fd, 0);
 	for (int i = 0; i < 100 && strcmp(got, "landed") != 0; i++) {
 		struct timespec t = { 0, 100 * 1000000 };
@@ -465,50 +476,35 @@ START_TEST(test_writer_idle_catch_up)
 	}
 	close(fd);
 	ck_assert_str_eq(got, "landed");
-	rl_writer_close(w);
-
-	replay_equals(s, img, p1, "catchup-replay");
-	rl_log_close(log);
-	mock_stop();
+	wfix_close(&f, "catchup-replay");
 }
 END_TEST
 
 /* A fatal idempotent-producer error (librdkafka 2.0.2 raises one after some
  * disconnects; here the mock answers a produce with INVALID_PRODUCER_EPOCH,
- * which an idempotent producer cannot recover from): the log makes a new
- * producer by itself.  The write in flight fails with EIO, the next ones
+ * which the producer makes fatal with enable.gapless.guarantee): the log
+ * makes a new producer by itself.  The write in flight fails with EIO, the next ones
  * succeed with no reopen, and the image is what a replay of the log
  * makes. */
 START_TEST(test_fatal_producer_error)
 {
-	struct rl_writer_opts wo = { .host = "host-a" };
-	char p1[4096], dir[4096], path[4200];
-	struct rl_image *img;
-	struct rl_writer *w;
-	struct rl_log *log;
-	struct rl_stream *s;
-	struct rl_err err = { 0 };
+	char dir[4096], path[4200];
+	struct wfix f;
 	char *out;
 	int saved, rc = 0;
 
-	mock_start();
-	log = open_log_query(RL_LOG_WRITE, 3000,
-			     "?kafka.enable.gapless.guarantee=true");
-	ck_assert_msg(rl_log_stream(log, &disk1, &s, &err) == 0, "%s", err.msg);
-	img = image_in("fatal-a", p1, sizeof(p1));
-	ck_assert_msg(rl_writer_open(s, img, "vm.img", &wo, &w, &err) == 0,
-		      "%s", err.msg);
-	ck_assert_int_eq(write_sync(w, 0, 'a'), 0);
+	wfix_open(&f, "fatal-a", 3000, "?kafka.enable.gapless.guarantee=true");
+	ck_assert_int_eq(write_sync(f.w, 0, 'a'), 0);
 
 	unit_tmpdir("fatal-msgs", dir, sizeof(dir));
 	unit_path(path, sizeof(path), "%s/stderr", dir);
 	saved = unit_stderr_begin(path);
 	rd_kafka_mock_push_request_errors(mc, 0 /* Produce */, 1,
 					  RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH);
-	ck_assert_int_eq(write_sync(w, 4096, 'b'), -EIO);
+	ck_assert_int_eq(write_sync(f.w, 4096, 'b'), -EIO);
 	/* until the new producer runs, writes fail at once */
 	for (int i = 0; i < 100; i++) {
-		rc = write_sync(w, 8192, 'c');
+		rc = write_sync(f.w, 8192, 'c');
 		if (rc == 0)
 			break;
 		struct timespec t = { 0, 50 * 1000000 };
@@ -521,12 +517,8 @@ START_TEST(test_fatal_producer_error)
 		      strstr(out, "a new producer replaced the one that failed") &&
 		      strstr(out, "appends are accepted again"), "stderr: %s", out);
 	free(out);
-	ck_assert_int_eq(write_sync(w, 12288, 'd'), 0);
-	rl_writer_close(w);
-
-	replay_equals(s, img, p1, "fatal-replay");
-	rl_log_close(log);
-	mock_stop();
+	ck_assert_int_eq(write_sync(f.w, 12288, 'd'), 0);
+	wfix_close(&f, "fatal-replay");
 }
 END_TEST
 
