@@ -1,15 +1,16 @@
 /* The repdisk FUSE daemon: shared state of the handlers.
  *
  *   main.c    options, daemon start-up with a readiness pipe, teardown
- *   disks.c   the table of disks and every catalog change (create, rename,
- *             delete, attributes): record -> log -> catalog applier
+ *   disks.c   the table of disks, the catalog changes that change it (through
+ *             replog's catalog writer), the checkpoint thread
  *   ops.c     metadata handlers: lookup, getattr, setattr, readdir, create,
  *             unlink, rename, statfs, open, fsync, lseek, refusals
  *   io.c      the data path: read (spliced from the image), write_buf (the
  *             write pipeline), fallocate
  *
- * Lock order: fs->lock (disk table, catalog), then fs->close_lock (writers
- * being closed vs. checkpointed), then replog's own locks.
+ * Lock order, where the locks are declared in struct fs: fs->cat_lock, then
+ * fs->lock, then fs->close_lock, then fs->flight_lock, then replog's own
+ * locks.  Only cat_lock is ever held across a log round trip.
  */
 #ifndef REPDISK_FS_H
 #define REPDISK_FS_H
@@ -38,17 +39,12 @@ struct disk {
 struct fs {
 	const char *datadir;
 	const char *log_uri;
-	char host[64];
 	/* Who claims the disks: "HOST:DATADIR" as one printable word (the
 	 * way checkpoints keep a claim's owner).  A disk whose newest claim
 	 * names someone else is another writer's (see --takeover). */
 	char claim_as[RL_NAME_MAX + 1];
 	bool takeover;			/* --takeover: claim other hosts' disks */
 	bool keep_log;			/* --keep-log: no retention */
-	uint64_t cat_epoch;		/* our claim of the catalog */
-	bool cat_behind;		/* the catalog could not apply all the
-					   log holds; under lock */
-	bool cat_fenced;		/* said so; under lock */
 	bool trim_failing;		/* checkpoint thread only */
 	int datadir_lock_fd;
 	size_t zstd_min;
@@ -58,16 +54,20 @@ struct fs {
 					   it (rl_datadir_max_size) */
 
 	struct rl_log *log;
-	struct rl_stream *cat_stream;
-	struct rl_catalog *cat;		/* under lock */
 
+	/* 1. serializes catalog changes, held across their round trips */
+	pthread_mutex_t cat_lock;
+	struct rl_catalog_writer *cw;	/* under cat_lock */
+
+	/* 2. the disk table: held only to look up and mark */
 	pthread_mutex_t lock;
 	struct disk *disks;		/* all, deleted ones too; under lock */
 	fuse_ino_t next_ino;		/* under lock */
 
-	pthread_mutex_t close_lock;	/* writers closed vs checkpointed */
+	/* 3. writers closed vs checkpointed */
+	pthread_mutex_t close_lock;
 
-	/* back-pressure: bytes of writes in flight */
+	/* 4. back-pressure: bytes of writes in flight */
 	pthread_mutex_t flight_lock;
 	pthread_cond_t flight_cond;
 	size_t flight_bytes, max_flight_bytes;	/* under flight_lock */
@@ -83,20 +83,22 @@ int fs_disks_load(struct fs *fs, struct rl_err *err);
 void fs_disks_close(struct fs *fs);
 struct disk *fs_disk_by_ino(struct fs *fs, fuse_ino_t ino);	/* fs->lock */
 struct disk *fs_disk_by_name(struct fs *fs, const char *name);	/* fs->lock */
-/* The catalog changes; each returns 0 or -errno with fs->lock held. */
+/* The catalog changes; each returns 0 or -errno, called with no lock held
+ * (they wait for the log).  create: *out is the new disk, pinned (its
+ * open_count 1) when open.  setattr: d pinned by the caller. */
 int fs_disk_create(struct fs *fs, const char *name, mode_t mode, uid_t uid,
-		   gid_t gid, struct disk **out);
-int fs_disk_delete(struct fs *fs, struct disk *d);
-int fs_disk_rename(struct fs *fs, struct disk *d, const char *name);
+		   gid_t gid, bool open, struct disk **out);
+int fs_disk_delete(struct fs *fs, const char *name);
+int fs_disk_rename(struct fs *fs, const char *name, const char *newname,
+		   bool noreplace);
 int fs_disk_setattr(struct fs *fs, struct disk *d, uint32_t mode, uint32_t uid,
 		    uint32_t gid);
 int fs_checkpoint_all(struct fs *fs);
-/* Applies what the catalog stream holds past the catalog up to end (the
- * stream's end, asked without fs->lock), ours that failed to apply
- * included, and brings the disk table in line with it; clears
- * fs->cat_behind.  0, -EIO (still behind) or -EROFS (fenced).  fs->lock
- * held. */
-int fs_catalog_sync(struct fs *fs, uint64_t end);
+/* While a failed change left the catalog behind the log: applies what
+ * the catalog stream holds, ours that failed to apply included, and
+ * brings the disk table in line with it.  0, -EIO (still behind) or
+ * -EROFS (fenced).  No lock held. */
+int fs_catalog_sync(struct fs *fs);
 /* main.c: reopens the log file after a SIGHUP (checkpoint thread). */
 void fs_log_reopen(void);
 void *fs_checkpoint_main(void *arg);

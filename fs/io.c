@@ -195,9 +195,12 @@ int fs_resize(struct fs *fs, struct disk *d, uint64_t size)
 
 	if (size > fs->max_size)
 		return -EFBIG;	/* see fs_op_write_buf */
-	if (!d->w)
-		return -EIO;	/* read-only: its log cannot be applied */
-	rc = rl_writer_submit_sync(d->w, &r);
+	/* not under fs->lock (the caller pinned d): close_lock keeps the
+	 * writer from being closed under us while the RESIZE waits */
+	pthread_mutex_lock(&fs->close_lock);
+	/* no writer: read-only, its log cannot be applied */
+	rc = d->w ? rl_writer_submit_sync(d->w, &r) : -EIO;
+	pthread_mutex_unlock(&fs->close_lock);
 	return rc < 0 ? -fs_write_errno(rc) : 0;
 }
 

@@ -432,10 +432,10 @@ int main(int argc, char **argv)
 	fs.stuck_ms = (unsigned)(o.log_opts.kafka_timeout_ms ?
 				 o.log_opts.kafka_timeout_ms : 30000) + 10000;
 	fs.max_flight_bytes = o.inflight_mb << 20;
-	snprintf(fs.host, sizeof(fs.host), "%s", o.host);
 	claim_identity(fs.claim_as, o.host, o.datadir);
 	fs.takeover = o.takeover;
 	fs.keep_log = o.keep_log;
+	pthread_mutex_init(&fs.cat_lock, NULL);
 	pthread_mutex_init(&fs.lock, NULL);
 	pthread_mutex_init(&fs.close_lock, NULL);
 	pthread_mutex_init(&fs.flight_lock, NULL);

@@ -120,12 +120,14 @@ static void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	(void)fi;
 	if (ino == FUSE_ROOT_ID)
 		return (void)fuse_reply_err(req, EPERM);
+	/* pinned, not locked: a change of mode or size waits for the log */
 	pthread_mutex_lock(&fs->lock);
 	d = fs_disk_by_ino(fs, ino);
-	if (!d) {
-		rc = -ENOENT;
-		goto out;
-	}
+	if (d)
+		d->open_count++;
+	pthread_mutex_unlock(&fs->lock);
+	if (!d)
+		return (void)fuse_reply_err(req, ENOENT);
 	if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID |
 		      FUSE_SET_ATTR_GID)) {
 		uint32_t mode = to_set & FUSE_SET_ATTR_MODE ?
@@ -164,8 +166,11 @@ static void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			goto out;
 		}
 	}
-	rc = disk_stat(d, &st);
 out:
+	pthread_mutex_lock(&fs->lock);
+	if (rc == 0)
+		rc = disk_stat(d, &st);
+	d->open_count--;
 	pthread_mutex_unlock(&fs->lock);
 	if (rc < 0)
 		return (void)fuse_reply_err(req, -rc);
@@ -233,20 +238,17 @@ static int create_disk(fuse_req_t req, const char *name, mode_t mode,
 	struct disk *d;
 	int rc;
 
+	rc = fs_disk_create(fs, name, mode & ~ctx->umask, ctx->uid, ctx->gid,
+			    out != NULL, &d);
+	if (rc < 0)
+		return rc;
 	pthread_mutex_lock(&fs->lock);
-	d = fs_disk_by_name(fs, name);
-	if (d)
-		rc = -EEXIST;
-	else
-		rc = fs_disk_create(fs, name, mode & ~ctx->umask, ctx->uid,
-				    ctx->gid, &d);
-	if (rc == 0)
-		rc = disk_entry(d, e);
-	if (rc == 0 && out) {
-		d->open_count++;
-		*out = d;
-	}
+	rc = disk_entry(d, e);
+	if (rc < 0 && out)
+		d->open_count--;
 	pthread_mutex_unlock(&fs->lock);
+	if (rc == 0 && out)
+		*out = d;
 	return rc;
 }
 
@@ -323,15 +325,11 @@ static void fs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 static void fs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs *fs = fs_of(req);
-	struct disk *d;
 	int rc;
 
 	if (parent != FUSE_ROOT_ID)
 		return (void)fuse_reply_err(req, ENOTDIR);
-	pthread_mutex_lock(&fs->lock);
-	d = fs_disk_by_name(fs, name);
-	rc = d ? fs_disk_delete(fs, d) : -ENOENT;
-	pthread_mutex_unlock(&fs->lock);
+	rc = fs_disk_delete(fs, name);
 	fuse_reply_err(req, -rc);
 }
 
@@ -352,34 +350,14 @@ static void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 			 unsigned int flags)
 {
 	struct fs *fs = fs_of(req);
-	struct disk *d, *target;
-	int rc = 0;
+	int rc;
 
 	if (parent != FUSE_ROOT_ID || newparent != FUSE_ROOT_ID)
 		return (void)fuse_reply_err(req, ENOTDIR);
 	if (flags & ~RENAME_NOREPLACE)
 		return (void)fuse_reply_err(req, EINVAL);	/* exchange,
 								   whiteout */
-	pthread_mutex_lock(&fs->lock);
-	d = fs_disk_by_name(fs, name);
-	target = fs_disk_by_name(fs, newname);
-	if (!d)
-		rc = -ENOENT;
-	else if (d == target)
-		rc = 0;
-	else if (target && (flags & RENAME_NOREPLACE))
-		rc = -EEXIST;
-	else {
-		struct rl_err err;
-
-		rc = rl_name_check(newname, &err);
-		/* replacing a disk deletes it first, as rename(2) does */
-		if (rc == 0 && target)
-			rc = fs_disk_delete(fs, target);
-		if (rc == 0)
-			rc = fs_disk_rename(fs, d, newname);
-	}
-	pthread_mutex_unlock(&fs->lock);
+	rc = fs_disk_rename(fs, name, newname, flags & RENAME_NOREPLACE);
 	fuse_reply_err(req, -rc);
 }
 

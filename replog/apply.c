@@ -43,6 +43,10 @@
 
 #define CKPT_MAGIC "repdisk-checkpoint 1"
 
+/* A disk's stream: claimed before anything is written, sequence numbers. */
+static const struct rl_epoch_rules disk_rules = { .claim_first = true,
+						  .seq = true };
+
 struct rl_image {
 	struct rl_uuid disk;
 	char uuid_str[RL_UUID_STRLEN + 1];
@@ -318,9 +322,8 @@ static bool skip_refused(struct rl_image *img, uint64_t pos, const char *why)
 	    pos != img->next_pos ||
 	    !img->skip_fn(img->skip_arg, &img->disk, pos))
 		return false;
-	fprintf(stderr, "repdisk: image %s: position %" PRIu64 " skipped, as "
-		"the catalog says (repdisk log skip): %s\n", img->path, pos,
-		why);
+	rl_msg(RL_LOG_NOTICE, "image %s: position %" PRIu64 " skipped, as "
+	       "the catalog says (repdisk log skip): %s", img->path, pos, why);
 	img->next_pos++;
 	return true;
 }
@@ -354,10 +357,12 @@ static int image_apply(struct rl_image *img, const struct rl_record *r,
 	int rc = 0;
 
 	if (atomic_load(&img->failed))
-		return rl_err_set(err, EIO, "image %s: position %" PRIu64
-				  ": not applied: an fdatasync of the image "
-				  "failed (the disk must be opened again)",
-				  img->path, pos);
+		return rl_err_layer(err, RL_ERR_IMAGE,
+				    rl_err_set(err, EIO, "image %s: position %"
+					       PRIu64 ": not applied: an "
+					       "fdatasync of the image failed "
+					       "(the disk must be opened "
+					       "again)", img->path, pos));
 	if (pos != img->next_pos)
 		return rl_err_set(err, EINVAL, "image %s: position %" PRIu64
 				  " applied out of order (next is %" PRIu64 ")",
@@ -365,41 +370,38 @@ static int image_apply(struct rl_image *img, const struct rl_record *r,
 	if (!rl_uuid_eq(&r->disk, &img->disk))
 		return rl_err_set(err, EBADMSG, "image %s: position %" PRIu64
 				  ": record of another disk", img->path, pos);
-	if (r->type == RL_CLAIM) {
-		if (r->epoch <= img->epoch) {
-			img->next_pos++;
-			return RL_IGNORED_STALE;
-		}
+	if (r->type != RL_CLAIM && r->type != RL_WRITE && r->type != RL_ZERO &&
+	    r->type != RL_DISCARD && r->type != RL_RESIZE)
+		return rl_err_set(err, EBADMSG, "image %s: position %" PRIu64
+				  ": %s record in a disk stream", img->path,
+				  pos, tn ? tn : "unknown");
+	switch (rl_epoch_judge(&disk_rules, img->epoch, img->last_seq, r)) {
+	case RL_EPOCH_CLAIM:
 		img->epoch = r->epoch;
 		img->last_seq = r->seq;
 		img->claim_pos = pos;
 		rl_claim_owner(img->owner, r->data, r->data_len);
 		img->next_pos++;
 		return RL_APPLIED;
-	}
-	if (r->type != RL_WRITE && r->type != RL_ZERO &&
-	    r->type != RL_DISCARD && r->type != RL_RESIZE)
-		return rl_err_set(err, EBADMSG, "image %s: position %" PRIu64
-				  ": %s record in a disk stream", img->path,
-				  pos, tn ? tn : "unknown");
-	if (img->epoch == 0)
+	case RL_EPOCH_STALE:
+		img->next_pos++;
+		return RL_IGNORED_STALE;
+	case RL_EPOCH_DUP:
+		img->next_pos++;
+		return RL_IGNORED_DUP;
+	case RL_EPOCH_UNCLAIMED:
 		return rl_err_set(err, EBADMSG, "image %s: position %" PRIu64
 				  ": %s record before any CLAIM: written by no "
 				  "writer that claimed the disk", img->path,
 				  pos, tn);
-	if (r->epoch < img->epoch) {
-		img->next_pos++;
-		return RL_IGNORED_STALE;
-	}
-	if (r->epoch > img->epoch)
+	case RL_EPOCH_FUTURE:
 		return rl_err_set(err, EBADMSG, "image %s: position %" PRIu64
 				  ": %s record of epoch %" PRIu64 ", but the "
 				  "newest claim is epoch %" PRIu64 ": written by "
 				  "no writer that claimed the disk", img->path,
 				  pos, tn, r->epoch, img->epoch);
-	if (r->seq <= img->last_seq) {
-		img->next_pos++;
-		return RL_IGNORED_DUP;
+	case RL_EPOCH_APPLY:
+		break;
 	}
 
 	if (r->type == RL_RESIZE) {
@@ -409,9 +411,11 @@ static int image_apply(struct rl_image *img, const struct rl_record *r,
 		rc = apply_range(img, r);
 	}
 	if (rc < 0)
-		return rl_err_set(err, -rc, "image %s: apply %s at position %"
-				  PRIu64 ": %s", img->path, tn, pos,
-				  strerror(-rc));
+		return rl_err_layer(err, RL_ERR_IMAGE,
+				    rl_err_set(err, -rc, "image %s: apply %s at "
+					       "position %" PRIu64 ": %s",
+					       img->path, tn, pos,
+					       strerror(-rc)));
 	img->last_seq = r->seq;
 	img->next_pos++;
 	return RL_APPLIED;
@@ -446,24 +450,28 @@ int rl_image_commit(struct rl_image *img, const struct rl_checkpoint *c,
 	int rc, expected = 0;
 
 	if (atomic_load(&img->failed))
-		return rl_err_set(err, EIO, "image %s: a checkpoint failed "
-				  "before (fdatasync): none is written until "
-				  "the disk is opened again", img->path);
+		return rl_err_layer(err, RL_ERR_IMAGE,
+				    rl_err_set(err, EIO, "image %s: a checkpoint "
+					       "failed before (fdatasync): none "
+					       "is written until the disk is "
+					       "opened again", img->path));
 	if (c->next_pos == img->ckpt_pos)
 		return 0;
 	/* covers at least everything applied up to the snapshot */
 	if (fdatasync(img->fd) < 0) {
 		rc = errno;
 		atomic_compare_exchange_strong(&img->failed, &expected, -EIO);
-		return rl_err_set(err, rc, "image %s: fdatasync: %s; what was "
+		return rl_err_layer(err, RL_ERR_IMAGE, rl_err_set(err, rc, "image %s: fdatasync: %s; what was "
 				  "applied since the last checkpoint may not be "
 				  "on disk, so the image takes no more records "
 				  "and writes fail with EIO until the disk is "
 				  "opened again (it then replays the log from "
 				  "its last good checkpoint)", img->path,
-				  strerror(rc));
+				  strerror(rc)));
 	}
-	rc = rl_checkpoint_write(img->ckpt_dir, &img->disk, c, err);
+	rc = rl_err_layer(err, RL_ERR_STATE,
+			  rl_checkpoint_write(img->ckpt_dir, &img->disk, c,
+					      err));
 	if (rc == 0)
 		img->ckpt_pos = c->next_pos;
 	return rc;

@@ -41,6 +41,11 @@
 #define CATALOG_MAGIC "repdisk-catalog 1"
 #define STATE_MAX (16u << 20)	/* ~50k disks with long names */
 
+/* The catalog stream: records of epoch 0 from before the first claim are
+ * applied; catalog records carry no sequence numbers. */
+static const struct rl_epoch_rules catalog_rules = { .claim_first = false,
+						     .seq = false };
+
 struct rl_catalog {
 	char *datadir;
 	char *state_dir;	/* DATADIR/.repdisk */
@@ -431,8 +436,8 @@ static int apply_create(struct rl_catalog *cat, const struct rl_record *r,
 	return 0;
 }
 
-int rl_catalog_apply(struct rl_catalog *cat, const struct rl_record *r,
-		     uint64_t pos, struct rl_err *err)
+static int catalog_apply(struct rl_catalog *cat, const struct rl_record *r,
+			 uint64_t pos, struct rl_err *err)
 {
 	struct rl_disk_info *d;
 	char path[PATH_MAX], to[PATH_MAX], u[RL_UUID_STRLEN + 1];
@@ -452,24 +457,21 @@ int rl_catalog_apply(struct rl_catalog *cat, const struct rl_record *r,
 		return rl_err_set(err, EBADMSG, "catalog: position %" PRIu64
 				  ": %s with an invalid name", pos,
 				  rl_type_name(r->type));
-	if (r->type == RL_CLAIM) {
-		if (!rl_uuid_is_nil(&r->disk))
-			return rl_err_set(err, EBADMSG, "catalog: position %"
-					  PRIu64 ": CLAIM of a disk in the "
-					  "catalog stream", pos);
-		if (r->epoch <= cat->epoch) {
-			stale = true;
-			goto save;
-		}
+	if (r->type == RL_CLAIM && !rl_uuid_is_nil(&r->disk))
+		return rl_err_set(err, EBADMSG, "catalog: position %" PRIu64
+				  ": CLAIM of a disk in the catalog stream",
+				  pos);
+	switch (rl_epoch_judge(&catalog_rules, cat->epoch, 0, r)) {
+	case RL_EPOCH_CLAIM:
 		cat->epoch = r->epoch;
 		rl_claim_owner(cat->owner, r->data, r->data_len);
 		goto save;
-	}
-	if (r->epoch < cat->epoch) {
+	case RL_EPOCH_STALE:
 		stale = true;	/* a fenced writer's: ignored everywhere */
 		goto save;
-	}
-	if (r->epoch > cat->epoch)
+	case RL_EPOCH_FUTURE:
+	case RL_EPOCH_UNCLAIMED:
+	case RL_EPOCH_DUP:	/* neither arises in the catalog's rules */
 		/* as in a disk stream: no writer claimed that epoch */
 		return rl_err_set(err, EBADMSG, "catalog: position %" PRIu64
 				  ": %s record of epoch %" PRIu64 ", but the "
@@ -478,6 +480,9 @@ int rl_catalog_apply(struct rl_catalog *cat, const struct rl_record *r,
 				  "catalog", pos, rl_type_name(r->type) ?
 				  rl_type_name(r->type) : "unknown", r->epoch,
 				  cat->epoch);
+	case RL_EPOCH_APPLY:
+		break;
+	}
 	if (r->type == RL_CREATE) {
 		rc = apply_create(cat, r, path, sizeof(path), err);
 		goto save;
@@ -566,10 +571,21 @@ save:
 					  strerror(-rc));
 	}
 	cat->next_pos = pos + 1;
-	rc = state_save(cat, err);
+	rc = rl_err_layer(err, RL_ERR_STATE, state_save(cat, err));
 	if (rc < 0)
 		cat->next_pos = saved_pos;
 	return rc < 0 ? rc : stale ? RL_IGNORED_STALE : 0;
+}
+
+int rl_catalog_apply(struct rl_catalog *cat, const struct rl_record *r,
+		     uint64_t pos, struct rl_err *err)
+{
+	int rc = catalog_apply(cat, r, pos, err);
+
+	/* a record that breaks the rules is the log's; the rest failed in
+	 * the data directory (its state file tagged itself) */
+	return rl_err_layer(err, rc == -EBADMSG || rc == -EINVAL ?
+			    RL_ERR_RECORD : RL_ERR_IMAGE, rc);
 }
 
 int rl_catalog_copy_state(const char *from, const char *to,
@@ -582,6 +598,7 @@ int rl_catalog_copy_state(const char *from, const char *to,
 		return rc;
 	free(cat->datadir);
 	free(cat->state_dir);
+	cat->state_dir = NULL;	/* rl_catalog_close frees what is set */
 	cat->datadir = strdup(to);
 	if (cat->datadir && asprintf(&cat->state_dir, "%s/.repdisk", to) < 0)
 		cat->state_dir = NULL;

@@ -54,12 +54,11 @@ struct follow_disk {
 	struct rl_uuid uuid;
 	struct rl_stream *stream;
 	struct rl_image *img;
-	struct rl_reader *reader;	/* NULL: reopen at the image's next_pos */
+	struct rl_replay rp;		/* reads the stream into img */
 	uint64_t since_ckpt;
 	uint64_t durable;	/* next_pos as of the last checkpoint */
 	bool at_end;		/* the last step reached the log's end */
 	int64_t caught_up_ms;	/* wall clock: durable held all the log had */
-	bool seen;		/* still in the catalog, during a step */
 	int64_t stopped_ms;	/* monotonic ms it stopped at a record; 0 no */
 };
 
@@ -78,7 +77,8 @@ struct rl_follower {
 	uint64_t checkpoint_records;
 	struct rl_catalog *cat;
 	struct rl_stream *cat_stream;	/* NULL until the catalog exists */
-	struct rl_reader *cat_reader;
+	struct rl_replay cat_rp;	/* reads the catalog stream into cat */
+	bool cat_rp_open;
 	struct follow_disk *disks;
 	size_t n, cap;
 	/* positions (rl_follower_publish) */
@@ -91,9 +91,8 @@ struct rl_follower {
 
 static void disk_drop(struct follow_disk *d)
 {
-	rl_reader_close(d->reader);
+	rl_replay_close(&d->rp);
 	rl_image_close(d->img);
-	d->reader = NULL;
 	d->img = NULL;
 }
 
@@ -104,7 +103,8 @@ void rl_follower_close(struct rl_follower *f)
 	for (size_t i = 0; i < f->n; i++)
 		disk_drop(&f->disks[i]);
 	free(f->disks);
-	rl_reader_close(f->cat_reader);
+	if (f->cat_rp_open)
+		rl_replay_close(&f->cat_rp);
 	rl_catalog_close(f->cat);
 	free(f->name);
 	free(f->datadir);
@@ -189,47 +189,54 @@ static void disk_durable(struct rl_follower *f, struct follow_disk *d)
 	}
 }
 
+/* The catalog's target: a disk deleted is dropped before its files go. */
+static uint64_t cat_next(void *arg)
+{
+	struct rl_follower *f = arg;
+
+	return rl_catalog_next_pos(f->cat);
+}
+
+static void disk_remove(struct rl_follower *f, const struct rl_uuid *u);
+
+static int cat_apply(void *arg, const struct rl_record *r, uint64_t pos,
+		     struct rl_err *err)
+{
+	struct rl_follower *f = arg;
+	int rc;
+
+	if (r->type == RL_DELETE)
+		disk_remove(f, &r->disk);
+	rc = rl_catalog_apply(f->cat, r, pos, err);
+	if (rc >= 0)
+		f->pos_changed = true;	/* its state file was replaced */
+	return rc;
+}
+
 /* Applies the catalog records that are durable now. */
 static int step_catalog(struct rl_follower *f, struct rl_err *err)
 {
-	int applied = 0, rc;
+	int rc;
 
 	if (!f->cat_stream) {
 		rc = rl_log_stream(f->log, NULL, &f->cat_stream, NULL);
 		if (rc == -ENOENT)
 			return 0;	/* nothing was ever created */
 		if (rc < 0)
-			return rl_err_set(err, -rc, "follow: catalog: %s",
-					  strerror(-rc));
+			return rl_err_layer(err, RL_ERR_LOG,
+					    rl_err_set(err, -rc, "follow: "
+						       "catalog: %s",
+						       strerror(-rc)));
 	}
-	if (!f->cat_reader) {
-		rc = rl_reader_open(f->cat_stream, rl_catalog_next_pos(f->cat),
-				    &f->cat_reader, err);
-		if (rc < 0)
-			return rc;
-	}
-	for (;;) {
-		struct rl_record r;
-		uint64_t pos;
+	if (!f->cat_rp_open) {
+		struct rl_replay_target t = { .what = "catalog", .arg = f,
+					      .next_pos = cat_next,
+					      .apply = cat_apply };
 
-		rc = rl_reader_next(f->cat_reader, &r, &pos, 0, err);
-		if (rc <= 0)
-			return rc < 0 ? rc : applied;
-		if (r.type == RL_DELETE)
-			disk_remove(f, &r.disk);	/* before its files go */
-		rc = rl_catalog_apply(f->cat, &r, pos, err);
-		if (rc < 0) {
-			/* the reader is past the record: reopen it at the
-			 * catalog's next position, so the next step stops at
-			 * this same record again */
-			rl_reader_close(f->cat_reader);
-			f->cat_reader = NULL;
-			return rc;
-		}
-		/* the catalog's state file was replaced durably */
-		f->pos_changed = true;
-		applied++;
+		rl_replay_init(&f->cat_rp, f->cat_stream, &t);
+		f->cat_rp_open = true;
 	}
+	return rl_replay_run(&f->cat_rp, UINT64_MAX, 0, 0, NULL, err);
 }
 
 /* The catalog's skipped positions (repdisk log skip), as images ask. */
@@ -261,8 +268,10 @@ static int attach_disks(struct rl_follower *f, struct rl_err *err)
 			continue;
 		}
 		if (rc < 0) {
-			rc = rl_err_set(err, -rc, "follow: %s: %s",
-					info[i].name, strerror(-rc));
+			rc = rl_err_layer(err, RL_ERR_LOG,
+					  rl_err_set(err, -rc, "follow: %s: %s",
+						     info[i].name,
+						     strerror(-rc)));
 			break;
 		}
 		d.stream = s;
@@ -272,8 +281,10 @@ static int attach_disks(struct rl_follower *f, struct rl_err *err)
 			rl_image_set_skip(d.img, follow_skip, f->cat);
 		if (rc == 0) {
 			/* loaded from its checkpoint: durable */
+			struct rl_replay_target t = rl_replay_image(d.img);
+
 			d.durable = rl_image_next_pos(d.img);
-			rc = rl_reader_open(s, d.durable, &d.reader, err);
+			rl_replay_init(&d.rp, s, &t);
 		}
 		if (rc == 0 && f->n == f->cap) {
 			size_t cap = f->cap ? 2 * f->cap : 8;
@@ -287,11 +298,8 @@ static int attach_disks(struct rl_follower *f, struct rl_err *err)
 			}
 		}
 		if (rc < 0) {
-			struct rl_err why = *err;
-
 			disk_drop(&d);
-			rc = rl_err_set(err, why.code, "follow: %s: %s",
-					info[i].name, why.msg);
+			rc = rl_err_prefix(err, "follow: %s: ", info[i].name);
 			break;
 		}
 		f->disks[f->n++] = d;
@@ -306,80 +314,79 @@ static int disk_error(struct rl_follower *f, struct follow_disk *d,
 		      struct rl_err *err)
 {
 	struct rl_disk_info info;
-	struct rl_err why = *err;
 
 	if (rl_catalog_find_uuid(f->cat, &d->uuid, &info) < 0)
 		snprintf(info.name, sizeof(info.name), "?");
-	return rl_err_set(err, why.code, "follow: %s: %s", info.name, why.msg);
+	return rl_err_prefix(err, "follow: %s: ", info.name);
+}
+
+/* The image's target, checkpointing every checkpoint_records records. */
+struct disk_step {
+	struct rl_follower *f;
+	struct follow_disk *d;
+};
+
+static uint64_t step_next(void *arg)
+{
+	struct disk_step *ds = arg;
+
+	return rl_image_next_pos(ds->d->img);
+}
+
+static int step_apply(void *arg, const struct rl_record *r, uint64_t pos,
+		      struct rl_err *err)
+{
+	struct disk_step *ds = arg;
+	int rc = rl_image_apply(ds->d->img, r, pos, err);
+
+	if (rc >= 0 && ++ds->d->since_ckpt >= ds->f->checkpoint_records) {
+		int c = rl_image_checkpoint(ds->d->img, err);
+
+		if (c < 0)
+			return c;
+		ds->d->since_ckpt = 0;
+		disk_durable(ds->f, ds->d);
+	}
+	return rc;
+}
+
+static bool step_skip(void *arg, const char *why)
+{
+	struct disk_step *ds = arg;
+
+	return rl_image_skip_unreadable(ds->d->img, why);
 }
 
 static int step_disk(struct rl_follower *f, struct follow_disk *d,
 		     struct rl_err *err)
 {
-	int applied = 0, rc;
+	struct disk_step ds = { f, d };
+	struct rl_replay_target t = { .what = "log", .arg = &ds,
+				      .next_pos = step_next,
+				      .apply = step_apply,
+				      .skip_unreadable = step_skip };
+	int rc;
 
-	if (!d->reader) {
-		rc = rl_reader_open(d->stream, rl_image_next_pos(d->img),
-				    &d->reader, err);
-		if (rc < 0)
-			return disk_error(f, d, err);
-	}
-	while (applied < STEP_BUDGET) {
-		struct rl_record r;
-		uint64_t pos;
-
-		rc = rl_reader_next(d->reader, &r, &pos, 0, err);
-		d->at_end = rc == 0;
-		if (rc == 0)
-			break;
-		if (rc < 0 && rc != -EIO && rc != -ETIMEDOUT &&
-		    rl_image_skip_unreadable(d->img, err->msg)) {
-			/* a record the catalog skips: read on after it */
-			rl_reader_close(d->reader);
-			rc = rl_reader_open(d->stream, rl_image_next_pos(d->img),
-					    &d->reader, err);
-			if (rc < 0) {
-				d->reader = NULL;
-				return disk_error(f, d, err);
-			}
-			applied++;
-			continue;
-		}
-		if (rc < 0)
-			return disk_error(f, d, err);
-		rc = rl_image_apply(d->img, &r, pos, err);
-		if (rc < 0) {
-			/* the reader is past the refused record: the next
-			 * step reopens it at the image's next position and
-			 * stops at the same record with the same error */
-			rl_reader_close(d->reader);
-			d->reader = NULL;
-			return disk_error(f, d, err);
-		}
-		applied++;
-		if (++d->since_ckpt >= f->checkpoint_records) {
-			rc = rl_image_checkpoint(d->img, err);
-			if (rc < 0)
-				return rc;
-			d->since_ckpt = 0;
-			disk_durable(f, d);
-		}
-	}
-	return applied;
+	d->rp.t = t;	/* ds lives for this step only */
+	rc = rl_replay_run(&d->rp, UINT64_MAX, STEP_BUDGET, 0, &d->at_end,
+			   err);
+	return rc < 0 ? disk_error(f, d, err) : rc;
 }
 
-/* A record of disk d cannot be read or applied (err): the disk stops
- * there, said once, and the others go on.  A log that does not answer is
- * the step's failure instead. */
+/* A record of disk d cannot be read or applied, or its image failed
+ * (err): the disk stops there, said once, and the others go on.  A log
+ * that does not answer is the step's failure instead: the caller waits
+ * for it.  A local error (the image's disk failing) is the disk's, never
+ * the log's: it must not be waited for as if the log would answer. */
 static int disk_stop(struct follow_disk *d, int rc, struct rl_err *err)
 {
-	if (rc == -EIO || rc == -ETIMEDOUT || rc == -ENOMEM)
+	if (rc == -ENOMEM || (err->layer == RL_ERR_LOG &&
+			      (rc == -EIO || rc == -ETIMEDOUT)))
 		return rc;
 	if (!d->stopped_ms)
-		fprintf(stderr, "repdisk follow: %s; this disk stops there "
-			"(its image keeps what came before) and is tried again "
-			"every %d s; the other disks go on\n", err->msg,
-			RETRY_MS / 1000);
+		rl_msg(RL_LOG_ERR, "%s; this disk stops there (its image "
+		       "keeps what came before) and is tried again every %d "
+		       "s; the other disks go on", err->msg, RETRY_MS / 1000);
 	d->stopped_ms = clock_ms(CLOCK_MONOTONIC);
 	return 0;
 }
@@ -413,6 +420,14 @@ int rl_follower_step(struct rl_follower *f, struct rl_err *err)
 		if (was_stopped &&
 		    clock_ms(CLOCK_MONOTONIC) - d->stopped_ms < RETRY_MS)
 			continue;
+		if (rl_image_failed(d->img)) {
+			/* its fdatasync failed: what it holds past its last
+			 * checkpoint is doubtful, so it is opened again and
+			 * replays from there (attach_disks, next step) */
+			disk_remove(f, &d->uuid);
+			i--;
+			continue;
+		}
 		rc = step_disk(f, d, err);
 		if (rc < 0) {
 			rc = disk_stop(d, rc, err);
@@ -425,8 +440,8 @@ int rl_follower_step(struct rl_follower *f, struct rl_err *err)
 
 			if (rl_catalog_find_uuid(f->cat, &d->uuid, &info) < 0)
 				snprintf(info.name, sizeof(info.name), "?");
-			fprintf(stderr, "repdisk follow: follow: %s: applies "
-				"the log again\n", info.name);
+			rl_msg(RL_LOG_NOTICE, "follow: %s: applies the log "
+			       "again", info.name);
 			d->stopped_ms = 0;
 		}
 		total += rc;
@@ -436,13 +451,24 @@ int rl_follower_step(struct rl_follower *f, struct rl_err *err)
 
 int rl_follower_checkpoint(struct rl_follower *f, struct rl_err *err)
 {
-	for (size_t i = 0; i < f->n; i++) {
-		int rc = rl_image_checkpoint(f->disks[i].img, err);
+	struct rl_err local;
 
-		if (rc < 0)
-			return rc;
-		f->disks[i].since_ckpt = 0;
-		disk_durable(f, &f->disks[i]);
+	if (!err)
+		err = &local;
+	for (size_t i = 0; i < f->n; i++) {
+		struct follow_disk *d = &f->disks[i];
+		int rc = rl_image_checkpoint(d->img, err);
+
+		if (rc < 0) {
+			/* this disk's image failed: it stops (and is opened
+			 * again when it is retried); the others go on */
+			rc = disk_stop(d, disk_error(f, d, err), err);
+			if (rc < 0)
+				return rc;
+			continue;
+		}
+		d->since_ckpt = 0;
+		disk_durable(f, d);
 	}
 	return 0;
 }

@@ -90,6 +90,84 @@ void rl_waiter_done(struct rl_waiter *w, int err, uint64_t pos);
 /* Waits until done; returns its err. */
 int rl_waiter_wait(struct rl_waiter *w);
 
+/* Diagnostics through the program's rl_set_log_func() (util.c). */
+void rl_msg(enum rl_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* replay.c: the one loop that reads a stream and applies its records (see
+ * its notes).  A target is where records go: an image, the catalog, or a
+ * caller's wrapper around either. */
+struct rl_replay_target {
+	const char *what;	/* "log", "catalog": for messages */
+	void *arg;
+	uint64_t (*next_pos)(void *arg);
+	/* an rl_apply_result (>= 0), or -errno with err set (and tagged) */
+	int (*apply)(void *arg, const struct rl_record *r, uint64_t pos,
+		     struct rl_err *err);
+	/* the record at next_pos cannot be read: pass over it?  NULL: no */
+	bool (*skip_unreadable)(void *arg, const char *why);
+};
+
+struct rl_replay {
+	struct rl_stream *stream;
+	struct rl_reader *reader;	/* kept between runs; NULL: reopen */
+	struct rl_replay_target t;
+};
+
+struct rl_replay_target rl_replay_image(struct rl_image *img);
+struct rl_replay_target rl_replay_catalog(struct rl_catalog *cat);
+void rl_replay_init(struct rl_replay *rp, struct rl_stream *s,
+		    const struct rl_replay_target *t);
+/* Applies records from the target's next position while it is below to,
+ * at most budget of them (0: no limit).  Below a finite `to` every record
+ * is durable and must come within wait_ms; with to == UINT64_MAX the run
+ * ends where the log has no more (*at_end set, if not NULL).  Returns the
+ * records passed (applied, ignored or skipped) or -errno, err tagged. */
+int rl_replay_run(struct rl_replay *rp, uint64_t to, size_t budget,
+		  int wait_ms, bool *at_end, struct rl_err *err);
+void rl_replay_close(struct rl_replay *rp);
+
+/* claim.c: the epoch rules and the claim sequence (see its notes). */
+struct rl_epoch_rules {
+	bool claim_first;	/* records before any claim are refused */
+	bool seq;		/* sequence numbers: duplicates are ignored */
+};
+
+enum rl_epoch_verdict {
+	RL_EPOCH_APPLY,		/* the current epoch, a new sequence number */
+	RL_EPOCH_CLAIM,		/* a CLAIM of a newer epoch: it becomes current */
+	RL_EPOCH_STALE,		/* an older epoch (or a CLAIM not newer) */
+	RL_EPOCH_DUP,		/* a sequence number already applied */
+	RL_EPOCH_UNCLAIMED,	/* refused: no claim yet */
+	RL_EPOCH_FUTURE,	/* refused: an epoch no claim has reached */
+};
+
+enum rl_epoch_verdict rl_epoch_judge(const struct rl_epoch_rules *rules,
+				     uint64_t epoch, uint64_t last_seq,
+				     const struct rl_record *r);
+
+/* A claim of a stream by a writer: its target (image or catalog) and how
+ * to ask it for the newest claim. */
+struct rl_claim {
+	struct rl_stream *stream;
+	struct rl_replay_target t;
+	uint64_t (*epoch)(void *arg);		/* the target's newest claim */
+	const char *(*owner)(void *arg);	/* its host, "" if unknown */
+	const char *what;	/* "vm1.img", "log URI": starts messages */
+	const char *noun;	/* "the disk", "its catalog" */
+	const char *host;	/* who claims */
+	bool takeover;		/* claim what another host owns */
+	void (*before_claim)(void *arg);	/* tests: just before CLAIM */
+	void *before_arg;
+};
+
+/* Replays to the end, refuses another owner's stream (-EBUSY, unless
+ * takeover), appends a CLAIM of the next epoch and replays through it.
+ * 0 with *epoch (and *at, its position, if not NULL) when the claim won;
+ * -EBUSY when another writer's claim came first; -errno, err tagged. */
+int rl_claim_run(const struct rl_claim *c, uint64_t *epoch, uint64_t *at,
+		 struct rl_err *err);
+
 /* util.c */
 int rl_fsync_dir(const char *dir);
 /* Makes sure path is a directory fit for repdisk's state, making it (0700,

@@ -418,9 +418,9 @@ static int stream_recover(struct file_log *log, struct file_stream *s,
 			goto out;
 		}
 		if (!log->quiet)
-			fprintf(stderr, "repdisk: file log: %s: cut torn tail "
+			rl_msg(RL_LOG_NOTICE, "file log: %s: cut torn tail "
 				"at byte %" PRIu64 " (position %" PRIu64 "): "
-				"%" PRIu64 " bytes dropped: %s\n", path, off,
+				"%" PRIu64 " bytes dropped: %s", path, off,
 				pos, (uint64_t)st.st_size - off, why);
 	} else if (fdatasync(fd) < 0) {
 		/* records a crashed writer left in the page cache */
@@ -490,9 +490,9 @@ static void flush_stream(struct file_log *log, struct file_stream *s,
 
 		if (atomic_compare_exchange_strong(&log->failed, &expected,
 						   -EIO))
-			fprintf(stderr, "repdisk: file log: %s: fdatasync "
+			rl_msg(RL_LOG_ERR, "file log: %s: fdatasync "
 				"failed: %s; the log refuses appends until it "
-				"is reopened\n", s->label, strerror(-rc));
+				"is reopened", s->label, strerror(-rc));
 		rc = -EIO;
 	} else {
 		pthread_mutex_lock(&s->lock);
@@ -569,9 +569,9 @@ static int file_append(struct rl_stream *base, const void *rec, size_t len,
 			rc = -errno;
 			if (atomic_compare_exchange_strong(&log->failed,
 							   &expected, -EIO))
-				fprintf(stderr, "repdisk: file log: %s: "
+				rl_msg(RL_LOG_ERR, "file log: %s: "
 					"fdatasync failed: %s; the log refuses "
-					"appends until it is reopened\n",
+					"appends until it is reopened",
 					s->label, strerror(-rc));
 			pthread_mutex_unlock(&s->lock);
 			return -EIO;
@@ -604,9 +604,9 @@ static int file_append(struct rl_stream *base, const void *rec, size_t len,
 			 * segment's tail is unknown: stop the log */
 			if (ftruncate(s->fd, (off_t)s->seg_bytes) < 0) {
 				atomic_store(&log->failed, -EIO);
-				fprintf(stderr, "repdisk: file log: %s: cannot "
+				rl_msg(RL_LOG_ERR, "file log: %s: cannot "
 					"cut a failed append: %s; the log "
-					"refuses appends until it is reopened\n",
+					"refuses appends until it is reopened",
 					s->label, strerror(errno));
 			}
 		}

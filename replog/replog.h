@@ -33,14 +33,53 @@ extern "C" {
 
 /* ------------------------------------------------------------------ errors */
 
+/* Which layer failed, so that a caller acts on each as it should: a log
+ * that does not answer is waited for; a record that cannot be applied
+ * stops its disk; a local image or state that failed stops its disk until
+ * it is opened again (it then replays from its last good checkpoint). */
+enum rl_err_layer {
+	RL_ERR_UNKNOWN = 0,	/* not said (argument checks, memory) */
+	RL_ERR_LOG,		/* the log did not answer or failed an append */
+	RL_ERR_RECORD,		/* what the log holds: damaged, refused, gone */
+	RL_ERR_IMAGE,		/* the local image: its writes or fdatasync */
+	RL_ERR_STATE,		/* the data directory's own state files */
+};
+
 struct rl_err {
 	int code;		/* positive errno, 0 if no error was set */
+	enum rl_err_layer layer;
 	char msg[512];
 };
 
-/* Formats a message into err (if not NULL) and returns -code. */
+/* Formats a message into err (if not NULL), with layer RL_ERR_UNKNOWN,
+ * and returns -code. */
 int rl_err_set(struct rl_err *err, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* Puts a formatted prefix before err's message ("follow: vm1.img: "),
+ * keeping its code and layer; returns -code. */
+int rl_err_prefix(struct rl_err *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Tags err with layer unless a layer is set already; returns rc. */
+int rl_err_layer(struct rl_err *err, enum rl_err_layer layer, int rc);
+
+/* ------------------------------------------------------------------ diagnostics
+ *
+ * What replog has to say while it works (a torn tail cut, an outage begun
+ * and ended, a disk fenced) goes to one function: by default a line
+ * "repdisk: MSG" on stderr.  A program routes it elsewhere (its log file,
+ * a prefix of its own) or drops it, after libfuse's fuse_set_log_func().
+ * Errors of a call are not logged: they come back in its struct rl_err.
+ */
+enum rl_log_level {
+	RL_LOG_ERR,		/* something failed; what happens now */
+	RL_LOG_WARNING,		/* works, but at risk (a topic's settings) */
+	RL_LOG_NOTICE,		/* a state changed (recovered, caught up) */
+};
+
+typedef void (*rl_log_func)(enum rl_log_level level, const char *msg,
+			    void *arg);
+/* fn NULL: the default.  Set it before any other replog call. */
+void rl_set_log_func(rl_log_func fn, void *arg);
 
 /* ------------------------------------------------------------------ uuids */
 
@@ -523,6 +562,46 @@ bool rl_catalog_skipped(const struct rl_catalog *cat,
 			const struct rl_uuid *disk, uint64_t pos);
 size_t rl_catalog_skips(const struct rl_catalog *cat,
 			const struct rl_skip **out);
+
+/* ------------------------------------------------------------------ catalog writer
+ *
+ * The one writer of a log's catalog (catalog_writer.c): changes go to the
+ * log, then to the catalog.  Not thread-safe: the caller serializes.
+ */
+
+struct rl_catalog_writer;
+
+struct rl_catalog_writer_opts {
+	const char *host;	/* named in the catalog CLAIM */
+	bool takeover;		/* claim a catalog another host owns */
+	const char *what;	/* starts messages: "log URI" */
+};
+
+/* Opens DATADIR's catalog, catches it up with the log and claims the
+ * catalog stream with the next epoch.  -EBUSY when another host owns it
+ * (unless takeover) or claimed it at the same time. */
+int rl_catalog_writer_open(struct rl_log *log, const char *datadir,
+			   const struct rl_catalog_writer_opts *opts,
+			   struct rl_catalog_writer **out, struct rl_err *err);
+void rl_catalog_writer_close(struct rl_catalog_writer *cw);
+/* The catalog it keeps (read it only where changes are serialized). */
+struct rl_catalog *rl_catalog_writer_catalog(struct rl_catalog_writer *cw);
+/* Appends a CREATE, RENAME, DELETE or SETATTR (r->epoch is set here),
+ * waits until durable, applies it.  0; -EROFS once fenced (said once on
+ * the log function); -EIO when it failed or the catalog is behind the log
+ * (said once; a record that reached the log takes effect at a later
+ * sync); -EINVAL for another record type. */
+int rl_catalog_writer_change(struct rl_catalog_writer *cw,
+			     struct rl_record *r, struct rl_err *err);
+/* True while a failed change left the catalog behind the log: changes
+ * fail at once.  Safe from any thread. */
+bool rl_catalog_writer_behind(const struct rl_catalog_writer *cw);
+/* True once a newer claim of the catalog was applied: changes fail with
+ * -EROFS.  Where changes are serialized. */
+bool rl_catalog_writer_fenced(const struct rl_catalog_writer *cw);
+/* When behind: applies what the log holds up to its end.  0 (up to date,
+ * or was), -EROFS (fenced), or -errno (still behind; try again). */
+int rl_catalog_writer_sync(struct rl_catalog_writer *cw, struct rl_err *err);
 
 /* ------------------------------------------------------------------ datadir */
 

@@ -22,8 +22,62 @@ int rl_err_set(struct rl_err *err, int code, const char *fmt, ...)
 		vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
 		va_end(ap);
 		err->code = code;
+		err->layer = RL_ERR_UNKNOWN;
 	}
 	return -code;
+}
+
+int rl_err_prefix(struct rl_err *err, const char *fmt, ...)
+{
+	char msg[sizeof(err->msg)];
+	va_list ap;
+	int n;
+
+	if (!err)
+		return 0;
+	va_start(ap, fmt);
+	n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (n >= 0 && (size_t)n < sizeof(msg))
+		snprintf(msg + n, sizeof(msg) - (size_t)n, "%s", err->msg);
+	memcpy(err->msg, msg, sizeof(msg));
+	return -err->code;
+}
+
+int rl_err_layer(struct rl_err *err, enum rl_err_layer layer, int rc)
+{
+	if (err && rc < 0 && err->layer == RL_ERR_UNKNOWN)
+		err->layer = layer;
+	return rc;
+}
+
+/* ---- diagnostics ---- */
+
+static void log_default(enum rl_log_level level, const char *msg, void *arg)
+{
+	(void)level;
+	(void)arg;
+	fprintf(stderr, "repdisk: %s\n", msg);
+}
+
+static rl_log_func log_fn = log_default;
+static void *log_arg;
+
+void rl_set_log_func(rl_log_func fn, void *arg)
+{
+	log_fn = fn ? fn : log_default;
+	log_arg = fn ? arg : NULL;
+}
+
+void rl_msg(enum rl_log_level level, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_fn(level, msg, log_arg);
 }
 
 void rl_uuid_generate(struct rl_uuid *u)

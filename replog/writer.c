@@ -152,8 +152,8 @@ static void writer_fenced(struct rl_writer *w)
 	int expected = 0;
 
 	if (atomic_compare_exchange_strong(&w->fenced, &expected, -EROFS))
-		fprintf(stderr, "repdisk: %s: fenced: the disk was claimed by "
-			"%s; this writer (epoch %" PRIu64 ") refuses writes\n",
+		rl_msg(RL_LOG_ERR, "%s: fenced: the disk was claimed by "
+			"%s; this writer (epoch %" PRIu64 ") refuses writes",
 			w->name, w->fenced_by, w->epoch);
 }
 
@@ -171,9 +171,9 @@ static void outage_begin(struct rl_writer *w)
 	if (w->outage)
 		return;
 	w->outage = true;
-	fprintf(stderr, "repdisk: %s: log append failed: %s; writes fail with "
+	rl_msg(RL_LOG_ERR, "%s: log append failed: %s; writes fail with "
 		"EIO until the log accepts appends again (reads go on from "
-		"the local image)\n", w->name, *why ? why : "I/O error");
+		"the local image)", w->name, *why ? why : "I/O error");
 }
 
 /* On the applier thread: an append succeeded. */
@@ -182,8 +182,8 @@ static void outage_end(struct rl_writer *w)
 	if (!w->outage)
 		return;
 	w->outage = false;
-	fprintf(stderr, "repdisk: %s: the log accepts appends again; %" PRIu64
-		" writes failed with EIO meanwhile\n", w->name,
+	rl_msg(RL_LOG_NOTICE, "%s: the log accepts appends again; %" PRIu64
+		" writes failed with EIO meanwhile", w->name,
 		w->outage_failures);
 	w->outage_failures = 0;
 }
@@ -243,21 +243,21 @@ static void stuck_check(struct rl_writer *w)
 	pthread_mutex_unlock(&w->idle_lock);
 
 	if (w->stuck_seq && seq != w->stuck_seq) {
-		fprintf(stderr, "repdisk: %s: the record stuck in the log "
-			"(seq %" PRIu64 ") completed after %.0f s\n", w->name,
+		rl_msg(RL_LOG_NOTICE, "%s: the record stuck in the log "
+			"(seq %" PRIu64 ") completed after %.0f s", w->name,
 			w->stuck_seq, (double)(now - w->stuck_since) / 1e9);
 		w->stuck_seq = 0;
 	}
 	if (seq && seq != w->stuck_seq) {
 		/* no log query here: on Kafka it is a round trip, and the
 		 * log may be what hangs */
-		fprintf(stderr, "repdisk: %s: a %s record (offset %" PRIu64
+		rl_msg(RL_LOG_ERR, "%s: a %s record (offset %" PRIu64
 			", length %" PRIu64 ", epoch %" PRIu64 ", seq %" PRIu64
 			") has waited %.0f s for the log, which has neither "
 			"made it durable nor failed it; %" PRIu64 " records "
 			"of this disk are in flight and the image holds the "
 			"log up to position %" PRIu64 "; their clients wait "
-			"until the log answers\n", w->name,
+			"until the log answers", w->name,
 			rl_type_name((enum rl_type)type), off, len, w->epoch,
 			seq, (double)(now - t) / 1e9, n,
 			rl_image_next_pos(w->img));
@@ -286,38 +286,45 @@ static void writer_durable(void *opaque, int err, uint64_t pos)
 	pthread_mutex_unlock(&w->q_lock);
 }
 
+/* The gap's target: the image, noting a newer writer's claim on the way
+ * (for the message that says who fenced us). */
+static uint64_t gap_next(void *arg)
+{
+	struct rl_writer *w = arg;
+
+	return rl_image_next_pos(w->img);
+}
+
+static int gap_apply(void *arg, const struct rl_record *rec, uint64_t at,
+		     struct rl_err *e)
+{
+	struct rl_writer *w = arg;
+	int rc = rl_image_apply(w->img, rec, at, e);
+
+	if (rc >= 0 && rec->type == RL_CLAIM && rec->epoch > w->epoch)
+		snprintf(w->fenced_by, sizeof(w->fenced_by),
+			 "epoch %" PRIu64 " (host %.*s) at log position %"
+			 PRIu64, rec->epoch,
+			 (int)(rec->data_len < RL_NAME_MAX ? rec->data_len :
+			       RL_NAME_MAX), (const char *)rec->data, at);
+	return rc;
+}
+
 /* Applies the log's records from the image's next position up to pos
  * (exclusive), read back from the log: see "The image follows the log"
  * above.  They are durable (a later record was acknowledged), so they
  * are there to read.  Under apply_lock, on the applier thread. */
 static int fill_gap(struct rl_writer *w, uint64_t pos, struct rl_err *e)
 {
-	struct rl_reader *r;
+	struct rl_replay_target t = { .what = "log", .arg = w,
+				      .next_pos = gap_next,
+				      .apply = gap_apply };
+	struct rl_replay rp;
 	int rc;
 
-	rc = rl_reader_open(w->stream, rl_image_next_pos(w->img), &r, e);
-	if (rc < 0)
-		return rc;
-	while (rc >= 0 && rl_image_next_pos(w->img) < pos) {
-		struct rl_record rec;
-		uint64_t at;
-
-		rc = rl_reader_next(r, &rec, &at, 1000, e);
-		if (rc == 0)
-			rc = rl_err_set(e, EIO, "log position %" PRIu64 " is "
-					"durable but cannot be read",
-					rl_image_next_pos(w->img));
-		if (rc > 0)
-			rc = rl_image_apply(w->img, &rec, at, e);
-		if (rc >= 0 && rec.type == RL_CLAIM && rec.epoch > w->epoch)
-			snprintf(w->fenced_by, sizeof(w->fenced_by),
-				 "epoch %" PRIu64 " (host %.*s) at log position "
-				 "%" PRIu64, rec.epoch,
-				 (int)(rec.data_len < RL_NAME_MAX ?
-				       rec.data_len : RL_NAME_MAX),
-				 (const char *)rec.data, at);
-	}
-	rl_reader_close(r);
+	rl_replay_init(&rp, w->stream, &t);
+	rc = rl_replay_run(&rp, pos, 0, 1000, NULL, e);
+	rl_replay_close(&rp);
 	return rc < 0 ? rc : 0;
 }
 
@@ -359,15 +366,15 @@ static void apply_one(struct rl_writer *w, struct submission *sub)
 			/* Not applied: the image stays behind the log, and
 			 * the next record acknowledged fills the gap. */
 			if (!w->apply_failing)
-				fprintf(stderr, "repdisk: %s: cannot apply log "
+				rl_msg(RL_LOG_ERR, "%s: cannot apply log "
 					"position %" PRIu64 ": %s; writes fail "
-					"with EIO until it can\n", w->name,
+					"with EIO until it can", w->name,
 					pos, rc > 0 ? "applied twice" : e.msg);
 			w->apply_failing = true;
 			rc = -EIO;
 		} else if (w->apply_failing) {
-			fprintf(stderr, "repdisk: %s: the image is up to date "
-				"with the log again\n", w->name);
+			rl_msg(RL_LOG_NOTICE, "%s: the image is up to date "
+				"with the log again", w->name);
 			w->apply_failing = false;
 		}
 	}
@@ -412,9 +419,9 @@ static void idle_catch_up(struct rl_writer *w)
 		return;
 	pthread_mutex_lock(&w->apply_lock);
 	if (end > rl_image_next_pos(w->img) && fill_gap(w, end, &e) == 0)
-		fprintf(stderr, "repdisk: %s: applied the log up to position "
+		rl_msg(RL_LOG_NOTICE, "%s: applied the log up to position "
 			"%" PRIu64 ": records of writes that failed landed in "
-			"the log after all\n", w->name, end);
+			"the log after all", w->name, end);
 	pthread_mutex_unlock(&w->apply_lock);
 }
 
@@ -472,11 +479,11 @@ static int writer_append(struct rl_writer *w, struct submission *sub,
 	flight_begin(w, sub);
 	rc = rl_log_append(w->stream, sub->buf, sub->len, writer_durable, sub);
 	if (rc < 0 && !w->append_refused)
-		fprintf(stderr, "repdisk: %s: log append failed: %s; writes "
-			"fail with EIO until the log accepts appends again\n",
+		rl_msg(RL_LOG_ERR, "%s: log append failed: %s; writes "
+			"fail with EIO until the log accepts appends again",
 			w->name, strerror(-rc));
 	else if (rc == 0 && w->append_refused)
-		fprintf(stderr, "repdisk: %s: the log accepts appends again\n",
+		rl_msg(RL_LOG_NOTICE, "%s: the log accepts appends again",
 			w->name);
 	w->append_refused = rc < 0;
 	pthread_mutex_unlock(&w->lock);
@@ -722,45 +729,14 @@ static void writer_free(struct rl_writer *w)
 	free(w);
 }
 
-int rl_replay(struct rl_stream *s, struct rl_image *img, struct rl_err *err)
+static uint64_t claim_epoch(void *img)
 {
-	struct rl_reader *r;
-	uint64_t end;
-	int rc, n = 0;
+	return rl_image_epoch(img);
+}
 
-	rc = rl_log_end(s, &end);
-	if (rc < 0)
-		return rl_err_set(err, -rc, "log end: %s", strerror(-rc));
-	if (rl_image_next_pos(img) >= end)
-		return 0;
-	rc = rl_reader_open(s, rl_image_next_pos(img), &r, err);
-	if (rc < 0)
-		return rc;
-	while (rl_image_next_pos(img) < end) {
-		struct rl_record rec;
-		uint64_t pos;
-
-		rc = rl_reader_next(r, &rec, &pos, 0, err);
-		if (rc < 0 && rc != -EIO && rc != -ETIMEDOUT &&
-		    rl_image_skip_unreadable(img, err->msg)) {
-			/* a record the catalog skips: read on after it */
-			rl_reader_close(r);
-			rc = rl_reader_open(s, rl_image_next_pos(img), &r, err);
-			if (rc < 0)
-				return rc;
-			continue;
-		}
-		if (rc == 0)
-			rc = rl_err_set(err, EIO, "log ends before its "
-					"durable end %" PRIu64, end);
-		if (rc > 0)
-			rc = rl_image_apply(img, &rec, pos, err);
-		if (rc < 0)
-			break;
-		n++;
-	}
-	rl_reader_close(r);
-	return rc < 0 ? rc : n;
+static const char *claim_owner(void *img)
+{
+	return rl_image_owner(img);
 }
 
 int rl_writer_open(struct rl_stream *s, struct rl_image *img,
@@ -768,10 +744,7 @@ int rl_writer_open(struct rl_stream *s, struct rl_image *img,
 		   struct rl_writer **out, struct rl_err *err)
 {
 	struct rl_writer *w = calloc(1, sizeof(*w));
-	struct rl_record claim = { .type = RL_CLAIM };
 	pthread_condattr_t ca;
-	uint8_t *buf;
-	int64_t pos;
 	int rc;
 
 	if (!w)
@@ -802,74 +775,21 @@ int rl_writer_open(struct rl_stream *s, struct rl_image *img,
 				 RL_WRITER_STUCK_MS) * 1000000u;
 	rl_decoder_init(&w->dec);
 
-	rc = rl_replay(s, img, err);
-	if (rc < 0) {
-		writer_free(w);
-		return rc;
-	}
 	/* One writer per disk: a disk another host claimed last may still
 	 * be written there.  Only an explicit takeover claims it (and
 	 * fences that writer). */
-	if (!(opts && opts->takeover) && rl_image_owner(img)[0] &&
-	    strcmp(rl_image_owner(img), opts && opts->host ? opts->host : "")) {
-		rc = rl_err_set(err, EBUSY, "%s: the disk belongs to host %s "
-				"(epoch %" PRIu64 "), whose writer may still be "
-				"running; if that host is down, take the disk "
-				"over with --takeover (docs/FAILOVER.md)", name,
-				rl_image_owner(img), rl_image_epoch(img));
-		writer_free(w);
-		return rc;
-	}
+	struct rl_claim c = { .stream = s, .t = rl_replay_image(img),
+			      .epoch = claim_epoch, .owner = claim_owner,
+			      .what = name, .noun = "the disk",
+			      .host = opts ? opts->host : NULL,
+			      .takeover = opts && opts->takeover,
+			      .before_claim = opts ? opts->test_before_claim :
+						     NULL,
+			      .before_arg = opts ? opts->test_arg : NULL };
 
-	/* claim the disk: every record of an older epoch is stale from here */
-	if (opts && opts->test_before_claim)
-		opts->test_before_claim(opts->test_arg);
-	w->epoch = rl_image_epoch(img) + 1;
-	claim.disk = *rl_stream_disk(s);
-	claim.epoch = w->epoch;
-	claim.seq = 0;
-	claim.data = opts && opts->host ? opts->host : "";
-	claim.data_len = strlen(claim.data);
-	buf = malloc(rl_record_encoded_max(&claim));
-	pos = buf ? rl_record_encode(&claim, 0, buf, rl_record_encoded_max(&claim),
-				     err) : rl_err_set(err, ENOMEM, "out of memory");
-	if (pos >= 0) {
-		size_t len = (size_t)pos;
-
-		pos = rl_log_append_sync(s, buf, len);
-		if (pos < 0)
-			rl_err_set(err, (int)-pos, "%s: claim: log append "
-				   "failed: %s", name, strerror((int)-pos));
-	}
-	if (pos >= 0) {
-		/* the claim went in after everything replayed, or someone
-		 * else appended meanwhile: then replay again and apply it.
-		 * The disk is ours only if the claim that set its epoch is
-		 * ours, at our position: another writer that read the same
-		 * epoch may have claimed the same next one first, and ours,
-		 * of an equal epoch, was then ignored as stale by every
-		 * applier (both writers would otherwise go on, each sure it
-		 * owns the disk). */
-		rc = rl_replay(s, img, err);
-		if (rc >= 0 && rl_image_epoch(img) != w->epoch)
-			rc = rl_err_set(err, EBUSY, "%s: claimed epoch %" PRIu64
-					" but the log's newest claim is %" PRIu64
-					" (host %s)", name, w->epoch,
-					rl_image_epoch(img), rl_image_owner(img));
-		else if (rc >= 0 && rl_image_claim_pos(img) != (uint64_t)pos)
-			rc = rl_err_set(err, EBUSY, "%s: host %s claimed the "
-					"disk at the same time, with the same "
-					"epoch %" PRIu64 ", first (log position %"
-					PRIu64 ", ours %" PRId64 "): it is the "
-					"disk's writer", name,
-					rl_image_owner(img), w->epoch,
-					rl_image_claim_pos(img), pos);
-		if (rc >= 0)
-			rc = rl_image_checkpoint(img, err);
-	} else {
-		rc = (int)pos;
-	}
-	free(buf);
+	rc = rl_claim_run(&c, &w->epoch, NULL, err);
+	if (rc == 0)
+		rc = rl_image_checkpoint(img, err);
 	if (rc < 0) {
 		writer_free(w);
 		return rc;

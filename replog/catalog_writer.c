@@ -1,0 +1,213 @@
+/* The catalog's writer: create, rename, delete and set the attributes of
+ * disks, through the log.
+ *
+ * Notes on the design
+ * -------------------
+ * A catalog change is one record in the catalog stream: stamped with the
+ * writer's epoch, appended and waited for (durable), then applied by the
+ * same catalog applier followers run (catalog.c), which changes the image
+ * file.  Catalog changes are rare, so waiting for each is fine.  The
+ * writer is not thread-safe: its caller serializes changes (the mount
+ * with a lock of their own, so that nothing else waits behind a change).
+ *
+ * Opening it catches the catalog up with the log and claims the catalog
+ * stream (claim.c), so that one mount at a time changes it.  A newer claim
+ * found later fences us: every change is then refused with -EROFS, said
+ * once.
+ *
+ * The catalog is never changed on a stale view.  A change that fails
+ * after it may have reached the log (its record durable but not applied,
+ * say on ENOSPC; an append that timed out, which Kafka may still have
+ * "possibly persisted") leaves the catalog behind the log.  Until it has
+ * caught up (rl_catalog_writer_sync, which the mount calls once a second),
+ * every change is refused with -EIO and appends nothing, so a retry cannot
+ * pile records up or append a second CREATE of one name, which every
+ * applier would refuse.  A change that was durable takes effect by itself
+ * once its cause is gone.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct rl_catalog_writer {
+	struct rl_catalog *cat;
+	struct rl_stream *stream;
+	uint64_t epoch;			/* our claim */
+	_Atomic bool behind;		/* see the notes */
+	bool fenced;			/* said so */
+};
+
+static uint64_t cat_epoch(void *cat)
+{
+	return rl_catalog_epoch(cat);
+}
+
+static const char *cat_owner(void *cat)
+{
+	return rl_catalog_owner(cat);
+}
+
+/* Applies the catalog stream's records from the catalog's next position
+ * up to `to` (exclusive): what other writers appended. */
+static int catch_up(struct rl_catalog_writer *cw, uint64_t to,
+		    struct rl_err *err)
+{
+	struct rl_replay_target t = rl_replay_catalog(cw->cat);
+	struct rl_replay rp;
+	int rc;
+
+	rl_replay_init(&rp, cw->stream, &t);
+	rc = rl_replay_run(&rp, to, 0, 1000, NULL, err);
+	rl_replay_close(&rp);
+	return rc < 0 ? rc : 0;
+}
+
+int rl_catalog_writer_open(struct rl_log *log, const char *datadir,
+			   const struct rl_catalog_writer_opts *o,
+			   struct rl_catalog_writer **out, struct rl_err *err)
+{
+	struct rl_catalog_writer *cw = calloc(1, sizeof(*cw));
+	int rc;
+
+	if (!cw)
+		return rl_err_set(err, ENOMEM, "out of memory");
+	rc = rl_catalog_open(datadir, &cw->cat, err);
+	if (rc == 0)
+		rc = rl_log_stream(log, NULL, &cw->stream, err);
+	if (rc == 0) {
+		struct rl_claim c = { .stream = cw->stream,
+				      .t = rl_replay_catalog(cw->cat),
+				      .epoch = cat_epoch, .owner = cat_owner,
+				      .what = o->what, .noun = "its catalog",
+				      .host = o->host,
+				      .takeover = o->takeover };
+
+		rc = rl_claim_run(&c, &cw->epoch, NULL, err);
+	}
+	if (rc < 0) {
+		rl_catalog_writer_close(cw);
+		return rc;
+	}
+	*out = cw;
+	return 0;
+}
+
+void rl_catalog_writer_close(struct rl_catalog_writer *cw)
+{
+	if (!cw)
+		return;
+	rl_catalog_close(cw->cat);
+	free(cw);
+}
+
+struct rl_catalog *rl_catalog_writer_catalog(struct rl_catalog_writer *cw)
+{
+	return cw->cat;
+}
+
+bool rl_catalog_writer_fenced(const struct rl_catalog_writer *cw)
+{
+	return rl_catalog_epoch(cw->cat) > cw->epoch;
+}
+
+bool rl_catalog_writer_behind(const struct rl_catalog_writer *cw)
+{
+	return atomic_load(&((struct rl_catalog_writer *)cw)->behind);
+}
+
+/* Another mount claimed the catalog: said once; -EROFS. */
+static int fenced(struct rl_catalog_writer *cw, struct rl_err *err)
+{
+	if (!cw->fenced)
+		rl_msg(RL_LOG_ERR, "catalog: fenced: the log's catalog was "
+		       "claimed by %s (epoch %" PRIu64 "); this mount makes no "
+		       "more catalog changes", rl_catalog_owner(cw->cat),
+		       rl_catalog_epoch(cw->cat));
+	cw->fenced = true;
+	return rl_err_set(err, EROFS, "catalog: fenced by %s (epoch %" PRIu64
+			  ")", rl_catalog_owner(cw->cat),
+			  rl_catalog_epoch(cw->cat));
+}
+
+int rl_catalog_writer_change(struct rl_catalog_writer *cw,
+			     struct rl_record *r, struct rl_err *err)
+{
+	uint8_t buf[RL_RECORD_HDR_SIZE + RL_NAME_MAX + 64];
+	struct rl_err why;
+	ssize_t len;
+	int64_t pos;
+	int rc;
+
+	if (atomic_load(&cw->behind))
+		return rl_err_set(err, EIO, "catalog: behind the log (a change "
+				  "failed): no change until it has caught up");
+	if (rl_catalog_epoch(cw->cat) > cw->epoch)
+		return fenced(cw, err);
+	if (r->type != RL_CREATE && r->type != RL_RENAME &&
+	    r->type != RL_DELETE && r->type != RL_SETATTR)
+		return rl_err_set(err, EINVAL, "catalog: a %s record is not a "
+				  "catalog change", rl_type_name(r->type) ?
+				  rl_type_name(r->type) : "unknown");
+	r->epoch = cw->epoch;
+	len = rl_record_encode(r, 0, buf, sizeof(buf), err);
+	if (len < 0)
+		return (int)len;
+	pos = rl_log_append_sync(cw->stream, buf, (size_t)len);
+	if (pos < 0) {
+		/* not in the log, or "possibly persisted": the sync finds
+		 * out */
+		rl_msg(RL_LOG_ERR, "catalog: log append failed: %s; catalog "
+		       "changes fail with EIO and append nothing until the "
+		       "catalog has caught up with the log (tried every "
+		       "second)", strerror((int)-pos));
+		atomic_store(&cw->behind, true);
+		return rl_err_layer(err, RL_ERR_LOG,
+				    rl_err_set(err, EIO, "catalog: log append "
+					       "failed: %s",
+					       strerror((int)-pos)));
+	}
+	rc = catch_up(cw, (uint64_t)pos, &why);
+	if (rc == 0)
+		rc = rl_catalog_apply(cw->cat, r, (uint64_t)pos, &why);
+	if (rc == RL_IGNORED_STALE)
+		return fenced(cw, err);
+	if (rc < 0) {
+		/* durable in the log but not applied: the sync applies it
+		 * once it can */
+		rl_msg(RL_LOG_ERR, "%s; the change is in the log and takes "
+		       "effect here once it can be applied (tried again every "
+		       "second)", why.msg);
+		atomic_store(&cw->behind, true);
+		if (err)
+			*err = why;
+		return -EIO;
+	}
+	return 0;
+}
+
+int rl_catalog_writer_sync(struct rl_catalog_writer *cw, struct rl_err *err)
+{
+	uint64_t end;
+	int rc;
+
+	if (!atomic_load(&cw->behind))
+		return 0;
+	rc = rl_log_end(cw->stream, &end);
+	if (rc < 0)
+		return rl_err_layer(err, RL_ERR_LOG,
+				    rl_err_set(err, -rc, "catalog: log end: %s",
+					       strerror(-rc)));
+	rc = catch_up(cw, end, err);
+	if (rc < 0)
+		return rc;	/* said when it fell behind; tried again */
+	rl_msg(RL_LOG_NOTICE, "catalog: up to date with the log again");
+	atomic_store(&cw->behind, false);
+	if (rl_catalog_epoch(cw->cat) > cw->epoch)
+		return fenced(cw, err);
+	return 0;
+}
