@@ -8,7 +8,7 @@
  *   repdisk.NS.catalog             the catalog stream
  *   repdisk.NS.disk.UUID           one stream per disk
  *   repdisk.NS.followers           follower positions, keyed by name
- *                                  (see "Follower positions" below)
+ *                                  (see kafka_positions.c)
  *
  * A position is the Kafka offset of the record in partition 0.  That holds
  * because repdisk never uses transactions (no control records) and creates
@@ -112,8 +112,19 @@
  * rd_kafka_query_watermark_offsets(), which in librdkafka 2.0.2 can wait
  * without bound while the cached leader's broker is down; readers use
  * their own fetches' high watermark instead once they have one.
+ *
+ * Files.  The backend is split by concern around kafka_internal.h, which
+ * holds struct kafka_log and the calls that cross files:
+ *
+ *   log_kafka.c        this note; the backend table, the producer and its
+ *                      poller thread, streams and appends, the durable
+ *                      end, readers
+ *   kafka_conf.c       the URI's options; librdkafka configurations
+ *   kafka_topics.c     topic names, lookup, creation and the check of
+ *                      their settings (DescribeConfigs)
+ *   kafka_positions.c  the follower-positions registry
  */
-#include "internal.h"
+#include "kafka_internal.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -123,14 +134,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#include <librdkafka/rdkafka.h>
-
-static int64_t now_ms(void);
-
-#define TOPIC_MAX	(RL_UUID_STRLEN + 256)
-#define NS_MAX		200
-#define PROPS_MAX	64
 
 struct kpending {
 	struct kpending *next;
@@ -152,41 +155,6 @@ struct kafka_stream {
 	bool failing;			/* printed a failure, not yet ok */
 };
 
-struct kafka_log {
-	struct rl_log base;
-	char brokers[1024];
-	char ns[NS_MAX + 1];
-	int rf, min_insync, timeout_ms;
-	int max_message;		/* the brokers' message size limit */
-	char last_error[256];		/* the cluster's last complaint */
-	char *props[PROPS_MAX];		/* "key=value", owned */
-	size_t nprops;
-	rd_kafka_t *rk;			/* metadata, admin, watermarks */
-	/* The writer's producer.  Replaced by the poller thread after a fatal
-	 * error, under the write lock; appends produce under the read lock. */
-	rd_kafka_t *prod;
-	pthread_rwlock_t prod_lock;
-	rd_kafka_conf_t *prod_conf;	/* a copy, for the next producer */
-	pthread_t poller;
-	bool poller_started;
-	atomic_bool stop;
-	pthread_mutex_t lock;		/* streams, inflight, fatal */
-	pthread_cond_t cond;		/* a delivery report ran */
-	struct kafka_stream *streams;
-	uint64_t inflight;
-	int fatal;			/* -EIO until a new producer runs */
-	char fatal_msg[512];
-	/* Follower positions: a producer of their own, made by the first
-	 * publish (a follower's log is a reader's and has none).  Lock order:
-	 * pos_lock, then lock. */
-	pthread_mutex_t pos_lock;
-	rd_kafka_t *pos_rk;		/* protected by pos_lock */
-	bool pos_failing;		/* printed a failure, under pos_lock */
-};
-
-static void pos_close(struct kafka_log *log);
-static bool topic_compacted(const struct kafka_log *log, const char *topic);
-
 struct kafka_reader {
 	struct rl_reader base;
 	struct kafka_stream *s;
@@ -198,185 +166,7 @@ struct kafka_reader {
 	uint64_t pos, end;		/* next position; high watermark seen */
 };
 
-#define KLOG(b) ((struct kafka_log *)(b))
 #define KSTREAM(b) ((struct kafka_stream *)(b))
-
-/* ------------------------------------------------------------ options */
-
-static int parse_int(const char *v, int min, int max, int *out)
-{
-	char *end;
-	long n;
-
-	errno = 0;
-	n = strtol(v, &end, 10);
-	if (errno || !*v || *end || n < min || n > max)
-		return -1;
-	*out = (int)n;
-	return 0;
-}
-
-static int add_prop(struct kafka_log *log, const char *kv, size_t len,
-		    struct rl_err *err)
-{
-	if (log->nprops >= PROPS_MAX)
-		return rl_err_set(err, EINVAL, "log kafka: more than %d "
-				  "properties", PROPS_MAX);
-	if (!memchr(kv, '=', len))
-		return rl_err_set(err, EINVAL, "log kafka: property \"%.*s\" "
-				  "is not key=value", (int)len, kv);
-	log->props[log->nprops] = strndup(kv, len);
-	if (!log->props[log->nprops])
-		return rl_err_set(err, ENOMEM, "out of memory");
-	log->nprops++;
-	return 0;
-}
-
-static int parse_option(struct kafka_log *log, const char *kv, size_t len,
-			struct rl_err *err)
-{
-	char key[64], val[512];
-	const char *eq = memchr(kv, '=', len);
-	size_t klen = eq ? (size_t)(eq - kv) : len;
-
-	if (!eq || klen == 0 || klen >= sizeof(key) ||
-	    len - klen - 1 >= sizeof(val))
-		return rl_err_set(err, EINVAL, "log kafka: bad option \"%.*s\" "
-				  "(want KEY=VALUE)", (int)len, kv);
-	memcpy(key, kv, klen);
-	key[klen] = '\0';
-	memcpy(val, eq + 1, len - klen - 1);
-	val[len - klen - 1] = '\0';
-
-	if (strcmp(key, "ns") == 0) {
-		if (!*val || strlen(val) > NS_MAX ||
-		    strspn(val, "abcdefghijklmnopqrstuvwxyz"
-			   "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != strlen(val))
-			return rl_err_set(err, EINVAL, "log kafka: bad namespace "
-					  "\"%s\" (letters, digits, _ and -)",
-					  val);
-		memcpy(log->ns, val, strlen(val) + 1);	/* <= NS_MAX */
-	} else if (strcmp(key, "rf") == 0) {
-		if (parse_int(val, 1, 64, &log->rf) < 0)
-			return rl_err_set(err, EINVAL, "log kafka: bad rf \"%s\"",
-					  val);
-	} else if (strcmp(key, "min_insync") == 0) {
-		if (parse_int(val, 1, 64, &log->min_insync) < 0)
-			return rl_err_set(err, EINVAL, "log kafka: bad "
-					  "min_insync \"%s\"", val);
-	} else if (strcmp(key, "timeout_ms") == 0) {
-		if (parse_int(val, 1, 3600000, &log->timeout_ms) < 0)
-			return rl_err_set(err, EINVAL, "log kafka: bad "
-					  "timeout_ms \"%s\"", val);
-	} else if (strcmp(key, "max_message") == 0) {
-		if (parse_int(val, 65536, 1 << 30, &log->max_message) < 0)
-			return rl_err_set(err, EINVAL, "log kafka: bad "
-					  "max_message \"%s\" (bytes, at "
-					  "least 65536)", val);
-	} else if (strncmp(key, "kafka.", 6) == 0 && key[6]) {
-		return add_prop(log, kv + 6, len - 6, err);
-	} else {
-		return rl_err_set(err, EINVAL, "log kafka: unknown option \"%s\" "
-				  "(known: ns, rf, min_insync, timeout_ms, "
-				  "max_message, kafka.PROPERTY)", key);
-	}
-	return 0;
-}
-
-static int parse_where(struct kafka_log *log, const char *where,
-		       const struct rl_log_opts *opts, struct rl_err *err)
-{
-	const char *q = strchr(where, '?');
-	size_t blen = q ? (size_t)(q - where) : strlen(where);
-	int rc;
-
-	snprintf(log->ns, sizeof(log->ns), "%s", "default");
-	log->rf = opts->kafka_replication > 0 ? opts->kafka_replication : 3;
-	log->min_insync = opts->kafka_min_insync > 0 ? opts->kafka_min_insync : 2;
-	log->timeout_ms = opts->kafka_timeout_ms > 0 ? opts->kafka_timeout_ms :
-			  30000;
-	log->max_message = 1048588;	/* Kafka's default message.max.bytes */
-	if (opts->kafka_namespace) {
-		char kv[NS_MAX + 8];
-
-		snprintf(kv, sizeof(kv), "ns=%s", opts->kafka_namespace);
-		rc = parse_option(log, kv, strlen(kv), err);
-		if (rc < 0)
-			return rc;
-	}
-	for (const char *const *p = opts->kafka_props; p && *p; p++) {
-		rc = add_prop(log, *p, strlen(*p), err);
-		if (rc < 0)
-			return rc;
-	}
-	if (blen == 0 || blen >= sizeof(log->brokers))
-		return rl_err_set(err, EINVAL, "log kafka:%s: want "
-				  "HOST:PORT[,HOST:PORT...]", where);
-	memcpy(log->brokers, where, blen);
-	log->brokers[blen] = '\0';
-	while (q && *q) {
-		const char *kv = q + 1, *amp = strchr(kv, '&');
-		size_t len = amp ? (size_t)(amp - kv) : strlen(kv);
-
-		if (len > 0) {
-			rc = parse_option(log, kv, len, err);
-			if (rc < 0)
-				return rc;
-		}
-		q = amp;
-	}
-	return 0;
-}
-
-/* A librdkafka configuration with the brokers and the operator's
- * properties, then ours where `fixed` (ours win: they are the contract). */
-static rd_kafka_conf_t *make_conf(struct kafka_log *log,
-				  const char *const *fixed, struct rl_err *err)
-{
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	char errstr[512];
-
-	if (rd_kafka_conf_set(conf, "bootstrap.servers", log->brokers, errstr,
-			      sizeof(errstr)) != RD_KAFKA_CONF_OK)
-		goto bad;
-	rd_kafka_conf_set(conf, "log_level", "3", NULL, 0);
-	/* librdkafka checks message timeouts of a partition whose broker is
-	 * down only between reconnect attempts, which back off up to 10 s by
-	 * default: an append would then fail up to 10 s late, and the first
-	 * ones after the broker returns too.  1 s keeps the bound close. */
-	rd_kafka_conf_set(conf, "reconnect.backoff.max.ms", "1000", NULL, 0);
-	/* A broker that stops answering (paused, a VM frozen, a cut link
-	 * that drops packets) keeps its connections open: librdkafka waits
-	 * socket.timeout.ms (60 s by default) for each request before it
-	 * gives up on that broker and looks for the partition's new leader.
-	 * A third of the write timeout (at least 5 s) leaves time for the
-	 * retry to the new leader before the write fails. */
-	char sock[16];
-
-	snprintf(sock, sizeof(sock), "%d", log->timeout_ms / 3 < 5000 ? 5000 :
-		 log->timeout_ms / 3);
-	rd_kafka_conf_set(conf, "socket.timeout.ms", sock, NULL, 0);
-	for (size_t i = 0; i < log->nprops; i++) {
-		char *kv = log->props[i], *eq = strchr(kv, '=');
-
-		*eq = '\0';
-		rd_kafka_conf_res_t res = rd_kafka_conf_set(conf, kv, eq + 1,
-							    errstr,
-							    sizeof(errstr));
-		*eq = '=';
-		if (res != RD_KAFKA_CONF_OK)
-			goto bad;
-	}
-	for (const char *const *p = fixed; p && *p; p += 2)
-		if (rd_kafka_conf_set(conf, p[0], p[1], errstr,
-				      sizeof(errstr)) != RD_KAFKA_CONF_OK)
-			goto bad;
-	return conf;
-bad:
-	rd_kafka_conf_destroy(conf);
-	rl_err_set(err, EINVAL, "log kafka:%s: %s", log->brokers, errstr);
-	return NULL;
-}
 
 /* ------------------------------------------------------------ writer */
 
@@ -649,303 +439,6 @@ static int kafka_append(struct rl_stream *base, const void *rec, size_t len,
 	return 0;
 }
 
-/* ------------------------------------------------------------ topics */
-
-static void topic_name(const struct kafka_log *log, const struct rl_uuid *disk,
-		       char out[TOPIC_MAX])
-{
-	char u[RL_UUID_STRLEN + 1];
-
-	if (!disk || rl_uuid_is_nil(disk)) {
-		snprintf(out, TOPIC_MAX, "repdisk.%s.catalog", log->ns);
-		return;
-	}
-	rl_uuid_format(disk, u);
-	snprintf(out, TOPIC_MAX, "repdisk.%s.disk.%s", log->ns, u);
-}
-
-/* Looks topic up in the cluster's metadata: 1 with its replica count and
- * partition count, 0 if missing, or a negative errno. */
-static int topic_lookup(struct kafka_log *log, const char *topic,
-			int *replicas, int *partitions, struct rl_err *err)
-{
-	const struct rd_kafka_metadata *md;
-	rd_kafka_resp_err_t e = rd_kafka_metadata(log->rk, 1, NULL, &md,
-						  log->timeout_ms);
-	int found = 0;
-
-	if (e) {
-		char last[sizeof(log->last_error)];
-
-		pthread_mutex_lock(&log->lock);
-		snprintf(last, sizeof(last), "%s", log->last_error);
-		pthread_mutex_unlock(&log->lock);
-		return rl_err_set(err, EIO, "log kafka:%s: metadata: %s%s%s%s",
-				  log->brokers, rd_kafka_err2str(e),
-				  last[0] ? " (last error: " : "", last,
-				  last[0] ? ")" : "");
-	}
-	for (int i = 0; i < md->topic_cnt; i++) {
-		const rd_kafka_metadata_topic_t *t = &md->topics[i];
-
-		if (strcmp(t->topic, topic) != 0 || t->err)
-			continue;
-		found = 1;
-		*partitions = t->partition_cnt;
-		*replicas = t->partition_cnt > 0 ?
-			    t->partitions[0].replica_cnt : 0;
-	}
-	rd_kafka_metadata_destroy(md);
-	return found;
-}
-
-static int topic_create(struct kafka_log *log, const char *topic,
-			struct rl_err *err)
-{
-	char errstr[512], v[16];
-	rd_kafka_NewTopic_t *nt;
-	rd_kafka_queue_t *q;
-	rd_kafka_event_t *ev;
-	int rc = 0;
-
-	nt = rd_kafka_NewTopic_new(topic, 1, log->rf, errstr, sizeof(errstr));
-	if (!nt)
-		return rl_err_set(err, EINVAL, "log kafka: topic %s: %s", topic,
-				  errstr);
-	snprintf(v, sizeof(v), "%d", log->min_insync);
-	rd_kafka_NewTopic_set_config(nt, "min.insync.replicas", v);
-	rd_kafka_NewTopic_set_config(nt, "retention.ms", "-1");
-	rd_kafka_NewTopic_set_config(nt, "retention.bytes", "-1");
-	rd_kafka_NewTopic_set_config(nt, "cleanup.policy",
-				     topic_compacted(log, topic) ? "compact" :
-				     "delete");
-	snprintf(v, sizeof(v), "%d", log->max_message);
-	rd_kafka_NewTopic_set_config(nt, "max.message.bytes", v);
-	q = rd_kafka_queue_new(log->rk);
-	rd_kafka_CreateTopics(log->rk, &nt, 1, NULL, q);
-	ev = rd_kafka_queue_poll(q, log->timeout_ms + 5000);
-	if (!ev) {
-		rc = rl_err_set(err, ETIMEDOUT, "log kafka: create topic %s: "
-				"no answer", topic);
-	} else if (rd_kafka_event_error(ev)) {
-		rc = rl_err_set(err, EIO, "log kafka: create topic %s: %s",
-				topic, rd_kafka_event_error_string(ev));
-	} else {
-		const rd_kafka_CreateTopics_result_t *res =
-			rd_kafka_event_CreateTopics_result(ev);
-		size_t n = 0;
-		const rd_kafka_topic_result_t **tr =
-			rd_kafka_CreateTopics_result_topics(res, &n);
-
-		for (size_t i = 0; i < n; i++) {
-			rd_kafka_resp_err_t e = rd_kafka_topic_result_error(tr[i]);
-			const char *why = rd_kafka_topic_result_error_string(tr[i]);
-
-			if (e && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
-				rc = rl_err_set(err, EIO, "log kafka: create "
-						"topic %s: %s", topic,
-						why ? why : rd_kafka_err2str(e));
-		}
-	}
-	if (ev)
-		rd_kafka_event_destroy(ev);
-	rd_kafka_queue_destroy(q);
-	rd_kafka_NewTopic_destroy(nt);
-	return rc;
-}
-
-/* Whether the cluster names a controller among its brokers: CreateTopics
- * goes there.  librdkafka's mock cluster (2.0.2) names broker 0, which does
- * not exist, and does not implement CreateTopics: its clients wait for a
- * controller forever. */
-static bool has_controller(struct kafka_log *log)
-{
-	const struct rd_kafka_metadata *md;
-	int32_t id = rd_kafka_controllerid(log->rk, log->timeout_ms);
-	bool found = false;
-
-	if (id < 0 || rd_kafka_metadata(log->rk, 1, NULL, &md,
-					log->timeout_ms) != 0)
-		return false;
-	for (int i = 0; i < md->broker_cnt; i++)
-		found |= md->brokers[i].id == id;
-	rd_kafka_metadata_destroy(md);
-	return found;
-}
-
-/* Asks the broker to auto-create topic (a metadata request naming it). */
-static int topic_autocreate(struct kafka_log *log, const char *topic,
-			    struct rl_err *err)
-{
-	rd_kafka_topic_t *rkt = rd_kafka_topic_new(log->rk, topic, NULL);
-	const struct rd_kafka_metadata *md;
-	rd_kafka_resp_err_t e;
-
-	if (!rkt)
-		return rl_err_set(err, EINVAL, "log kafka: topic %s: %s", topic,
-				  rd_kafka_err2str(rd_kafka_last_error()));
-	e = rd_kafka_metadata(log->rk, 0, rkt, &md, log->timeout_ms);
-	if (!e)
-		rd_kafka_metadata_destroy(md);
-	rd_kafka_topic_destroy(rkt);
-	if (e)
-		return rl_err_set(err, EIO, "log kafka: topic %s: metadata: %s",
-				  topic, rd_kafka_err2str(e));
-	return 0;
-}
-
-/* What the cluster says of a topic's settings (Admin API DescribeConfigs):
- * -1 for one it did not report.  Only asked of clusters that name a
- * controller (not the development cluster's mock). */
-struct topic_config {
-	int min_insync;
-	long long max_message;		/* max.message.bytes */
-	int unclean;			/* unclean.leader.election.enable */
-};
-
-static void topic_describe(struct kafka_log *log, const char *topic,
-			   struct topic_config *tc)
-{
-	rd_kafka_ConfigResource_t *res;
-	rd_kafka_queue_t *q;
-	rd_kafka_event_t *ev;
-
-	tc->min_insync = -1;
-	tc->max_message = -1;
-	tc->unclean = -1;
-	res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
-	if (!res)
-		return;
-	q = rd_kafka_queue_new(log->rk);
-	rd_kafka_DescribeConfigs(log->rk, &res, 1, NULL, q);
-	ev = rd_kafka_queue_poll(q, log->timeout_ms);
-	if (ev && !rd_kafka_event_error(ev)) {
-		const rd_kafka_DescribeConfigs_result_t *r =
-			rd_kafka_event_DescribeConfigs_result(ev);
-		size_t nres = 0, nent = 0;
-		const rd_kafka_ConfigResource_t **rs =
-			r ? rd_kafka_DescribeConfigs_result_resources(r, &nres)
-			  : NULL;
-		const rd_kafka_ConfigEntry_t **ents = nres ?
-			rd_kafka_ConfigResource_configs(rs[0], &nent) : NULL;
-
-		for (size_t i = 0; i < nent; i++) {
-			const char *name = rd_kafka_ConfigEntry_name(ents[i]);
-			const char *val = rd_kafka_ConfigEntry_value(ents[i]);
-
-			if (!name || !val)
-				continue;
-			if (strcmp(name, "min.insync.replicas") == 0)
-				tc->min_insync = atoi(val);
-			else if (strcmp(name, "max.message.bytes") == 0)
-				tc->max_message = atoll(val);
-			else if (strcmp(name,
-					"unclean.leader.election.enable") == 0)
-				tc->unclean = strcmp(val, "true") == 0;
-		}
-	}
-	if (ev)
-		rd_kafka_event_destroy(ev);
-	rd_kafka_queue_destroy(q);
-	rd_kafka_ConfigResource_destroy(res);
-}
-
-/* The topic exists (created if missing), with settings that keep
- * acknowledged writes (warned about otherwise) and that take the
- * producer's batches (refused otherwise). */
-static int topic_ensure(struct kafka_log *log, const char *topic,
-			struct rl_err *err)
-{
-	int replicas = 0, partitions = 0;
-	int rc = topic_lookup(log, topic, &replicas, &partitions, err);
-	bool autocreated = false;
-
-	if (rc == 0) {
-		if (has_controller(log)) {
-			rc = topic_create(log, topic, err);
-		} else {
-			static atomic_bool warned;
-
-			/* once per process: every topic gets the same */
-			if (!atomic_exchange(&warned, true))
-				fprintf(stderr, "repdisk: kafka log: warning: "
-					"the cluster at %s names no controller "
-					"(like the mock of repdisk devbroker), "
-					"so it cannot create topics: they are "
-					"auto-created with the brokers' "
-					"defaults, not with replication factor "
-					"%d and min.insync.replicas %d (first: "
-					"%s)\n", log->brokers, log->rf,
-					log->min_insync, topic);
-			rc = topic_autocreate(log, topic, err);
-			autocreated = true;
-		}
-		if (rc < 0)
-			return rc;
-		/* wait until the metadata shows it */
-		for (int i = 0; i < 100; i++) {
-			rc = topic_lookup(log, topic, &replicas, &partitions,
-					  err);
-			if (rc != 0)
-				break;
-			struct timespec t = { 0, 50 * 1000000 };
-
-			nanosleep(&t, NULL);
-		}
-		if (rc == 0)
-			return rl_err_set(err, EIO, "log kafka: topic %s: "
-					  "created but not in the metadata",
-					  topic);
-	}
-	if (rc < 0)
-		return rc;
-	/* a cluster that cannot create topics was warned about above */
-	if (partitions != 1 && !autocreated && has_controller(log))
-		fprintf(stderr, "repdisk: kafka log: warning: topic %s has %d "
-			"partitions; only partition 0 is used\n", topic,
-			partitions);
-	if (replicas < log->rf)
-		fprintf(stderr, "repdisk: kafka log: warning: topic %s has "
-			"replication factor %d, less than the %d asked for\n",
-			topic, replicas, log->rf);
-	if (!autocreated && has_controller(log)) {
-		struct topic_config tc;
-
-		topic_describe(log, topic, &tc);
-		if (tc.min_insync >= 0 && tc.min_insync < log->min_insync)
-			fprintf(stderr, "repdisk: kafka log: warning: topic %s "
-				"has min.insync.replicas %d, less than the %d "
-				"asked for: a write is acknowledged once %d "
-				"replica%s it (raise it with kafka-configs "
-				"--alter --add-config min.insync.replicas=%d)\n",
-				topic, tc.min_insync, log->min_insync,
-				tc.min_insync,
-				tc.min_insync == 1 ? " has" : "s have",
-				log->min_insync);
-		if (tc.unclean == 1)
-			fprintf(stderr, "repdisk: kafka log: warning: topic %s "
-				"has unclean.leader.election.enable=true: a "
-				"replica that is not in sync can become leader "
-				"and acknowledged writes can be lost (set it to "
-				"false with kafka-configs --alter --add-config "
-				"unclean.leader.election.enable=false)\n", topic);
-		/* The broker applies max.message.bytes to a whole batch of
-		 * records, and the producer makes batches up to its own
-		 * message.max.bytes (max_message) for every topic alike: a
-		 * topic that takes less would refuse batches. */
-		if (tc.max_message >= 0 && tc.max_message < log->max_message)
-			return rl_err_set(err, EINVAL, "log kafka: topic %s "
-					  "takes messages of at most %lld bytes "
-					  "(max.message.bytes), less than the %d "
-					  "this log sends: give max_message=%lld "
-					  "in the log URI, or raise the topic's "
-					  "max.message.bytes to %d", topic,
-					  tc.max_message, log->max_message,
-					  tc.max_message, log->max_message);
-	}
-	return 0;
-}
-
 /* ------------------------------------------------------------ log */
 
 static int kafka_stream_get(struct rl_log *base, const struct rl_uuid *disk,
@@ -956,7 +449,7 @@ static int kafka_stream_get(struct rl_log *base, const struct rl_uuid *disk,
 	char topic[TOPIC_MAX];
 	int rc;
 
-	topic_name(log, disk, topic);
+	kafka_topic_name(log, disk, topic);
 	pthread_mutex_lock(&log->lock);
 	for (s = log->streams; s; s = s->next)
 		if (strcmp(s->topic, topic) == 0)
@@ -967,11 +460,12 @@ static int kafka_stream_get(struct rl_log *base, const struct rl_uuid *disk,
 		return 0;
 	}
 	if (base->flags & RL_LOG_WRITE) {
-		rc = topic_ensure(log, topic, err);
+		rc = kafka_topic_ensure(log, topic, err);
 	} else {
 		int replicas, partitions;
 
-		rc = topic_lookup(log, topic, &replicas, &partitions, err);
+		rc = kafka_topic_lookup(log, topic, &replicas, &partitions,
+					err);
 		if (rc == 0)
 			rc = rl_err_set(err, ENOENT, "log kafka: topic %s does "
 					"not exist", topic);
@@ -1059,14 +553,14 @@ static int kafka_end(struct rl_stream *base, uint64_t *end)
 {
 	struct kafka_stream *s = KSTREAM(base);
 	struct kafka_log *log = KLOG(base->log);
-	int64_t lo, hi, deadline = now_ms() + log->timeout_ms;
+	int64_t lo, hi, deadline = kafka_now_ms() + log->timeout_ms;
 	rd_kafka_resp_err_t e;
 
 	/* A leader that moved (a broker went down) answers "not leader"
 	 * until librdkafka has refreshed its metadata: retry that until the
 	 * log's timeout, like appends do. */
 	for (;;) {
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - kafka_now_ms();
 
 		e = rd_kafka_query_watermark_offsets(log->rk, s->topic, 0, &lo,
 						     &hi, left > 0 ? (int)left : 1);
@@ -1112,7 +606,7 @@ static void kafka_close(struct rl_log *base)
 		atomic_store(&log->stop, true);
 		pthread_join(log->poller, NULL);
 	}
-	pos_close(log);
+	kafka_pos_close(log);
 	if (log->prod)
 		rd_kafka_destroy(log->prod);
 	if (log->prod_conf)
@@ -1154,13 +648,13 @@ static int kafka_open(const char *where, unsigned flags,
 	pthread_mutex_init(&log->pos_lock, NULL);
 	pthread_rwlock_init(&log->prod_lock, NULL);
 	pthread_cond_init(&log->cond, NULL);
-	rc = parse_where(log, where, opts, err);
+	rc = kafka_parse_where(log, where, opts, err);
 	if (rc < 0)
 		goto fail;
 	snprintf(tmo, sizeof(tmo), "%d", log->timeout_ms);
 	/* The producer's batches are at most max_message, and every topic
-	 * takes that much (topic_ensure).  A record batch adds some 70 bytes
-	 * around a record; keep a margin. */
+	 * takes that much (kafka_topic_ensure).  A record batch adds some 70
+	 * bytes around a record; keep a margin. */
 	snprintf(maxb, sizeof(maxb), "%d", log->max_message);
 	log->base.max_record = (size_t)log->max_message - 512;
 	const char *const producer[] = {
@@ -1179,7 +673,7 @@ static int kafka_open(const char *where, unsigned flags,
 		"enable.gapless.guarantee", "false",
 		NULL
 	};
-	conf = make_conf(log, meta, err);
+	conf = kafka_make_conf(log, meta, err);
 	if (!conf) {
 		rc = -EINVAL;
 		goto fail;
@@ -1195,7 +689,7 @@ static int kafka_open(const char *where, unsigned flags,
 		goto fail;
 	}
 	if (writer) {
-		conf = make_conf(log, producer, err);
+		conf = kafka_make_conf(log, producer, err);
 		if (!conf) {
 			rc = -EINVAL;
 			goto fail;
@@ -1238,7 +732,7 @@ static int reader_fail(struct kafka_reader *r, int code, const char *why,
 			  r->pos, msg);
 }
 
-static int64_t now_ms(void)
+int64_t kafka_now_ms(void)
 {
 	struct timespec t;
 
@@ -1285,11 +779,12 @@ static int kafka_reader_next(struct rl_reader *base, struct rl_record *rec,
 		/* below the end a record is there: wait for it as long as a
 		 * write may take; at the end, timeout_ms */
 		bool below = r->pos < r->end;
-		int64_t deadline = now_ms() + (below ? log->timeout_ms + 5000 :
-					       timeout_ms);
+		int64_t deadline = kafka_now_ms() +
+				   (below ? log->timeout_ms + 5000 :
+				    timeout_ms);
 
 		for (;;) {
-			int64_t left = deadline - now_ms();
+			int64_t left = deadline - kafka_now_ms();
 
 			m = rd_kafka_consume(r->rkt, 0, left > 0 ? (int)left : 0);
 			if (m && m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -1318,7 +813,7 @@ static int kafka_reader_next(struct rl_reader *base, struct rl_record *rec,
 				rd_kafka_message_destroy(m);
 				return reader_fail(r, EIO, e.msg, err);
 			}
-			if (m || now_ms() >= deadline)
+			if (m || kafka_now_ms() >= deadline)
 				break;
 		}
 		if (!m && below)
@@ -1404,7 +899,7 @@ static int kafka_reader_open(struct rl_stream *base, uint64_t pos,
 	r->pos = pos;
 	r->end = end;
 	rl_decoder_init(&r->dec);
-	conf = make_conf(log, consumer, err);
+	conf = kafka_make_conf(log, consumer, err);
 	if (!conf) {
 		rc = -EINVAL;
 		goto fail;
@@ -1431,305 +926,6 @@ static int kafka_reader_open(struct rl_stream *base, uint64_t pos,
 	return 0;
 fail:
 	kafka_reader_close(&r->base);
-	return rc;
-}
-
-/* ------------------------------------------------------------ positions */
-
-/* Follower positions: topic repdisk.NS.followers, one partition (0), one
- * message per report, keyed by the follower's name; its value is the
- * report (positions.c), a null value (tombstone) forgets the follower.
- *
- * A follower's log is a reader's, with no producer of its own: the first
- * publish makes the topic (CreateTopics with cleanup.policy=compact, so a
- * real cluster keeps the newest report of every name and drops the rest;
- * a cluster that cannot create topics auto-creates it, and then the
- * operator should set cleanup.policy=compact on it) and an idempotent
- * acks=all producer for reports only.  Publishing does not wait for the
- * acknowledgement: a follower that reports once a second must not stall
- * applying records while the cluster lacks a quorum.  Delivery reports are
- * served by the next publish (rd_kafka_poll) and at close (flush, bounded
- * by timeout_ms); a failure is printed once per outage.
- *
- * Listing reads the partition from the beginning to the high watermark it
- * had at the start and keeps the newest value of every key.  Without
- * compaction (librdkafka's mock keeps about 5 MiB per partition and drops
- * older records) the oldest reports are lost first: a follower that has
- * not reported for long may vanish from the list there. */
-
-static void followers_topic(const struct kafka_log *log, char out[TOPIC_MAX])
-{
-	snprintf(out, TOPIC_MAX, "repdisk.%s.followers", log->ns);
-}
-
-static bool topic_compacted(const struct kafka_log *log, const char *topic)
-{
-	char t[TOPIC_MAX];
-
-	followers_topic(log, t);
-	return strcmp(t, topic) == 0;
-}
-
-/* Runs in rd_kafka_poll()/rd_kafka_flush() of pos_rk, under pos_lock or at
- * close. */
-static void pos_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
-			 void *arg)
-{
-	struct kafka_log *log = arg;
-
-	(void)rk;
-	if (m->err && !log->pos_failing)
-		fprintf(stderr, "repdisk: kafka log: topic %s: publishing "
-			"follower positions failed: %s\n",
-			rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
-	else if (!m->err && log->pos_failing)
-		fprintf(stderr, "repdisk: kafka log: topic %s: follower "
-			"positions are published again\n",
-			rd_kafka_topic_name(m->rkt));
-	log->pos_failing = m->err != 0;
-}
-
-static int pos_producer(struct kafka_log *log, struct rl_err *err)
-{
-	char topic[TOPIC_MAX], tmo[16], errstr[512];
-	rd_kafka_conf_t *conf;
-	int rc;
-
-	followers_topic(log, topic);
-	rc = topic_ensure(log, topic, err);
-	if (rc < 0)
-		return rc;
-	snprintf(tmo, sizeof(tmo), "%d", log->timeout_ms);
-	const char *const producer[] = {
-		"acks", "all",
-		"enable.idempotence", "true",
-		"socket.nagle.disable", "true",
-		"message.timeout.ms", tmo,
-		"linger.ms", "0",
-		NULL
-	};
-	conf = make_conf(log, producer, err);
-	if (!conf)
-		return -EINVAL;
-	rd_kafka_conf_set_opaque(conf, log);
-	rd_kafka_conf_set_dr_msg_cb(conf, pos_delivery);
-	log->pos_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr,
-				   sizeof(errstr));
-	if (!log->pos_rk) {
-		rd_kafka_conf_destroy(conf);
-		return rl_err_set(err, EINVAL, "log kafka:%s: %s", log->brokers,
-				  errstr);
-	}
-	return 0;
-}
-
-static int kafka_pos_put(struct rl_log *base, const char *name,
-			 const void *buf, size_t len, struct rl_err *err)
-{
-	struct kafka_log *log = KLOG(base);
-	char topic[TOPIC_MAX];
-	rd_kafka_resp_err_t e;
-	int rc = 0;
-
-	followers_topic(log, topic);
-	pthread_mutex_lock(&log->pos_lock);
-	if (!log->pos_rk)
-		rc = pos_producer(log, err);
-	if (rc < 0) {
-		pthread_mutex_unlock(&log->pos_lock);
-		return rc;
-	}
-	rd_kafka_poll(log->pos_rk, 0);	/* reports of earlier publishes */
-	e = rd_kafka_producev(log->pos_rk, RD_KAFKA_V_TOPIC(topic),
-			      RD_KAFKA_V_PARTITION(0),
-			      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-			      RD_KAFKA_V_KEY(name, strlen(name)),
-			      RD_KAFKA_V_VALUE((void *)buf, buf ? len : 0),
-			      RD_KAFKA_V_END);
-	pthread_mutex_unlock(&log->pos_lock);
-	if (e)
-		return rl_err_set(err, EIO, "follower positions: topic %s: "
-				  "produce: %s", topic, rd_kafka_err2str(e));
-	return 0;
-}
-
-static void pos_close(struct kafka_log *log)
-{
-	if (!log->pos_rk)
-		return;
-	if (rd_kafka_flush(log->pos_rk, log->timeout_ms) != 0) {
-		char topic[TOPIC_MAX];
-
-		followers_topic(log, topic);
-		fprintf(stderr, "repdisk: kafka log: topic %s: %d follower "
-			"position reports not delivered within %d ms\n", topic,
-			rd_kafka_outq_len(log->pos_rk), log->timeout_ms);
-	}
-	rd_kafka_destroy(log->pos_rk);
-	log->pos_rk = NULL;
-}
-
-/* The newest value of one key while listing. */
-struct pos_entry {
-	char key[RL_FOLLOWER_NAME_MAX + 1];
-	void *val;		/* NULL: forgotten (a tombstone) */
-	size_t len;
-	int64_t offset;
-};
-
-static int pos_note(struct pos_entry **v, size_t *n, size_t *cap,
-		    const char *topic, const rd_kafka_message_t *m,
-		    struct rl_err *err)
-{
-	struct pos_entry *p = NULL;
-
-	if (!m->key || m->key_len == 0 || m->key_len > RL_FOLLOWER_NAME_MAX ||
-	    memchr(m->key, '\0', m->key_len))
-		return rl_err_set(err, EBADMSG, "follower positions: topic %s "
-				  "offset %" PRId64 ": bad key (want a "
-				  "follower name)", topic, m->offset);
-	for (size_t i = 0; i < *n && !p; i++)
-		if (strlen((*v)[i].key) == m->key_len &&
-		    memcmp((*v)[i].key, m->key, m->key_len) == 0)
-			p = &(*v)[i];
-	if (!p) {
-		if (*n == *cap) {
-			size_t nc = *cap ? 2 * *cap : 16;
-			struct pos_entry *nv = realloc(*v, nc * sizeof(*nv));
-
-			if (!nv)
-				return rl_err_set(err, ENOMEM, "out of memory");
-			*v = nv;
-			*cap = nc;
-		}
-		p = &(*v)[(*n)++];
-		memset(p, 0, sizeof(*p));
-		memcpy(p->key, m->key, m->key_len);
-	}
-	free(p->val);
-	p->val = NULL;
-	p->len = 0;
-	p->offset = m->offset;
-	if (m->payload) {
-		p->val = malloc(m->len ? m->len : 1);
-		if (!p->val)
-			return rl_err_set(err, ENOMEM, "out of memory");
-		memcpy(p->val, m->payload, m->len);
-		p->len = m->len;
-	}
-	return 0;
-}
-
-static int kafka_pos_scan(struct rl_log *base,
-			  int (*each)(void *opaque, const char *name,
-				      const void *buf, size_t len,
-				      const char *where, struct rl_err *err),
-			  void *opaque, struct rl_err *err)
-{
-	struct kafka_log *log = KLOG(base);
-	char topic[TOPIC_MAX], errstr[512];
-	struct pos_entry *v = NULL;
-	size_t n = 0, cap = 0;
-	rd_kafka_t *rk = NULL;
-	rd_kafka_topic_t *rkt = NULL;
-	rd_kafka_conf_t *conf;
-	rd_kafka_resp_err_t e;
-	int64_t lo, hi, deadline;
-	int replicas, partitions, rc;
-
-	followers_topic(log, topic);
-	rc = topic_lookup(log, topic, &replicas, &partitions, err);
-	if (rc <= 0)
-		return rc;	/* 0: no follower ever published */
-	e = rd_kafka_query_watermark_offsets(log->rk, topic, 0, &lo, &hi,
-					     log->timeout_ms);
-	if (e)
-		return rl_err_set(err, e == RD_KAFKA_RESP_ERR__TIMED_OUT ?
-				  ETIMEDOUT : EIO, "follower positions: topic "
-				  "%s: high watermark: %s", topic,
-				  rd_kafka_err2str(e));
-	if (hi <= lo)
-		return 0;
-	const char *const consumer[] = {
-		"enable.auto.commit", "false",
-		"enable.auto.offset.store", "false",
-		"auto.offset.reset", "earliest",
-		"enable.partition.eof", "true",
-		"fetch.wait.max.ms", "100",
-		"socket.nagle.disable", "true",
-		NULL
-	};
-	conf = make_conf(log, consumer, err);
-	if (!conf)
-		return -EINVAL;
-	rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-	if (!rk) {
-		rd_kafka_conf_destroy(conf);
-		return rl_err_set(err, EINVAL, "follower positions: topic %s: "
-				  "consumer: %s", topic, errstr);
-	}
-	rkt = rd_kafka_topic_new(rk, topic, NULL);
-	if (!rkt || rd_kafka_consume_start(rkt, 0,
-					   RD_KAFKA_OFFSET_BEGINNING) < 0) {
-		rc = rl_err_set(err, EIO, "follower positions: topic %s: start "
-				"consumer: %s", topic,
-				rd_kafka_err2str(rd_kafka_last_error()));
-		if (rkt)
-			rd_kafka_topic_destroy(rkt);
-		rd_kafka_destroy(rk);
-		return rc;
-	}
-	/* every offset below hi is there (or was dropped): read up to hi - 1
-	 * or the end the broker reports, whichever comes first */
-	deadline = now_ms() + log->timeout_ms + 5000;
-	rc = 0;
-	for (;;) {
-		int64_t left = deadline - now_ms();
-		rd_kafka_message_t *m;
-
-		if (left <= 0) {
-			rc = rl_err_set(err, ETIMEDOUT, "follower positions: "
-					"topic %s: offsets up to %" PRId64 " "
-					"did not arrive within %d ms", topic,
-					hi - 1, log->timeout_ms + 5000);
-			break;
-		}
-		m = rd_kafka_consume(rkt, 0, (int)left);
-		if (!m)
-			continue;
-		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-			rd_kafka_message_destroy(m);
-			break;
-		}
-		if (m->err) {
-			rc = rl_err_set(err, EIO, "follower positions: topic "
-					"%s: consume: %s", topic,
-					rd_kafka_message_errstr(m));
-			rd_kafka_message_destroy(m);
-			break;
-		}
-		rc = pos_note(&v, &n, &cap, topic, m, err);
-		bool last = m->offset >= hi - 1;
-
-		rd_kafka_message_destroy(m);
-		if (rc < 0 || last)
-			break;
-	}
-	rd_kafka_consume_stop(rkt, 0);
-	rd_kafka_topic_destroy(rkt);
-	rd_kafka_destroy(rk);
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		char where[TOPIC_MAX + 64];
-
-		if (!v[i].val)
-			continue;
-		snprintf(where, sizeof(where), "topic %s offset %" PRId64,
-			 topic, v[i].offset);
-		rc = each(opaque, v[i].key, v[i].val, v[i].len, where, err);
-	}
-	for (size_t i = 0; i < n; i++)
-		free(v[i].val);
-	free(v);
 	return rc;
 }
 

@@ -1,0 +1,298 @@
+/* Unit tests of the catalog (replog/catalog.c): how catalog records
+ * create, rename, change and delete image files in a data directory, what
+ * it refuses, that re-applying a record after a crash comes out right, and
+ * the data directory's lock.  Shared fixtures are in fixture.c. */
+#include "fixture.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+START_TEST(test_catalog_changes_files)
+{
+	struct datadir d;
+	struct rl_catalog *cat;
+	struct rl_disk_info info, all[4];
+	char path[PATH_MAX], ck[PATH_MAX], u[RL_UUID_STRLEN + 1];
+	struct stat st;
+	uint8_t *buf;
+
+	datadir_init(&d, "catalog");
+	cat = cat_open(&d);
+	ck_assert_uint_eq(rl_catalog_next_pos(cat), 0);
+	ck_assert_uint_eq(rl_catalog_disks(cat, NULL, 0), 0);
+
+	cat_apply(cat, cat_create(&disk1, "vm1.img", 0600), 0);
+	expect_file(&d, "vm1.img", true);
+	ck_assert_uint_eq(file_mode(&d, "vm1.img", &st), 0600);
+	ck_assert_int_eq(st.st_size, 0);
+	if (geteuid() == 0) {
+		ck_assert_uint_eq(st.st_uid, 1234);
+		ck_assert_uint_eq(st.st_gid, 5678);
+	}
+	ck_assert_int_eq(rl_catalog_find_name(cat, "vm1.img", &info), 0);
+	ck_assert(rl_uuid_eq(&info.uuid, &disk1));
+	ck_assert_uint_eq(info.mode, 0600);
+	ck_assert_uint_eq(info.uid, 1234);
+	ck_assert_int_eq(rl_catalog_find_uuid(cat, &disk1, &info), 0);
+	ck_assert_str_eq(info.name, "vm1.img");
+	ck_assert_int_eq(rl_catalog_find_name(cat, "nope", NULL), -ENOENT);
+	ck_assert_int_eq(rl_catalog_find_uuid(cat, &disk2, NULL), -ENOENT);
+
+	/* the image gets data, and a checkpoint, as an applier would */
+	unit_path(path, sizeof(path), "%s/vm1.img", d.dir);
+	unit_write_file(path, "payload", 7);
+	rl_uuid_format(&disk1, u);
+	unit_path(ck, sizeof(ck), "%s/%s", d.ckpt, u);
+	unit_write_file(ck, "x", 1);
+
+	cat_apply(cat, cat_rename(&disk1, "vm2.img"), 1);
+	expect_file(&d, "vm1.img", false);
+	expect_file(&d, "vm2.img", true);
+	unit_path(path, sizeof(path), "%s/vm2.img", d.dir);
+	ck_assert_uint_eq(unit_read_file(path, &buf), 7);
+	ck_assert_mem_eq(buf, "payload", 7);
+	free(buf);
+	ck_assert_int_eq(rl_catalog_find_name(cat, "vm1.img", NULL), -ENOENT);
+	ck_assert_int_eq(rl_catalog_find_name(cat, "vm2.img", &info), 0);
+	ck_assert_int_eq(access(ck, F_OK), 0);	/* checkpoints go by uuid */
+
+	cat_apply(cat, (struct rl_record){ .type = RL_SETATTR, .disk = disk1,
+					   .mode = 0640, .uid = 42, .gid = 43 },
+		  2);
+	ck_assert_uint_eq(file_mode(&d, "vm2.img", &st), 0640);
+	if (geteuid() == 0) {
+		ck_assert_uint_eq(st.st_uid, 42);
+		ck_assert_uint_eq(st.st_gid, 43);
+	}
+	cat_apply(cat, cat_create(&disk2, " spaced name ", 0644), 3);
+	cat_apply(cat, cat_create(&disk3, "third", 0), 4);
+	expect_file(&d, " spaced name ", true);
+	rl_catalog_close(cat);
+
+	/* the state survives a reopen */
+	cat = cat_open(&d);
+	ck_assert_uint_eq(rl_catalog_next_pos(cat), 5);
+	ck_assert_uint_eq(rl_catalog_disks(cat, all, 4), 3);
+	ck_assert_int_eq(rl_catalog_find_uuid(cat, &disk1, &info), 0);
+	ck_assert_str_eq(info.name, "vm2.img");
+	ck_assert_uint_eq(info.mode, 0640);
+	ck_assert_uint_eq(info.uid, 42);
+	ck_assert_uint_eq(info.gid, 43);
+	ck_assert_int_eq(rl_catalog_find_name(cat, " spaced name ", &info), 0);
+	ck_assert(rl_uuid_eq(&info.uuid, &disk2));
+	ck_assert_int_eq(rl_catalog_find_name(cat, "third", NULL), 0);
+
+	cat_apply(cat, (struct rl_record){ .type = RL_DELETE, .disk = disk1 },
+		  5);
+	expect_file(&d, "vm2.img", false);
+	ck_assert_int_eq(access(ck, F_OK), -1);	/* its checkpoint too */
+	ck_assert_int_eq(rl_catalog_find_uuid(cat, &disk1, NULL), -ENOENT);
+	rl_catalog_close(cat);
+	cat = cat_open(&d);
+	ck_assert_uint_eq(rl_catalog_disks(cat, NULL, 0), 2);
+	ck_assert_int_eq(rl_catalog_find_uuid(cat, &disk1, NULL), -ENOENT);
+	expect_file(&d, " spaced name ", true);
+	rl_catalog_close(cat);
+}
+END_TEST
+
+START_TEST(test_catalog_refuses)
+{
+	struct datadir d;
+	struct rl_catalog *cat;
+	struct rl_err err = { 0 };
+	struct rl_record r;
+	char path[PATH_MAX];
+	uint8_t *buf;
+
+	datadir_init(&d, "catrefuse");
+	cat = cat_open(&d);
+	cat_apply(cat, cat_create(&disk1, "a", 0644), 0);
+	cat_apply(cat, cat_create(&disk2, "b", 0644), 1);
+	unit_path(path, sizeof(path), "%s/a", d.dir);
+	unit_write_file(path, "data of a", 9);
+
+	/* a name in use by another disk */
+	r = cat_create(&disk3, "a", 0644);
+	memset(&err, 0, sizeof(err));
+	ck_assert_int_eq(rl_catalog_apply(cat, &r, 2, &err), -EBADMSG);
+	ck_assert_msg(strstr(err.msg, "in use"), "message: %s", err.msg);
+	r = cat_rename(&disk2, "a");
+	memset(&err, 0, sizeof(err));
+	ck_assert_int_eq(rl_catalog_apply(cat, &r, 2, &err), -EBADMSG);
+	ck_assert_msg(strstr(err.msg, "in use"), "message: %s", err.msg);
+	/* unknown disks */
+	r = cat_rename(&disk3, "c");
+	ck_assert_int_eq(rl_catalog_apply(cat, &r, 2, &err), -EBADMSG);
+	r = (struct rl_record){ .type = RL_SETATTR, .disk = disk3, .mode = 0 };
+	ck_assert_int_eq(rl_catalog_apply(cat, &r, 2, &err), -EBADMSG);
+	/* disk records in the catalog */
+	r = rec_claim(&disk1, 1);
+	ck_assert_int_eq(rl_catalog_apply(cat, &r, 2, &err), -EBADMSG);
+	r = rec_range(RL_ZERO, 1, 1, 0, 10);
+	ck_assert_int_eq(rl_catalog_apply(cat, &r, 2, &err), -EBADMSG);
+	/* an epoch no catalog claim reached: forged */
+	r = cat_create(&disk3, "c", 0644);
+	r.epoch = 7;
+	memset(&err, 0, sizeof(err));
+	ck_assert_int_eq(rl_catalog_apply(cat, &r, 2, &err), -EBADMSG);
+	ck_assert_msg(strstr(err.msg, "epoch 7") &&
+		      strstr(err.msg, "written by no writer that claimed"),
+		      "message: %s", err.msg);
+	/* positions out of order */
+	r = cat_create(&disk3, "c", 0644);
+	ck_assert_int_eq(rl_catalog_apply(cat, &r, 3, &err), -EINVAL);
+	ck_assert_int_eq(rl_catalog_apply(cat, &r, 1, &err), -EINVAL);
+
+	/* nothing changed */
+	ck_assert_uint_eq(rl_catalog_next_pos(cat), 2);
+	ck_assert_uint_eq(rl_catalog_disks(cat, NULL, 0), 2);
+	ck_assert_uint_eq(unit_read_file(path, &buf), 9);
+	ck_assert_mem_eq(buf, "data of a", 9);
+	free(buf);
+	expect_file(&d, "b", true);
+	expect_file(&d, "c", false);
+	rl_catalog_close(cat);
+	cat = cat_open(&d);
+	ck_assert_uint_eq(rl_catalog_next_pos(cat), 2);
+	/* a DELETE of a disk that is already gone is done */
+	cat_apply(cat, (struct rl_record){ .type = RL_DELETE, .disk = disk3 }, 2);
+	cat_apply(cat, cat_create(&disk3, "c", 0644), 3);
+	rl_catalog_close(cat);
+}
+END_TEST
+
+/* A crash between a catalog record's file change and its state write:
+ * the state is from before, the files from after; re-applying the same
+ * record at the same position must come out right. */
+START_TEST(test_catalog_crash_idempotent)
+{
+	struct datadir d;
+	struct rl_catalog *cat;
+	struct rl_disk_info info;
+	char state[PATH_MAX], path[PATH_MAX];
+	uint8_t *saved, *buf;
+	size_t saved_len;
+	struct stat st;
+	const struct rl_record ops[] = {
+		cat_create(&disk1, "one", 0600),
+		cat_rename(&disk1, "two"),
+		(struct rl_record){ .type = RL_SETATTR, .disk = disk1,
+				    .mode = 0604 },
+		cat_create(&disk2, "other", 0644),
+		(struct rl_record){ .type = RL_DELETE, .disk = disk1 },
+	};
+
+	datadir_init(&d, "catcrash");
+	unit_path(state, sizeof(state), "%s/.repdisk/catalog", d.dir);
+	cat = cat_open(&d);
+	rl_catalog_close(cat);
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+		cat = cat_open(&d);
+		ck_assert_uint_eq(rl_catalog_next_pos(cat), i);
+		saved_len = access(state, F_OK) == 0 ?
+			    unit_read_file(state, &saved) : 0;
+		if (!saved_len)
+			saved = NULL;
+		cat_apply(cat, ops[i], i);
+		rl_catalog_close(cat);
+		if (i == 1) {	/* data written under the new name */
+			unit_path(path, sizeof(path), "%s/two", d.dir);
+			unit_write_file(path, "2", 1);
+		}
+		/* crash: the state write is lost */
+		if (saved)
+			unit_write_file(state, saved, saved_len);
+		else
+			unlink(state);
+		free(saved);
+		cat = cat_open(&d);
+		ck_assert_uint_eq(rl_catalog_next_pos(cat), i);
+		cat_apply(cat, ops[i], i);	/* again, after the restart */
+		rl_catalog_close(cat);
+	}
+	cat = cat_open(&d);
+	ck_assert_uint_eq(rl_catalog_next_pos(cat), 5);
+	ck_assert_uint_eq(rl_catalog_disks(cat, &info, 1), 1);
+	ck_assert(rl_uuid_eq(&info.uuid, &disk2));
+	ck_assert_str_eq(info.name, "other");
+	rl_catalog_close(cat);
+	expect_file(&d, "one", false);
+	expect_file(&d, "two", false);
+	expect_file(&d, "other", true);
+
+	/* a stray file where a new disk goes (no checkpoint of the disk:
+	 * its log replays from 0) is emptied, not replayed over */
+	unit_path(path, sizeof(path), "%s/stray", d.dir);
+	unit_write_file(path, "foreign bytes", 13);
+	cat = cat_open(&d);
+	cat_apply(cat, cat_create(&disk3, "stray", 0644), 5);
+	rl_catalog_close(cat);
+	ck_assert_uint_eq(unit_file_size(path), 0);
+
+	/* the rename kept the data; check it on a fresh directory */
+	datadir_init(&d, "catcrash2");
+	unit_path(state, sizeof(state), "%s/.repdisk/catalog", d.dir);
+	cat = cat_open(&d);
+	cat_apply(cat, ops[0], 0);
+	rl_catalog_close(cat);
+	unit_path(path, sizeof(path), "%s/one", d.dir);
+	unit_write_file(path, "kept", 4);
+	saved_len = unit_read_file(state, &saved);
+	cat = cat_open(&d);
+	cat_apply(cat, ops[1], 1);
+	rl_catalog_close(cat);
+	unit_write_file(state, saved, saved_len);
+	free(saved);
+	cat = cat_open(&d);
+	cat_apply(cat, ops[1], 1);
+	ck_assert_int_eq(rl_catalog_find_name(cat, "two", NULL), 0);
+	rl_catalog_close(cat);
+	unit_path(path, sizeof(path), "%s/two", d.dir);
+	ck_assert_uint_eq(unit_read_file(path, &buf), 4);
+	ck_assert_mem_eq(buf, "kept", 4);
+	free(buf);
+	ck_assert_uint_eq(file_mode(&d, "two", &st), 0600);
+}
+END_TEST
+
+START_TEST(test_datadir_lock)
+{
+	struct datadir d;
+	struct rl_err err = { 0 };
+	int fd, fd2;
+
+	datadir_init(&d, "lock");
+	fd = rl_datadir_lock(d.dir, &err);
+	ck_assert_int_ge(fd, 0);
+	fd2 = rl_datadir_lock(d.dir, &err);
+	ck_assert_int_eq(fd2, -EBUSY);
+	ck_assert_msg(strstr(err.msg, "in use"), "message: %s", err.msg);
+	close(fd);
+	fd2 = rl_datadir_lock(d.dir, &err);
+	ck_assert_int_ge(fd2, 0);
+	close(fd2);
+}
+END_TEST
+
+static Suite *catalog_suite(void)
+{
+	Suite *s = suite_create("catalog");
+	TCase *tcat = tcase_create("catalog");
+
+	tcase_set_timeout(tcat, 60);
+	tcase_add_test(tcat, test_catalog_changes_files);
+	tcase_add_test(tcat, test_catalog_refuses);
+	tcase_add_test(tcat, test_catalog_crash_idempotent);
+	tcase_add_test(tcat, test_datadir_lock);
+	suite_add_tcase(s, tcat);
+	return s;
+}
+
+int main(void)
+{
+	return fixture_main(catalog_suite());
+}
