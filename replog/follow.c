@@ -38,6 +38,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,6 +85,7 @@ struct rl_follower {
 	/* positions (rl_follower_publish) */
 	char *name;		/* NULL: never publish */
 	int publish_ms;
+	int retry_ms;		/* try a stopped disk again this often */
 	bool pos_changed;	/* since the last report published */
 	int64_t pos_tried;	/* monotonic ms of the last attempt; 0 never */
 	int64_t pos_published;	/* monotonic ms of the last report */
@@ -128,6 +130,7 @@ int rl_follower_open(struct rl_log *log, const char *datadir,
 				DEFAULT_CHECKPOINT_RECORDS;
 	f->publish_ms = opts && opts->publish_ms > 0 ? opts->publish_ms :
 			DEFAULT_PUBLISH_MS;
+	f->retry_ms = opts && opts->retry_ms > 0 ? opts->retry_ms : RETRY_MS;
 	f->pos_changed = true;	/* a first report as soon as asked */
 	if (opts && opts->name) {
 		rc = rl_follower_name_check(opts->name, err);
@@ -378,7 +381,8 @@ static int step_disk(struct rl_follower *f, struct follow_disk *d,
  * that does not answer is the step's failure instead: the caller waits
  * for it.  A local error (the image's disk failing) is the disk's, never
  * the log's: it must not be waited for as if the log would answer. */
-static int disk_stop(struct follow_disk *d, int rc, struct rl_err *err)
+static int disk_stop(struct rl_follower *f, struct follow_disk *d, int rc,
+		     struct rl_err *err)
 {
 	if (rc == -ENOMEM || (err->layer == RL_ERR_LOG &&
 			      (rc == -EIO || rc == -ETIMEDOUT)))
@@ -386,9 +390,34 @@ static int disk_stop(struct follow_disk *d, int rc, struct rl_err *err)
 	if (!d->stopped_ms)
 		rl_msg(RL_LOG_ERR, "%s; this disk stops there (its image "
 		       "keeps what came before) and is tried again every %d "
-		       "s; the other disks go on", err->msg, RETRY_MS / 1000);
+		       "s; the other disks go on", err->msg,
+		       (f->retry_ms + 999) / 1000);
 	d->stopped_ms = clock_ms(CLOCK_MONOTONIC);
 	return 0;
+}
+
+/* A stopped disk whose image failed (its fdatasync: what it holds past
+ * its last checkpoint is doubtful) is dropped when it is due for a retry,
+ * so that attach_disks opens it again and it replays from that
+ * checkpoint. */
+static void reopen_failed(struct rl_follower *f)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		struct follow_disk *d = &f->disks[i];
+		struct rl_disk_info info;
+
+		if (!d->stopped_ms || !rl_image_failed(d->img) ||
+		    clock_ms(CLOCK_MONOTONIC) - d->stopped_ms < f->retry_ms)
+			continue;
+		if (rl_catalog_find_uuid(f->cat, &d->uuid, &info) < 0)
+			snprintf(info.name, sizeof(info.name), "?");
+		rl_msg(RL_LOG_NOTICE, "follow: %s: image opened again; it "
+		       "replays the log from its last good checkpoint "
+		       "(position %" PRIu64 ")", info.name,
+		       rl_image_checkpointed(d->img));
+		disk_remove(f, &d->uuid);
+		i--;	/* another disk took its place */
+	}
 }
 
 size_t rl_follower_stopped(const struct rl_follower *f)
@@ -410,6 +439,7 @@ int rl_follower_step(struct rl_follower *f, struct rl_err *err)
 	total = step_catalog(f, err);
 	if (total < 0)
 		return total;
+	reopen_failed(f);
 	rc = attach_disks(f, err);
 	if (rc < 0)
 		return rc;
@@ -418,19 +448,12 @@ int rl_follower_step(struct rl_follower *f, struct rl_err *err)
 		bool was_stopped = d->stopped_ms != 0;
 
 		if (was_stopped &&
-		    clock_ms(CLOCK_MONOTONIC) - d->stopped_ms < RETRY_MS)
+		    clock_ms(CLOCK_MONOTONIC) - d->stopped_ms < f->retry_ms)
 			continue;
-		if (rl_image_failed(d->img)) {
-			/* its fdatasync failed: what it holds past its last
-			 * checkpoint is doubtful, so it is opened again and
-			 * replays from there (attach_disks, next step) */
-			disk_remove(f, &d->uuid);
-			i--;
-			continue;
-		}
+
 		rc = step_disk(f, d, err);
 		if (rc < 0) {
-			rc = disk_stop(d, rc, err);
+			rc = disk_stop(f, d, rc, err);
 			if (rc < 0)
 				return rc;
 			continue;
@@ -462,7 +485,7 @@ int rl_follower_checkpoint(struct rl_follower *f, struct rl_err *err)
 		if (rc < 0) {
 			/* this disk's image failed: it stops (and is opened
 			 * again when it is retried); the others go on */
-			rc = disk_stop(d, disk_error(f, d, err), err);
+			rc = disk_stop(f, d, disk_error(f, d, err), err);
 			if (rc < 0)
 				return rc;
 			continue;

@@ -52,12 +52,12 @@ static void pos_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 
 	(void)rk;
 	if (m->err && !log->pos_failing)
-		fprintf(stderr, "repdisk: kafka log: topic %s: publishing "
-			"follower positions failed: %s\n",
+		rl_msg(RL_LOG_ERR, "kafka log: topic %s: publishing "
+			"follower positions failed: %s",
 			rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
 	else if (!m->err && log->pos_failing)
-		fprintf(stderr, "repdisk: kafka log: topic %s: follower "
-			"positions are published again\n",
+		rl_msg(RL_LOG_NOTICE, "kafka log: topic %s: follower "
+			"positions are published again",
 			rd_kafka_topic_name(m->rkt));
 	log->pos_failing = m->err != 0;
 }
@@ -134,8 +134,8 @@ void kafka_pos_close(struct kafka_log *log)
 		char topic[TOPIC_MAX];
 
 		followers_topic(log, topic);
-		fprintf(stderr, "repdisk: kafka log: topic %s: %d follower "
-			"position reports not delivered within %d ms\n", topic,
+		rl_msg(RL_LOG_ERR, "kafka log: topic %s: %d follower "
+			"position reports not delivered within %d ms", topic,
 			rd_kafka_outq_len(log->pos_rk), log->timeout_ms);
 	}
 	rd_kafka_destroy(log->pos_rk);

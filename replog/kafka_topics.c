@@ -237,14 +237,14 @@ int kafka_topic_ensure(struct kafka_log *log, const char *topic,
 
 			/* once per process: every topic gets the same */
 			if (!atomic_exchange(&warned, true))
-				fprintf(stderr, "repdisk: kafka log: warning: "
+				rl_msg(RL_LOG_WARNING, "kafka log: warning: "
 					"the cluster at %s names no controller "
 					"(like the mock of repdisk devbroker), "
 					"so it cannot create topics: they are "
 					"auto-created with the brokers' "
 					"defaults, not with replication factor "
 					"%d and min.insync.replicas %d (first: "
-					"%s)\n", log->brokers, log->rf,
+					"%s)", log->brokers, log->rf,
 					log->min_insync, topic);
 			rc = topic_autocreate(log, topic, err);
 			autocreated = true;
@@ -270,34 +270,34 @@ int kafka_topic_ensure(struct kafka_log *log, const char *topic,
 		return rc;
 	/* a cluster that cannot create topics was warned about above */
 	if (partitions != 1 && !autocreated && has_controller(log))
-		fprintf(stderr, "repdisk: kafka log: warning: topic %s has %d "
-			"partitions; only partition 0 is used\n", topic,
+		rl_msg(RL_LOG_WARNING, "kafka log: warning: topic %s has %d "
+			"partitions; only partition 0 is used", topic,
 			partitions);
 	if (replicas < log->rf)
-		fprintf(stderr, "repdisk: kafka log: warning: topic %s has "
-			"replication factor %d, less than the %d asked for\n",
+		rl_msg(RL_LOG_WARNING, "kafka log: warning: topic %s has "
+			"replication factor %d, less than the %d asked for",
 			topic, replicas, log->rf);
 	if (!autocreated && has_controller(log)) {
 		struct topic_config tc;
 
 		topic_describe(log, topic, &tc);
 		if (tc.min_insync >= 0 && tc.min_insync < log->min_insync)
-			fprintf(stderr, "repdisk: kafka log: warning: topic %s "
+			rl_msg(RL_LOG_WARNING, "kafka log: warning: topic %s "
 				"has min.insync.replicas %d, less than the %d "
 				"asked for: a write is acknowledged once %d "
 				"replica%s it (raise it with kafka-configs "
-				"--alter --add-config min.insync.replicas=%d)\n",
+				"--alter --add-config min.insync.replicas=%d)",
 				topic, tc.min_insync, log->min_insync,
 				tc.min_insync,
 				tc.min_insync == 1 ? " has" : "s have",
 				log->min_insync);
 		if (tc.unclean == 1)
-			fprintf(stderr, "repdisk: kafka log: warning: topic %s "
+			rl_msg(RL_LOG_WARNING, "kafka log: warning: topic %s "
 				"has unclean.leader.election.enable=true: a "
 				"replica that is not in sync can become leader "
 				"and acknowledged writes can be lost (set it to "
 				"false with kafka-configs --alter --add-config "
-				"unclean.leader.election.enable=false)\n", topic);
+				"unclean.leader.election.enable=false)", topic);
 		/* The broker applies max.message.bytes to a whole batch of
 		 * records, and the producer makes batches up to its own
 		 * message.max.bytes (max_message) for every topic alike: a

@@ -212,16 +212,16 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 				 "%s", rd_kafka_err2str(m->err));
 		pthread_mutex_unlock(&log->lock);
 		if (!s->failing)
-			fprintf(stderr, "repdisk: kafka log: topic %s: log "
-				"append failed after %d s: %s\n", s->topic,
+			rl_msg(RL_LOG_ERR, "kafka log: topic %s: log "
+				"append failed after %d s: %s", s->topic,
 				(log->timeout_ms + 999) / 1000,
 				rd_kafka_err2str(m->err));
 		s->failing = true;
 	} else {
 		p->pos = (uint64_t)m->offset;
 		if (s->failing)
-			fprintf(stderr, "repdisk: kafka log: topic %s: appends "
-				"succeed again\n", s->topic);
+			rl_msg(RL_LOG_NOTICE, "kafka log: topic %s: appends "
+				"succeed again", s->topic);
 		s->failing = false;
 	}
 	pthread_mutex_lock(&s->lock);
@@ -255,9 +255,9 @@ static void on_error(rd_kafka_t *rk, int code, const char *reason, void *arg)
 		log->fatal = -EIO;
 		snprintf(log->fatal_msg, sizeof(log->fatal_msg), "%s (%s)", buf,
 			 reason);
-		fprintf(stderr, "repdisk: kafka log %s: fatal producer error: "
+		rl_msg(RL_LOG_ERR, "kafka log %s: fatal producer error: "
 			"%s; appends fail with EIO until a new producer "
-			"runs\n", log->brokers, log->fatal_msg);
+			"runs", log->brokers, log->fatal_msg);
 	}
 	pthread_mutex_unlock(&log->lock);
 }
@@ -304,8 +304,8 @@ static void producer_replace(struct kafka_log *log)
 	}
 	rk = producer_new(log, errstr, sizeof(errstr));
 	if (!rk) {
-		fprintf(stderr, "repdisk: kafka log %s: cannot make a new "
-			"producer (%s); retrying in 1 s\n", log->brokers,
+		rl_msg(RL_LOG_ERR, "kafka log %s: cannot make a new "
+			"producer (%s); retrying in 1 s", log->brokers,
 			errstr);
 		struct timespec t = { 1, 0 };
 
@@ -321,8 +321,8 @@ static void producer_replace(struct kafka_log *log)
 	pthread_mutex_lock(&log->lock);
 	log->fatal = 0;
 	pthread_mutex_unlock(&log->lock);
-	fprintf(stderr, "repdisk: kafka log %s: a new producer replaced the "
-		"one that failed (%s); appends are accepted again\n",
+	rl_msg(RL_LOG_NOTICE, "kafka log %s: a new producer replaced the "
+		"one that failed (%s); appends are accepted again",
 		log->brokers, log->fatal_msg);
 }
 
@@ -431,7 +431,7 @@ static int kafka_append(struct rl_stream *base, const void *rec, size_t len,
 		log->inflight--;
 		pthread_cond_broadcast(&log->cond);
 		pthread_mutex_unlock(&log->lock);
-		fprintf(stderr, "repdisk: kafka log: topic %s: produce: %s\n",
+		rl_msg(RL_LOG_ERR, "kafka log: topic %s: produce: %s",
 			s->topic, rd_kafka_err2str(e));
 		return -EIO;
 	}
@@ -585,8 +585,8 @@ static int kafka_end(struct rl_stream *base, uint64_t *end)
 			metadata_refresh(log, s->topic, left);
 	}
 	if (e) {
-		fprintf(stderr, "repdisk: kafka log: topic %s: high watermark: "
-			"%s\n", s->topic, rd_kafka_err2str(e));
+		rl_msg(RL_LOG_ERR, "kafka log: topic %s: high watermark: "
+			"%s", s->topic, rd_kafka_err2str(e));
 		return e == RD_KAFKA_RESP_ERR__TIMED_OUT ? -ETIMEDOUT : -EIO;
 	}
 	*end = (uint64_t)hi;

@@ -711,6 +711,9 @@ struct rl_follow_opts {
 					   (rl_follower_publish); NULL: never */
 	int publish_ms;			/* at most one report per this many
 					   ms; 0 = 1000 */
+	int retry_ms;			/* try a disk stopped at a record (or
+					   whose image failed) again this
+					   often; 0 = 10000 */
 };
 
 /* The caller holds the data directory's lock. */
@@ -723,9 +726,10 @@ void rl_follower_close(struct rl_follower *f);
  * and returns the number of records applied (0 when caught up), or a
  * negative errno with a message naming the disk and the bad record. */
 int rl_follower_step(struct rl_follower *f, struct rl_err *err);
-/* How many disks are stopped at a record they cannot read or apply (each
- * said once on stderr; the other disks go on, and a stopped one is tried
- * again every 10 s). */
+/* How many disks are stopped at a record they cannot read or apply, or
+ * because their image failed locally (each said once; the other disks go
+ * on, and a stopped one is tried again every retry_ms: a failed image is
+ * then opened again and replays from its last good checkpoint). */
 size_t rl_follower_stopped(const struct rl_follower *f);
 
 /* Checkpoints every disk.  The positions checkpointed become those the

@@ -93,6 +93,14 @@ static void publish(struct rl_follower *f, bool force, bool *failing)
 		*failing = rc < 0;
 }
 
+/* replog's messages, as this command's own: "repdisk follow: ..." */
+static void follow_log(enum rl_log_level level, const char *msg, void *arg)
+{
+	(void)level;
+	(void)arg;
+	fprintf(stderr, "repdisk follow: %s\n", msg);
+}
+
 int cmd_follow(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -185,6 +193,7 @@ int cmd_follow(int argc, char **argv)
 
 	/* the log first: a wrong log creates nothing.  Then a new replica's
 	 * data directory, which may not exist yet. */
+	rl_set_log_func(follow_log, NULL);
 	rc = rl_log_open(uri, 0, &lopts, &log, &err);
 	if (rc == 0 && mkdir(datadir, 0700) < 0 && errno != EEXIST)
 		rc = rl_err_set(&err, errno, "data directory %s: %s", datadir,

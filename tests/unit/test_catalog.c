@@ -4,11 +4,49 @@
  * the data directory's lock.  Shared fixtures are in fixture.c. */
 #include "fixture.h"
 
+#include <stdio.h>
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* Out of memory on the Nth strdup from now (strdup_fail_in: N; 0 off),
+ * and failing fdatasyncs of files whose path holds fsync_fail_path (the
+ * replog library's calls, through -Wl,--wrap). */
+static int strdup_fail_in;
+static const char *fsync_fail_path;
+
+char *__real_strdup(const char *s);
+char *__wrap_strdup(const char *s);
+char *__wrap_strdup(const char *s)
+{
+	if (strdup_fail_in > 0 && --strdup_fail_in == 0) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return __real_strdup(s);
+}
+
+int __real_fdatasync(int fd);
+int __wrap_fdatasync(int fd);
+int __wrap_fdatasync(int fd)
+{
+	char link[64], path[PATH_MAX];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, path, sizeof(path) - 1);
+	if (fsync_fail_path && n > 0) {
+		path[n] = '\0';
+		if (strstr(path, fsync_fail_path)) {
+			errno = EIO;
+			return -1;
+		}
+	}
+	return __real_fdatasync(fd);
+}
 
 START_TEST(test_catalog_changes_files)
 {
@@ -278,6 +316,127 @@ START_TEST(test_datadir_lock)
 }
 END_TEST
 
+
+/* Copying a catalog's state with memory running out fails cleanly (it
+ * freed one pointer twice once), whichever allocation fails. */
+START_TEST(test_catalog_copy_state_oom)
+{
+	struct datadir a, b;
+	struct rl_catalog *cat;
+	struct rl_err err = { 0 };
+	int rc;
+
+	datadir_init(&a, "oom-from");
+	datadir_init(&b, "oom-to");
+	cat = cat_open(&a);
+	cat_apply(cat, cat_create(&disk1, "vm.img", 0600), 0);
+	rl_catalog_close(cat);
+	for (int n = 1; n <= 4; n++) {
+		strdup_fail_in = n;
+		rc = rl_catalog_copy_state(a.dir, b.dir, &err);
+		ck_assert_msg(rc == -ENOMEM || (rc == 0 && strdup_fail_in > 0),
+			      "strdup %d failing: %d: %s", n, rc, err.msg);
+		strdup_fail_in = 0;
+	}
+	ck_assert_int_eq(rl_catalog_copy_state(a.dir, b.dir, &err), 0);
+	cat = cat_open(&b);
+	ck_assert_int_eq(rl_catalog_find_name(cat, "vm.img", NULL), 0);
+	rl_catalog_close(cat);
+}
+END_TEST
+
+/* The catalog writer: claims the catalog, makes each change durable and
+ * applies it; a second mount is refused, or fences the first with a
+ * takeover; a failed append leaves it behind the log, refusing changes
+ * at once until it has caught up. */
+START_TEST(test_catalog_writer)
+{
+	struct rl_catalog_writer_opts oa = { .host = "host-a", .what = "log L" };
+	struct rl_catalog_writer_opts ob = { .host = "host-b", .what = "log L" };
+	struct rl_catalog_writer *a, *b;
+	struct datadir da, db;
+	struct rl_err err = { 0 };
+	struct rl_disk_info info;
+	struct rl_record r;
+	struct rl_log *log;
+	char logdir[PATH_MAX], errf[PATH_MAX], *msg;
+	struct stat st;
+	int saved;
+
+	unit_tmpdir("cw-log", logdir, sizeof(logdir));
+	ck_assert_int_eq(rl_log_open(logdir, RL_LOG_WRITE, NULL, &log, &err), 0);
+	datadir_init(&da, "cw-a");
+	datadir_init(&db, "cw-b");
+	ck_assert_int_eq(rl_catalog_writer_open(log, da.dir, &oa, &a, &err), 0);
+	ck_assert_uint_eq(rl_catalog_epoch(rl_catalog_writer_catalog(a)), 1);
+	ck_assert_str_eq(rl_catalog_owner(rl_catalog_writer_catalog(a)),
+			 "host-a");
+
+	r = cat_create(&disk1, "vm.img", 0640);
+	ck_assert_int_eq(rl_catalog_writer_change(a, &r, &err), 0);
+	ck_assert_uint_eq(r.epoch, 1);
+	expect_file(&da, "vm.img", true);
+	r = cat_rename(&disk1, "vm2.img");
+	ck_assert_int_eq(rl_catalog_writer_change(a, &r, &err), 0);
+	expect_file(&da, "vm.img", false);
+	r = (struct rl_record){ .type = RL_SETATTR, .disk = disk1,
+				.mode = 0600, .uid = 1, .gid = 2 };
+	ck_assert_int_eq(rl_catalog_writer_change(a, &r, &err), 0);
+	ck_assert_uint_eq(file_mode(&da, "vm2.img", &st), 0600);
+	r = rec_claim(&disk1, 9);
+	ck_assert_int_eq(rl_catalog_writer_change(a, &r, &err), -EINVAL);
+
+	/* another mount of the log is refused: the catalog is host-a's */
+	ck_assert_int_eq(rl_catalog_writer_open(log, db.dir, &ob, &b, &err),
+			 -EBUSY);
+	ck_assert_msg(strstr(err.msg, "log L: in use by another writer: its "
+			     "catalog belongs to host-a (epoch 1)") &&
+		      strstr(err.msg, "--takeover"), "message: %s", err.msg);
+	/* ... unless it takes over: then host-a is fenced, said once */
+	ob.takeover = true;
+	ck_assert_int_eq(rl_catalog_writer_open(log, db.dir, &ob, &b, &err), 0);
+	ck_assert_int_eq(rl_catalog_find_uuid(rl_catalog_writer_catalog(b),
+					      &disk1, &info), 0);
+	ck_assert_str_eq(info.name, "vm2.img");
+	unit_path(errf, sizeof(errf), "%s/cw.err", unit_base);
+	saved = unit_stderr_begin(errf);
+	r = cat_create(&disk2, "x.img", 0600);
+	ck_assert_int_eq(rl_catalog_writer_change(a, &r, &err), -EROFS);
+	ck_assert_int_eq(rl_catalog_writer_change(a, &r, &err), -EROFS);
+	msg = unit_stderr_end(saved, errf);
+	ck_assert_msg(strstr(msg, "catalog: fenced: the log's catalog was "
+			     "claimed by host-b (epoch 2)") &&
+		      !strstr(strstr(msg, "fenced") + 1, "fenced"),
+		      "message: %s", msg);
+	free(msg);
+	ck_assert(rl_catalog_writer_fenced(a));
+	expect_file(&da, "x.img", false);
+	rl_catalog_writer_close(a);
+
+	/* the log's disk fails an append: b falls behind, and refuses
+	 * changes at once (appending nothing) until it has caught up */
+	fsync_fail_path = logdir;
+	saved = unit_stderr_begin(errf);
+	r = cat_create(&disk2, "y.img", 0600);
+	ck_assert_int_eq(rl_catalog_writer_change(b, &r, &err), -EIO);
+	ck_assert_int_eq(err.layer, RL_ERR_LOG);
+	ck_assert(rl_catalog_writer_behind(b));
+	r = cat_create(&disk3, "z.img", 0600);
+	ck_assert_int_eq(rl_catalog_writer_change(b, &r, &err), -EIO);
+	msg = unit_stderr_end(saved, errf);
+	ck_assert_msg(strstr(msg, "catalog: log append failed"), "message: %s",
+		      msg);
+	free(msg);
+	fsync_fail_path = NULL;
+	ck_assert_int_eq(rl_catalog_writer_sync(b, &err), 0);
+	ck_assert(!rl_catalog_writer_behind(b));
+	expect_file(&db, "y.img", false);
+	expect_file(&db, "z.img", false);
+	rl_catalog_writer_close(b);
+	rl_log_close(log);
+}
+END_TEST
+
 static Suite *catalog_suite(void)
 {
 	Suite *s = suite_create("catalog");
@@ -288,6 +447,8 @@ static Suite *catalog_suite(void)
 	tcase_add_test(tcat, test_catalog_refuses);
 	tcase_add_test(tcat, test_catalog_crash_idempotent);
 	tcase_add_test(tcat, test_datadir_lock);
+	tcase_add_test(tcat, test_catalog_copy_state_oom);
+	tcase_add_test(tcat, test_catalog_writer);
 	suite_add_tcase(s, tcat);
 	return s;
 }

@@ -1,7 +1,9 @@
 /* Unit tests of the follower (replog/follow.c): a replica of a primary's
  * file log, catalog and disks, resumed from its checkpoints, with disks
- * deleted while followed and a disk stopped at a record no claim covers.
- * Shared fixtures are in fixture.c. */
+ * deleted while followed and a disk stopped at a record no claim covers;
+ * a local disk error in one image (pwrite, fdatasync: wrapped below) stops
+ * that disk, never the follower, and is not taken for a log that does not
+ * answer.  Shared fixtures are in fixture.c. */
 #include "fixture.h"
 
 #include <errno.h>
@@ -9,6 +11,41 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* A local disk error in one file: pwrite and fdatasync of the inode
+ * fail_ino fail with EIO (the replog library's calls, through
+ * -Wl,--wrap). */
+static ino_t fail_ino;
+static bool fail_pwrite, fail_sync;
+
+static bool failing(int fd, bool which)
+{
+	struct stat st;
+
+	return which && fail_ino && fstat(fd, &st) == 0 && st.st_ino == fail_ino;
+}
+
+ssize_t __real_pwrite64(int fd, const void *buf, size_t n, off_t off);
+ssize_t __wrap_pwrite64(int fd, const void *buf, size_t n, off_t off);
+ssize_t __wrap_pwrite64(int fd, const void *buf, size_t n, off_t off)
+{
+	if (failing(fd, fail_pwrite)) {
+		errno = EIO;
+		return -1;
+	}
+	return __real_pwrite64(fd, buf, n, off);
+}
+
+int __real_fdatasync(int fd);
+int __wrap_fdatasync(int fd);
+int __wrap_fdatasync(int fd)
+{
+	if (failing(fd, fail_sync)) {
+		errno = EIO;
+		return -1;
+	}
+	return __real_fdatasync(fd);
+}
 
 START_TEST(test_follower)
 {
@@ -176,6 +213,118 @@ START_TEST(test_follower)
 }
 END_TEST
 
+
+/* Two disks followed; image "a" hits a local EIO.  The follower must not
+ * read it as the log not answering (it would wait for the log forever):
+ * disk a stops, said once, disk b goes on, and once the disk answers
+ * again a resumes.  Then a's fdatasync fails: its checkpoint is refused,
+ * the image is opened again at the retry and replays from its last good
+ * checkpoint, and the replica converges. */
+START_TEST(test_follower_local_eio)
+{
+	struct rl_follow_opts o = { .checkpoint_records = 1000, .retry_ms = 1 };
+	struct primary p;
+	struct follower fo;
+	struct model ma, mb;
+	struct rl_err err = { 0 };
+	char path[PATH_MAX], errf[PATH_MAX], *msg;
+	uint8_t data[8192];
+	uint64_t seed = 9, seq = 0;
+	struct rl_record r;
+	struct stat st;
+	int saved, rc;
+
+	model_init(&ma);
+	model_init(&mb);
+	unit_fill_random(data, sizeof(data), &seed);
+	primary_init(&p, "eio");
+	datadir_init(&fo.dd, "eio-replica");
+	primary_catalog(&p, cat_create(&disk1, "a", 0600));
+	primary_catalog(&p, cat_create(&disk2, "b", 0600));
+	primary_append(&p, &disk1, rec_claim(&disk1, 1));
+	primary_append(&p, &disk2, rec_claim(&disk2, 1));
+
+	/* the fixture's follower, with a retry that comes at once */
+	ck_assert_int_eq(rl_log_open(p.logdir, 0, NULL, &fo.log, &err), 0);
+	fo.lock = rl_datadir_lock(fo.dd.dir, &err);
+	ck_assert_int_ge(fo.lock, 0);
+	ck_assert_int_eq(rl_follower_open(fo.log, fo.dd.dir, &o, &fo.f, &err),
+			 0);
+	follower_catch_up(&fo);
+	img_path(&fo.dd, "a", path, sizeof(path));
+	ck_assert_int_eq(stat(path, &st), 0);
+	fail_ino = st.st_ino;
+
+	for (int i = 0; i < 4; i++) {
+		r = rec_write(1, ++seq, (uint64_t)i * 8192, data, sizeof(data));
+		primary_append(&p, &disk1, r);
+		model_apply(&ma, &r);
+		r.disk = disk2;
+		primary_append(&p, &disk2, r);
+		model_apply(&mb, &r);
+	}
+
+	/* a's image cannot be written */
+	fail_pwrite = true;
+	unit_path(errf, sizeof(errf), "%s/eio.err", unit_base);
+	saved = unit_stderr_begin(errf);
+	rc = rl_follower_step(fo.f, &err);
+	msg = unit_stderr_end(saved, errf);
+	ck_assert_msg(rc >= 0, "a local EIO failed the step (%d): %s", rc,
+		      err.msg);
+	ck_assert_uint_eq(rl_follower_stopped(fo.f), 1);
+	ck_assert_msg(strstr(msg, "follow: a: image") &&
+		      strstr(msg, "Input/output error") &&
+		      strstr(msg, "this disk stops there"), "message: %s", msg);
+	free(msg);
+	ck_assert_int_eq(rl_follower_checkpoint(fo.f, &err), 0);
+	img_path(&fo.dd, "b", path, sizeof(path));
+	model_check(&mb, path);
+
+	/* the disk answers again: a resumes by itself */
+	fail_pwrite = false;
+	usleep(2000);
+	follower_catch_up(&fo);
+	ck_assert_uint_eq(rl_follower_stopped(fo.f), 0);
+	img_path(&fo.dd, "a", path, sizeof(path));
+	model_check(&ma, path);
+
+	/* now its fdatasync fails: the checkpoint is refused, sticky */
+	r = rec_write(1, ++seq, 3000, data, 5000);
+	primary_append(&p, &disk1, r);
+	model_apply(&ma, &r);
+	ck_assert_int_gt(follower_steps(&fo), 0);
+	fail_sync = true;
+	saved = unit_stderr_begin(errf);
+	rc = rl_follower_checkpoint(fo.f, &err);
+	msg = unit_stderr_end(saved, errf);
+	ck_assert_msg(rc == 0, "a local fdatasync failure failed the follower "
+		      "(%d): %s", rc, err.msg);
+	ck_assert_uint_eq(rl_follower_stopped(fo.f), 1);
+	ck_assert_msg(strstr(msg, "fdatasync: Input/output error"),
+		      "message: %s", msg);
+	free(msg);
+
+	/* the retry opens the image again, from its last good checkpoint */
+	fail_sync = false;
+	usleep(2000);
+	follower_catch_up(&fo);
+	ck_assert_uint_eq(rl_follower_stopped(fo.f), 0);
+	model_check(&ma, path);
+	{
+		struct rl_checkpoint c;
+
+		ck_assert_int_eq(rl_checkpoint_read(fo.dd.ckpt, &disk1, &c,
+						    &err), 0);
+		ck_assert_uint_eq(c.next_pos, 1 + seq);
+	}
+	follower_close(&fo);
+	primary_close(&p);
+	free(ma.b);
+	free(mb.b);
+}
+END_TEST
+
 static Suite *follow_suite(void)
 {
 	Suite *s = suite_create("follow");
@@ -183,6 +332,7 @@ static Suite *follow_suite(void)
 
 	tcase_set_timeout(tf, 60);
 	tcase_add_test(tf, test_follower);
+	tcase_add_test(tf, test_follower_local_eio);
 	suite_add_tcase(s, tf);
 	return s;
 }
