@@ -227,16 +227,9 @@ static int state_parse(struct rl_catalog *cat, char *buf, struct rl_err *err)
 			   rl_uuid_parse(uuid, &d.uuid) == 0 &&
 			   rl_name_check(line + off + 1, NULL) == 0) {
 			snprintf(d.name, sizeof(d.name), "%s", line + off + 1);
-			if (cat->n == cat->cap) {
-				size_t cap = cat->cap ? 2 * cat->cap : 16;
-				void *v = realloc(cat->disks, cap * sizeof(d));
-
-				if (!v)
-					return rl_err_set(err, ENOMEM,
-							  "out of memory");
-				cat->disks = v;
-				cat->cap = cap;
-			}
+			if (rl_grow(&cat->disks, &cat->cap, cat->n + 1,
+				    sizeof(d)) < 0)
+				return rl_err_set(err, ENOMEM, "out of memory");
 			cat->disks[cat->n++] = d;
 		} else {
 			goto bad;
@@ -423,15 +416,8 @@ static int apply_create(struct rl_catalog *cat, const struct rl_record *r,
 	}
 	close(fd);
 	snprintf(d.name, sizeof(d.name), "%s", r->name);
-	if (cat->n == cat->cap) {
-		size_t cap = cat->cap ? 2 * cat->cap : 16;
-		void *v = realloc(cat->disks, cap * sizeof(d));
-
-		if (!v)
-			return rl_err_set(err, ENOMEM, "out of memory");
-		cat->disks = v;
-		cat->cap = cap;
-	}
+	if (rl_grow(&cat->disks, &cat->cap, cat->n + 1, sizeof(d)) < 0)
+		return rl_err_set(err, ENOMEM, "out of memory");
 	cat->disks[cat->n++] = d;
 	return 0;
 }

@@ -289,17 +289,9 @@ static int attach_disks(struct rl_follower *f, struct rl_err *err)
 			d.durable = rl_image_next_pos(d.img);
 			rl_replay_init(&d.rp, s, &t);
 		}
-		if (rc == 0 && f->n == f->cap) {
-			size_t cap = f->cap ? 2 * f->cap : 8;
-			void *v = realloc(f->disks, cap * sizeof(d));
-
-			if (!v)
-				rc = rl_err_set(err, ENOMEM, "out of memory");
-			else {
-				f->disks = v;
-				f->cap = cap;
-			}
-		}
+		if (rc == 0 &&
+		    rl_grow(&f->disks, &f->cap, f->n + 1, sizeof(d)) < 0)
+			rc = rl_err_set(err, ENOMEM, "out of memory");
 		if (rc < 0) {
 			disk_drop(&d);
 			rc = rl_err_prefix(err, "follow: %s: ", info[i].name);

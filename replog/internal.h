@@ -6,6 +6,7 @@
 #include <pthread.h>
 
 #include "replog.h"
+#include "vec.h"
 
 /* A log backend: one per file, listed in log.c's table by URI scheme.  Each
  * backend's log, stream and reader structures start with the base structs

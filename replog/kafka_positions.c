@@ -166,15 +166,8 @@ static int pos_note(struct pos_entry **v, size_t *n, size_t *cap,
 		    memcmp((*v)[i].key, m->key, m->key_len) == 0)
 			p = &(*v)[i];
 	if (!p) {
-		if (*n == *cap) {
-			size_t nc = *cap ? 2 * *cap : 16;
-			struct pos_entry *nv = realloc(*v, nc * sizeof(*nv));
-
-			if (!nv)
-				return rl_err_set(err, ENOMEM, "out of memory");
-			*v = nv;
-			*cap = nc;
-		}
+		if (rl_grow(v, cap, *n + 1, sizeof(**v)) < 0)
+			return rl_err_set(err, ENOMEM, "out of memory");
 		p = &(*v)[(*n)++];
 		memset(p, 0, sizeof(*p));
 		memcpy(p->key, m->key, m->key_len);

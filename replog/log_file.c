@@ -164,15 +164,10 @@ static int list_segments(const char *dir, uint64_t **out)
 		base = strtoull(e->d_name, &endp, 10);
 		if (errno || endp != e->d_name + 20)
 			continue;
-		if (n == cap) {
-			uint64_t *nv = realloc(v, (cap = cap ? 2 * cap : 16) *
-					       sizeof(*v));
-			if (!nv) {
-				free(v);
-				closedir(d);
-				return -ENOMEM;
-			}
-			v = nv;
+		if (rl_grow(&v, &cap, n + 1, sizeof(*v)) < 0) {
+			free(v);
+			closedir(d);
+			return -ENOMEM;
 		}
 		v[n++] = base;
 	}
@@ -445,16 +440,9 @@ out:
 static void pending_push(struct pending_vec *q, rl_append_cb cb, void *opaque,
 			 int *rc)
 {
-	if (q->n == q->cap) {
-		size_t cap = q->cap ? 2 * q->cap : 64;
-		struct pending *v = realloc(q->v, cap * sizeof(*v));
-
-		if (!v) {
-			*rc = -ENOMEM;
-			return;
-		}
-		q->v = v;
-		q->cap = cap;
+	if (rl_grow(&q->v, &q->cap, q->n + 1, sizeof(*q->v)) < 0) {
+		*rc = -ENOMEM;
+		return;
 	}
 	q->v[q->n++] = (struct pending){ cb, opaque };
 }

@@ -246,17 +246,10 @@ static int decode(const char *name, const void *buf, size_t len,
 				snprintf(why, sizeof(why), "too many disks");
 				goto bad;
 			}
-			if (p->n == cap) {
-				struct rl_position *nv;
-
-				cap = cap ? 2 * cap : 16;
-				nv = realloc(p->pos, cap * sizeof(*nv));
-				if (!nv) {
-					rc = rl_err_set(err, ENOMEM, "out of "
-							"memory");
-					goto out;
-				}
-				p->pos = nv;
+			if (rl_grow(&p->pos, &cap, p->n + 1,
+				    sizeof(*p->pos)) < 0) {
+				rc = rl_err_set(err, ENOMEM, "out of memory");
+				goto out;
 			}
 			p->pos[p->n++] = pos;
 		}
@@ -339,15 +332,8 @@ static int scan_one(void *opaque, const char *name, const void *buf,
 	if (rl_follower_name_check(name, &e) < 0)
 		return rl_err_set(err, EBADMSG, "follower positions %s: %s",
 				  where, e.msg);
-	if (sc->n == sc->cap) {
-		size_t cap = sc->cap ? 2 * sc->cap : 8;
-		struct rl_positions *nv = realloc(sc->v, cap * sizeof(*nv));
-
-		if (!nv)
-			return rl_err_set(err, ENOMEM, "out of memory");
-		sc->v = nv;
-		sc->cap = cap;
-	}
+	if (rl_grow(&sc->v, &sc->cap, sc->n + 1, sizeof(*sc->v)) < 0)
+		return rl_err_set(err, ENOMEM, "out of memory");
 	rc = decode(name, buf, len, where, &sc->v[sc->n], err);
 	if (rc == 0)
 		sc->n++;
