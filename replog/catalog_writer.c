@@ -157,19 +157,18 @@ int rl_catalog_writer_change(struct rl_catalog_writer *cw,
 	len = rl_record_encode(r, 0, buf, sizeof(buf), err);
 	if (len < 0)
 		return (int)len;
-	pos = rl_log_append_sync(cw->stream, buf, (size_t)len);
+	pos = rl_log_append_sync(cw->stream, buf, (size_t)len, &why);
 	if (pos < 0) {
 		/* not in the log, or "possibly persisted": the sync finds
 		 * out */
-		rl_msg(RL_LOG_ERR, "catalog: log append failed: %s; catalog "
-		       "changes fail with EIO and append nothing until the "
-		       "catalog has caught up with the log (tried every "
-		       "second)", strerror((int)-pos));
+		rl_msg(RL_LOG_ERR, "catalog: %s; catalog changes fail with EIO "
+		       "and append nothing until the catalog has caught up "
+		       "with the log (tried every second)", why.msg);
 		atomic_store(&cw->behind, true);
-		return rl_err_layer(err, RL_ERR_LOG,
-				    rl_err_set(err, EIO, "catalog: log append "
-					       "failed: %s",
-					       strerror((int)-pos)));
+		if (err)
+			*err = why;
+		rl_err_prefix(err, "catalog: ");
+		return -EIO;
 	}
 	rc = catch_up(cw, (uint64_t)pos, &why);
 	if (rc == 0)
@@ -197,11 +196,9 @@ int rl_catalog_writer_sync(struct rl_catalog_writer *cw, struct rl_err *err)
 
 	if (!atomic_load(&cw->behind))
 		return 0;
-	rc = rl_log_end(cw->stream, &end);
+	rc = rl_log_end(cw->stream, &end, err);
 	if (rc < 0)
-		return rl_err_layer(err, RL_ERR_LOG,
-				    rl_err_set(err, -rc, "catalog: log end: %s",
-					       strerror(-rc)));
+		return rl_err_prefix(err, "catalog: ");
 	rc = catch_up(cw, end, err);
 	if (rc < 0)
 		return rc;	/* said when it fell behind; tried again */

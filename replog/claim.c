@@ -93,12 +93,10 @@ static int catch_up(const struct rl_claim *c, struct rl_err *err)
 {
 	struct rl_replay rp;
 	uint64_t end;
-	int rc = rl_log_end(c->stream, &end);
+	int rc = rl_log_end(c->stream, &end, err);
 
 	if (rc < 0)
-		return rl_err_layer(err, RL_ERR_LOG,
-				    rl_err_set(err, -rc, "%s: log end: %s",
-					       c->what, strerror(-rc)));
+		return rl_err_prefix(err, "%s: ", c->what);
 	rl_replay_init(&rp, c->stream, &c->t);
 	rc = rl_replay_run(&rp, end, 0, 1000, NULL, err);
 	rl_replay_close(&rp);
@@ -144,15 +142,13 @@ int rl_claim_run(const struct rl_claim *c, uint64_t *epoch, uint64_t *at,
 		return rl_err_set(err, ENOMEM, "out of memory");
 	len = rl_record_encode(&claim, 0, buf, rl_record_encoded_max(&claim),
 			       err);
-	pos = len < 0 ? len : rl_log_append_sync(c->stream, buf, (size_t)len);
+	pos = len < 0 ? len :
+	      rl_log_append_sync(c->stream, buf, (size_t)len, err);
 	free(buf);
 	if (len < 0)
 		return (int)len;
 	if (pos < 0)
-		return rl_err_layer(err, RL_ERR_LOG,
-				    rl_err_set(err, (int)-pos, "%s: claim: log "
-					       "append failed: %s", c->what,
-					       strerror((int)-pos)));
+		return rl_err_prefix(err, "%s: claim: ", c->what);
 
 	/* what others appended before it, then our claim, read back */
 	watch.pos = (uint64_t)pos;

@@ -91,6 +91,14 @@ void rl_waiter_done(struct rl_waiter *w, int err, uint64_t pos);
 /* Waits until done; returns its err. */
 int rl_waiter_wait(struct rl_waiter *w);
 
+/* Why the last append of the stream that failed failed ("" if the backend
+ * did not say), for the writer's message; read it from the append's
+ * completion.  rl_log_append_sync() puts it in its rl_err. */
+static inline const char *rl_stream_fail_why(const struct rl_stream *s)
+{
+	return s->fail_why;
+}
+
 /* Diagnostics through the program's rl_set_log_func() (util.c). */
 void rl_msg(enum rl_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

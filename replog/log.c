@@ -4,6 +4,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <string.h>
 
 static const struct rl_backend *const backends[] = {
@@ -70,15 +71,24 @@ static void sync_done(void *opaque, int err, uint64_t pos)
 	rl_waiter_done(opaque, err, pos);
 }
 
-int64_t rl_log_append_sync(struct rl_stream *s, const void *rec, size_t len)
+int64_t rl_log_append_sync(struct rl_stream *s, const void *rec, size_t len,
+			   struct rl_err *err)
 {
 	struct rl_waiter w = RL_WAITER_INIT;
 	int rc = rl_log_append(s, rec, len, sync_done, &w);
 
 	if (rc < 0)
-		return rc;
+		return rl_err_layer(err, RL_ERR_LOG,
+				    rl_err_set(err, -rc, "log append refused: "
+					       "%s", strerror(-rc)));
 	rc = rl_waiter_wait(&w);
-	return rc < 0 ? rc : (int64_t)w.pos;
+	if (rc < 0)
+		/* the backend's reason, set before it completed the append */
+		return rl_err_layer(err, RL_ERR_LOG,
+				    rl_err_set(err, -rc, "log append failed: "
+					       "%s", s->fail_why[0] ?
+					       s->fail_why : strerror(-rc)));
+	return (int64_t)w.pos;
 }
 
 const struct rl_uuid *rl_stream_disk(const struct rl_stream *s)
@@ -95,11 +105,19 @@ int rl_log_trim(struct rl_stream *s, uint64_t keep_from, struct rl_err *err)
 	return s->log->be->trim(s, keep_from, err);
 }
 
-int rl_log_bytes_from(struct rl_stream *s, uint64_t from, uint64_t *bytes)
+int rl_log_bytes_from(struct rl_stream *s, uint64_t from, uint64_t *bytes,
+		      struct rl_err *err)
 {
-	if (!s->log->be->bytes_from)
-		return -EOPNOTSUPP;
-	return s->log->be->bytes_from(s, from, bytes);
+	int rc = s->log->be->bytes_from ? s->log->be->bytes_from(s, from, bytes) :
+		 -EOPNOTSUPP;
+
+	if (rc < 0)
+		return rl_err_layer(err, rc == -ERANGE ? RL_ERR_RECORD :
+				    RL_ERR_LOG,
+				    rl_err_set(err, -rc, "log bytes from "
+					       "position %" PRIu64 ": %s", from,
+					       strerror(-rc)));
+	return rc;
 }
 
 size_t rl_stream_max_record(const struct rl_stream *s)
@@ -107,14 +125,15 @@ size_t rl_stream_max_record(const struct rl_stream *s)
 	return s->log->max_record;
 }
 
-const char *rl_stream_fail_why(const struct rl_stream *s)
+int rl_log_end(struct rl_stream *s, uint64_t *end, struct rl_err *err)
 {
-	return s->fail_why;
-}
+	int rc = s->log->be->end(s, end);
 
-int rl_log_end(struct rl_stream *s, uint64_t *end)
-{
-	return s->log->be->end(s, end);
+	if (rc < 0)
+		return rl_err_layer(err, RL_ERR_LOG,
+				    rl_err_set(err, -rc, "log end: %s",
+					       strerror(-rc)));
+	return rc;
 }
 
 int rl_reader_open(struct rl_stream *s, uint64_t pos, struct rl_reader **out,

@@ -170,11 +170,9 @@ int rl_replay(struct rl_stream *s, struct rl_image *img, struct rl_err *err)
 	uint64_t end;
 	int rc;
 
-	rc = rl_log_end(s, &end);
+	rc = rl_log_end(s, &end, err);
 	if (rc < 0)
-		return rl_err_layer(err, RL_ERR_LOG,
-				    rl_err_set(err, -rc, "log end: %s",
-					       strerror(-rc)));
+		return rc;
 	rl_replay_init(&rp, s, &t);
 	rc = rl_replay_run(&rp, end, 0, 0, NULL, err);
 	rl_replay_close(&rp);

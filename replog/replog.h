@@ -293,8 +293,10 @@ int rl_log_append(struct rl_stream *s, const void *rec, size_t len,
 		  rl_append_cb cb, void *opaque);
 
 /* Appends and waits until the record is durable.  Returns its position
- * (>= 0) or a negative errno. */
-int64_t rl_log_append_sync(struct rl_stream *s, const void *rec, size_t len);
+ * (>= 0) or a negative errno, with err saying why ("log append failed:
+ * Broker: Not enough in-sync replicas"), layer RL_ERR_LOG. */
+int64_t rl_log_append_sync(struct rl_stream *s, const void *rec, size_t len,
+			   struct rl_err *err);
 
 /* Log retention (a writer's log only): deletes records below keep_from
  * where the backend can, in whole segments (the file log; never the
@@ -307,22 +309,20 @@ int rl_log_trim(struct rl_stream *s, uint64_t keep_from, struct rl_err *err);
 /* How many bytes of records the stream holds from position `from` to its
  * durable end (a follower's lag in bytes).  -EOPNOTSUPP where the backend
  * cannot tell cheaply (Kafka); -ERANGE below the log's start. */
-int rl_log_bytes_from(struct rl_stream *s, uint64_t from, uint64_t *bytes);
+int rl_log_bytes_from(struct rl_stream *s, uint64_t from, uint64_t *bytes,
+		      struct rl_err *err);
 
 /* The largest encoded record the stream's log takes (0: no limit), e.g. the
  * Kafka broker's message size limit.  The writer splits WRITE records that
  * would be larger. */
 size_t rl_stream_max_record(const struct rl_stream *s);
 
-/* Why the last append of the stream that failed failed, for messages
- * ("" if the backend did not say).  Read it from the append's completion. */
-const char *rl_stream_fail_why(const struct rl_stream *s);
-
 /* The disk a stream belongs to (the nil uuid for the catalog). */
 const struct rl_uuid *rl_stream_disk(const struct rl_stream *s);
 
-/* The durable end of the stream: every position below it is durable. */
-int rl_log_end(struct rl_stream *s, uint64_t *end);
+/* The durable end of the stream: every position below it is durable.
+ * 0, or -errno with err set (layer RL_ERR_LOG). */
+int rl_log_end(struct rl_stream *s, uint64_t *end, struct rl_err *err);
 
 /* Opens a reader at position pos (pos may equal the end: it then tails). */
 int rl_reader_open(struct rl_stream *s, uint64_t pos, struct rl_reader **out,

@@ -406,7 +406,7 @@ static void idle_catch_up(struct rl_writer *w)
 	pthread_mutex_lock(&w->idle_lock);
 	busy = w->in_flight;
 	pthread_mutex_unlock(&w->idle_lock);
-	if (busy || rl_log_end(w->stream, &end) < 0)
+	if (busy || rl_log_end(w->stream, &end, NULL) < 0)
 		return;
 	pthread_mutex_lock(&w->lock);
 	bool quiet = w->seq == seq;

@@ -63,7 +63,8 @@ static void *appender(void *arg)
 
 		if (t0 >= b->deadline)
 			break;
-		int64_t pos = rl_log_append_sync(b->s, b->rec, b->len);
+		int64_t pos = rl_log_append_sync(b->s, b->rec, b->len,
+						 NULL);
 		double dt = now() - t0;
 
 		pthread_mutex_lock(&b->lock);

@@ -270,7 +270,7 @@ static int catalog_scan(struct rl_log *log, struct names *nm, uint64_t *epoch,
 	*epoch = 0;
 	rc = rl_log_stream(log, NULL, &s, &err);
 	if (rc == 0)
-		rc = rl_log_end(s, end) < 0 ? rl_err_set(&err, EIO, "catalog: "
+		rc = rl_log_end(s, end, NULL) < 0 ? rl_err_set(&err, EIO, "catalog: "
 							 "log end") : 0;
 	if (rc == 0)
 		rc = rl_reader_open(s, 0, &r, &err);
@@ -394,7 +394,7 @@ static int log_skip(int argc, char **argv)
 		goto out;
 	}
 	if (rl_log_stream(log, &d->uuid, &ds, &err) < 0 ||
-	    rl_log_end(ds, &disk_end) < 0) {
+	    rl_log_end(ds, &disk_end, NULL) < 0) {
 		tool_error("log skip", "%s: no stream in the log", d->name);
 		goto out;
 	}
@@ -419,10 +419,9 @@ static int log_skip(int argc, char **argv)
 		tool_error("log skip", "%s", err.msg);
 		goto out;
 	}
-	at = rl_log_append_sync(cs, buf, (size_t)len);
+	at = rl_log_append_sync(cs, buf, (size_t)len, &err);
 	if (at < 0) {
-		tool_error("log skip", "catalog: log append failed: %s",
-			   strerror((int)-at));
+		tool_error("log skip", "catalog: %s", err.msg);
 		goto out;
 	}
 	printf("%s: position %" PRIu64 " is skipped by every applier from now "

@@ -97,7 +97,7 @@ static bool log_end(struct ends *e, const struct rl_uuid *disk, uint64_t *end)
 		}
 	}
 	if (e->log && rl_log_stream(e->log, disk, &s, NULL) == 0 &&
-	    rl_log_end(s, &x.end) == 0)
+	    rl_log_end(s, &x.end, NULL) == 0)
 		x.have = true;
 	void *v = realloc(e->v, (e->n + 1) * sizeof(*e->v));
 
@@ -147,7 +147,7 @@ static void fpos_fill(struct ends *e, const struct rl_positions *p,
 		if (end <= at)
 			snprintf(out->bytes, sizeof(out->bytes), "0");
 		else if (disk && rl_log_stream(e->log, disk, &s, NULL) == 0 &&
-			 rl_log_bytes_from(s, at, &bytes) == 0)
+			 rl_log_bytes_from(s, at, &bytes, NULL) == 0)
 			snprintf(out->bytes, sizeof(out->bytes), "%" PRIu64,
 				 bytes);
 		/* lag in time: since the follower last held all the log had

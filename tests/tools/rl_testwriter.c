@@ -210,7 +210,7 @@ static void load_disk_uuid(struct rl_log *log, struct rl_catalog *cat,
 	len = rl_record_encode(&c, 0, buf, sizeof(buf), &err);
 	if (len < 0)
 		die("%s", err.msg);
-	pos = rl_log_append_sync(s, buf, (size_t)len);
+	pos = rl_log_append_sync(s, buf, (size_t)len, NULL);
 	if (pos < 0)
 		die("create %s: %s", name, strerror((int)-pos));
 	if (rl_catalog_apply(cat, &c, (uint64_t)pos, &err) < 0)
@@ -343,7 +343,7 @@ static int do_forge(const struct opts *o)
 	len = rl_record_encode(&w, 0, buf, sizeof(buf), &err);
 	if (len < 0 || rl_log_stream(log, &disk, &s, &err) < 0)
 		die("%s", err.msg);
-	pos = rl_log_append_sync(s, buf, (size_t)len);
+	pos = rl_log_append_sync(s, buf, (size_t)len, NULL);
 	if (pos < 0)
 		die("append: %s", strerror((int)-pos));
 	printf("%" PRId64 "\n", pos);

@@ -208,7 +208,7 @@ void primary_catalog(struct primary *p, struct rl_record r)
 {
 	uint8_t *buf;
 	size_t len = unit_encode(&r, 0, &buf);
-	int64_t pos = rl_log_append_sync(p->cat_stream, buf, len);
+	int64_t pos = rl_log_append_sync(p->cat_stream, buf, len, NULL);
 
 	ck_assert_int_ge(pos, 0);
 	free(buf);
@@ -227,7 +227,7 @@ void primary_append(struct primary *p, const struct rl_uuid *u,
 	ck_assert_int_eq(rl_log_stream(p->log, u, &s, &err), 0);
 	r.disk = *u;
 	len = unit_encode(&r, 1024, &buf);
-	ck_assert_int_ge(rl_log_append_sync(s, buf, len), 0);
+	ck_assert_int_ge(rl_log_append_sync(s, buf, len, NULL), 0);
 	free(buf);
 }
 

@@ -627,7 +627,7 @@ START_TEST(test_crash_replay_converges)
 		uint8_t *buf;
 		size_t len = unit_encode(&sc.r[i], 4096, &buf);
 
-		ck_assert_int_eq(rl_log_append_sync(st, buf, len), (int64_t)i);
+		ck_assert_int_eq(rl_log_append_sync(st, buf, len, NULL), (int64_t)i);
 		free(buf);
 	}
 

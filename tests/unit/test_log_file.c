@@ -143,7 +143,7 @@ static uint64_t log_end(struct rl_stream *s)
 {
 	uint64_t end = UINT64_MAX;
 
-	ck_assert_int_eq(rl_log_end(s, &end), 0);
+	ck_assert_int_eq(rl_log_end(s, &end, NULL), 0);
 	return end;
 }
 
@@ -154,7 +154,7 @@ static void append_tags(struct rl_stream *s, uint64_t tag0, uint64_t n,
 	for (uint64_t t = tag0; t < tag0 + n; t++) {
 		uint8_t *rec;
 		size_t len = tag_record(t, tag_len(t), &rec);
-		int64_t pos = rl_log_append_sync(s, rec, len);
+		int64_t pos = rl_log_append_sync(s, rec, len, NULL);
 
 		ck_assert_msg(pos == (int64_t)(pos0 + t - tag0),
 			      "append of record %llu at position %lld, "
@@ -262,7 +262,7 @@ START_TEST(test_append_and_read_back)
 		uint8_t *buf;
 		size_t len = unit_encode(&c, 0, &buf);
 
-		ck_assert_int_eq(rl_log_append_sync(cat, buf, len), 0);
+		ck_assert_int_eq(rl_log_append_sync(cat, buf, len, NULL), 0);
 		free(buf);
 	}
 	ck_assert_uint_eq(log_end(cat), 1);
@@ -284,7 +284,7 @@ START_TEST(test_append_and_read_back)
 		uint8_t *buf;
 		size_t len = tag_record(10, tag_len(10), &buf);
 
-		ck_assert_int_eq(rl_log_append_sync(rs, buf, len), -EROFS);
+		ck_assert_int_eq(rl_log_append_sync(rs, buf, len, NULL), -EROFS);
 		ck_assert_int_eq(rl_log_append(rs, buf, len, NULL, NULL),
 				 -EROFS);
 		free(buf);
@@ -315,7 +315,7 @@ static void durable_cb(void *opaque, int err, uint64_t pos)
 	struct durable_ctx *c = opaque;
 	uint64_t end = 0;
 
-	rl_log_end(c->s, &end);
+	rl_log_end(c->s, &end, NULL);
 	pthread_mutex_lock(&c->lock);
 	c->err = err;
 	c->pos = pos;
@@ -1026,7 +1026,7 @@ static int child_open_reader(const char *dir, int out)
 	if (rc == 0)
 		rc = rl_log_stream(log, &disk1, &s, &err);
 	if (rc == 0)
-		rc = rl_log_end(s, &end);
+		rc = rl_log_end(s, &end, NULL);
 	dprintf(out, "%d %llu %s", rc, (unsigned long long)end, err.msg);
 	rl_log_close(log);
 	return rc == 0 ? 0 : 1;

@@ -188,7 +188,7 @@ START_TEST(test_order_end_and_readers)
 		ck_assert_uint_eq(dl.tag[i], i);	/* completion order */
 		ck_assert_uint_eq(dl.pos[i], i);	/* positions = offsets */
 	}
-	ck_assert_int_eq(rl_log_end(ws, &end), 0);
+	ck_assert_int_eq(rl_log_end(ws, &end, NULL), 0);
 	ck_assert_uint_eq(end, N);
 
 	/* a reader's log: every record below the end even with timeout 0 */
@@ -214,7 +214,7 @@ START_TEST(test_order_end_and_readers)
 
 	/* tailing: a record appended now arrives */
 	len = tag_record(&disk1, N, &buf);
-	ck_assert_int_eq(rl_log_append_sync(ws, buf, len), N);
+	ck_assert_int_eq(rl_log_append_sync(ws, buf, len, NULL), N);
 	free(buf);
 	ck_assert_int_eq(rl_reader_next(rd, &rec, &pos, 10000, &err), 1);
 	ck_assert_uint_eq(pos, N);
@@ -261,7 +261,7 @@ START_TEST(test_failed_append_is_not_sticky)
 	log = open_log(RL_LOG_WRITE, 1500);
 	ck_assert_msg(rl_log_stream(log, &disk1, &s, &err) == 0, "%s", err.msg);
 	len = tag_record(&disk1, 0, &buf);
-	ck_assert_int_eq(rl_log_append_sync(s, buf, len), 0);
+	ck_assert_int_eq(rl_log_append_sync(s, buf, len, NULL), 0);
 
 	/* the leader down: the mock moves no leader, the append times out */
 	unit_tmpdir("quorum", dir, sizeof(dir));
@@ -269,7 +269,7 @@ START_TEST(test_failed_append_is_not_sticky)
 	rd_kafka_mock_broker_set_down(mc, 1);
 	saved = unit_stderr_begin(path);
 	t0 = now_ms();
-	pos = rl_log_append_sync(s, buf, len);
+	pos = rl_log_append_sync(s, buf, len, NULL);
 	out = unit_stderr_end(saved, path);
 	ck_assert_int_eq(pos, -EIO);
 	ck_assert_int_ge(now_ms() - t0, 1000);
@@ -280,9 +280,9 @@ START_TEST(test_failed_append_is_not_sticky)
 
 	/* back up: the same log accepts appends again */
 	rd_kafka_mock_broker_set_up(mc, 1);
-	pos = rl_log_append_sync(s, buf, len);
+	pos = rl_log_append_sync(s, buf, len, NULL);
 	ck_assert_int_eq(pos, 1);
-	ck_assert_int_eq(rl_log_end(s, &end), 0);
+	ck_assert_int_eq(rl_log_end(s, &end, NULL), 0);
 	ck_assert_uint_eq(end, (uint64_t)pos + 1);
 	free(buf);
 	rl_log_close(log);
@@ -333,7 +333,7 @@ static void append_raw(struct rl_stream *s, enum rl_type type, uint64_t epoch,
 	if (type == RL_WRITE)
 		r.length = r.data_len;
 	len = unit_encode(&r, 0, &buf);
-	ck_assert_int_ge(rl_log_append_sync(s, buf, len), 0);
+	ck_assert_int_ge(rl_log_append_sync(s, buf, len, NULL), 0);
 	free(buf);
 }
 
@@ -541,12 +541,12 @@ START_TEST(test_record_of_another_disk)
 	log = open_log(RL_LOG_WRITE, 10000);
 	ck_assert_int_eq(rl_log_stream(log, &disk1, &s, &err), 0);
 	len = tag_record(&disk1, 0, &buf);
-	ck_assert_int_eq(rl_log_append_sync(s, buf, len), 0);
+	ck_assert_int_eq(rl_log_append_sync(s, buf, len, NULL), 0);
 	free(buf);
 	len = tag_record(&disk2, 1, &buf);	/* the log does not check */
-	ck_assert_int_eq(rl_log_append_sync(s, buf, len), 1);
+	ck_assert_int_eq(rl_log_append_sync(s, buf, len, NULL), 1);
 	free(buf);
-	ck_assert_int_eq(rl_log_append_sync(s, "garbage", 7), 2);
+	ck_assert_int_eq(rl_log_append_sync(s, "garbage", 7, NULL), 2);
 
 	ck_assert_int_eq(rl_reader_open(s, 0, &rd, &err), 0);
 	ck_assert_int_eq(rl_reader_next(rd, &rec, &pos, 0, &err), 1);
@@ -596,14 +596,14 @@ START_TEST(test_largest_record)
 	log = open_log(RL_LOG_WRITE, 10000);
 	ck_assert_int_eq(rl_log_stream(log, &disk2, &s, &err), 0);
 	ck_assert_uint_eq(rl_stream_max_record(s), 1048588 - 512);
-	ck_assert_int_eq(rl_log_append_sync(s, buf, len), -EMSGSIZE);
+	ck_assert_int_eq(rl_log_append_sync(s, buf, len, NULL), -EMSGSIZE);
 	rl_log_close(log);
 
 	/* a cluster configured for larger messages takes the largest record */
 	log = open_log_query(RL_LOG_WRITE, 10000, "?max_message=18874368");
 	ck_assert_int_eq(rl_log_stream(log, &disk2, &s, &err), 0);
 	ck_assert_uint_ge(rl_stream_max_record(s), len);
-	ck_assert_int_eq(rl_log_append_sync(s, buf, len), 0);
+	ck_assert_int_eq(rl_log_append_sync(s, buf, len, NULL), 0);
 	ck_assert_int_eq(rl_reader_open(s, 0, &rd, &err), 0);
 	ck_assert_msg(rl_reader_next(rd, &rec, &pos, 0, &err) == 1, "%s",
 		      err.msg);

@@ -314,7 +314,7 @@ static void append(struct rl_log *log, const struct rl_uuid *disk,
 	size_t len = unit_encode(&r, 0, &buf);
 
 	ck_assert_msg(rl_log_stream(log, disk, &s, &err) == 0, "%s", err.msg);
-	ck_assert_int_ge(rl_log_append_sync(s, buf, len), 0);
+	ck_assert_int_ge(rl_log_append_sync(s, buf, len, NULL), 0);
 	free(buf);
 }
 

@@ -149,7 +149,7 @@ START_TEST(test_writer_pipeline)
 	w = writer_open(s, img, 1024);
 	ck_assert_uint_eq(rl_writer_epoch(w), 1);
 	ck_assert_uint_eq(rl_image_epoch(img), 1);
-	ck_assert_int_eq(rl_log_end(s, &end), 0);
+	ck_assert_int_eq(rl_log_end(s, &end, NULL), 0);
 	ck_assert_uint_eq(end, 1);
 	ck_assert_int_eq(rl_checkpoint_read(p.dd.ckpt, &disk1, &c, &err), 0);
 	ck_assert_uint_eq(c.next_pos, 1);
@@ -168,7 +168,7 @@ START_TEST(test_writer_pipeline)
 	ck_assert_int_eq(ctx.done, W_THREADS * W_PER_THREAD);
 	ck_assert_int_eq(ctx.errors, 0);
 	ck_assert_int_eq(rl_writer_failed(w), 0);
-	ck_assert_int_eq(rl_log_end(s, &end), 0);
+	ck_assert_int_eq(rl_log_end(s, &end, NULL), 0);
 	ck_assert_uint_eq(end, 1 + W_THREADS * W_PER_THREAD);
 	ck_assert_uint_eq(rl_image_next_pos(img), end);
 	ck_assert_uint_eq(rl_image_last_seq(img), W_THREADS * W_PER_THREAD);
@@ -192,7 +192,7 @@ START_TEST(test_writer_pipeline)
 			ck_assert_msg(rc == -EINVAL, "bad record %zu (%s): %d",
 				      i, rl_type_name(bad[i].type), rc);
 		}
-		ck_assert_int_eq(rl_log_end(s, &end), 0);
+		ck_assert_int_eq(rl_log_end(s, &end, NULL), 0);
 		ck_assert_uint_eq(end, 1 + W_THREADS * W_PER_THREAD);
 		ck_assert_int_eq(rl_writer_failed(w), 0);
 	}
