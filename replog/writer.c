@@ -72,6 +72,18 @@
 #include <string.h>
 #include <time.h>
 
+/* Lock order: a lock is taken while holding only those listed before it
+ * on its line, never the reverse.
+ *
+ *	ckpt_lock -> apply_lock		(a checkpoint's snapshot)
+ *	lock -> idle_lock		(a record goes in flight as it is sealed)
+ *	lock -> the log's own locks	(rl_log_append under lock)
+ *	q_lock				(alone: the log's completion thread and
+ *					 the applier hand records over)
+ *
+ * apply_lock is held across reading the log back (a gap filled), never
+ * with lock or idle_lock; no writer lock is held across a wait for an
+ * append to complete. */
 struct rl_writer {
 	struct rl_stream *stream;
 	struct rl_image *img;
@@ -85,9 +97,7 @@ struct rl_writer {
 					   full disk): said once, under lock */
 
 	/* The image is changed by the applier thread and checkpointed
-	 * by the owner: apply_lock keeps the two apart.  Lock order: lock,
-	 * then apply_lock (never both in practice); lock, then idle_lock
-	 * (a record goes on the in-flight list as it is sealed). */
+	 * by the owner: apply_lock keeps the two apart. */
 	pthread_mutex_t apply_lock;
 	struct rl_decoder dec;		/* under apply_lock */
 	pthread_mutex_t ckpt_lock;	/* one checkpoint at a time */
