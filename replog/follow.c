@@ -63,14 +63,6 @@ struct follow_disk {
 	int64_t stopped_ms;	/* monotonic ms it stopped at a record; 0 no */
 };
 
-static int64_t clock_ms(clockid_t id)
-{
-	struct timespec t;
-
-	clock_gettime(id, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 struct rl_follower {
 	struct rl_log *log;
 	char *datadir;
@@ -384,7 +376,7 @@ static int disk_stop(struct rl_follower *f, struct follow_disk *d, int rc,
 		       "keeps what came before) and is tried again every %d "
 		       "s; the other disks go on", err->msg,
 		       (f->retry_ms + 999) / 1000);
-	d->stopped_ms = clock_ms(CLOCK_MONOTONIC);
+	d->stopped_ms = rl_clock_ms(CLOCK_MONOTONIC);
 	return 0;
 }
 
@@ -399,7 +391,7 @@ static void reopen_failed(struct rl_follower *f)
 		struct rl_disk_info info;
 
 		if (!d->stopped_ms || !rl_image_failed(d->img) ||
-		    clock_ms(CLOCK_MONOTONIC) - d->stopped_ms < f->retry_ms)
+		    rl_clock_ms(CLOCK_MONOTONIC) - d->stopped_ms < f->retry_ms)
 			continue;
 		if (rl_catalog_find_uuid(f->cat, &d->uuid, &info) < 0)
 			snprintf(info.name, sizeof(info.name), "?");
@@ -440,7 +432,7 @@ int rl_follower_step(struct rl_follower *f, struct rl_err *err)
 		bool was_stopped = d->stopped_ms != 0;
 
 		if (was_stopped &&
-		    clock_ms(CLOCK_MONOTONIC) - d->stopped_ms < f->retry_ms)
+		    rl_clock_ms(CLOCK_MONOTONIC) - d->stopped_ms < f->retry_ms)
 			continue;
 
 		rc = step_disk(f, d, err);
@@ -490,7 +482,7 @@ int rl_follower_checkpoint(struct rl_follower *f, struct rl_err *err)
 
 int rl_follower_publish(struct rl_follower *f, bool force, struct rl_err *err)
 {
-	int64_t now = clock_ms(CLOCK_MONOTONIC);
+	int64_t now = rl_clock_ms(CLOCK_MONOTONIC);
 	struct rl_positions p = { .n = 0 };
 	int rc;
 
@@ -505,7 +497,7 @@ int rl_follower_publish(struct rl_follower *f, bool force, struct rl_err *err)
 	if (!p.pos)
 		return rl_err_set(err, ENOMEM, "out of memory");
 	snprintf(p.name, sizeof(p.name), "%s", f->name);
-	p.time_ms = clock_ms(CLOCK_REALTIME);
+	p.time_ms = rl_clock_ms(CLOCK_REALTIME);
 	p.pos[p.n++].next_pos = rl_catalog_next_pos(f->cat);	/* nil uuid */
 	for (size_t i = 0; i < f->n; i++) {
 		p.pos[p.n].disk = f->disks[i].uuid;

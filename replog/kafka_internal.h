@@ -58,8 +58,6 @@ struct kafka_log {
 #define KLOG(b) ((struct kafka_log *)(b))
 
 /* log_kafka.c */
-/* Milliseconds on the monotonic clock, for deadlines. */
-int64_t kafka_now_ms(void);
 
 /* kafka_conf.c */
 /* Sets log's brokers and options from where and opts; -EINVAL with err. */

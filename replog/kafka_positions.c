@@ -247,10 +247,10 @@ int kafka_pos_scan(struct rl_log *base,
 	}
 	/* every offset below hi is there (or was dropped): read up to hi - 1
 	 * or the end the broker reports, whichever comes first */
-	deadline = kafka_now_ms() + log->timeout_ms + 5000;
+	deadline = rl_clock_ms(CLOCK_MONOTONIC) + log->timeout_ms + 5000;
 	rc = 0;
 	for (;;) {
-		int64_t left = deadline - kafka_now_ms();
+		int64_t left = deadline - rl_clock_ms(CLOCK_MONOTONIC);
 		rd_kafka_message_t *m;
 
 		if (left <= 0) {

@@ -553,14 +553,14 @@ static int kafka_end(struct rl_stream *base, uint64_t *end)
 {
 	struct kafka_stream *s = KSTREAM(base);
 	struct kafka_log *log = KLOG(base->log);
-	int64_t lo, hi, deadline = kafka_now_ms() + log->timeout_ms;
+	int64_t lo, hi, deadline = rl_clock_ms(CLOCK_MONOTONIC) + log->timeout_ms;
 	rd_kafka_resp_err_t e;
 
 	/* A leader that moved (a broker went down) answers "not leader"
 	 * until librdkafka has refreshed its metadata: retry that until the
 	 * log's timeout, like appends do. */
 	for (;;) {
-		int64_t left = deadline - kafka_now_ms();
+		int64_t left = deadline - rl_clock_ms(CLOCK_MONOTONIC);
 
 		e = rd_kafka_query_watermark_offsets(log->rk, s->topic, 0, &lo,
 						     &hi, left > 0 ? (int)left : 1);
@@ -732,14 +732,6 @@ static int reader_fail(struct kafka_reader *r, int code, const char *why,
 			  r->pos, msg);
 }
 
-int64_t kafka_now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 static int kafka_reader_next(struct rl_reader *base, struct rl_record *rec,
 			     uint64_t *pos, int timeout_ms, struct rl_err *err)
 {
@@ -779,12 +771,12 @@ static int kafka_reader_next(struct rl_reader *base, struct rl_record *rec,
 		/* below the end a record is there: wait for it as long as a
 		 * write may take; at the end, timeout_ms */
 		bool below = r->pos < r->end;
-		int64_t deadline = kafka_now_ms() +
+		int64_t deadline = rl_clock_ms(CLOCK_MONOTONIC) +
 				   (below ? log->timeout_ms + 5000 :
 				    timeout_ms);
 
 		for (;;) {
-			int64_t left = deadline - kafka_now_ms();
+			int64_t left = deadline - rl_clock_ms(CLOCK_MONOTONIC);
 
 			m = rd_kafka_consume(r->rkt, 0, left > 0 ? (int)left : 0);
 			if (m && m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -813,7 +805,7 @@ static int kafka_reader_next(struct rl_reader *base, struct rl_record *rec,
 				rd_kafka_message_destroy(m);
 				return reader_fail(r, EIO, e.msg, err);
 			}
-			if (m || kafka_now_ms() >= deadline)
+			if (m || rl_clock_ms(CLOCK_MONOTONIC) >= deadline)
 				break;
 		}
 		if (!m && below)

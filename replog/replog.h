@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -80,6 +81,12 @@ typedef void (*rl_log_func)(enum rl_log_level level, const char *msg,
 			    void *arg);
 /* fn NULL: the default.  Set it before any other replog call. */
 void rl_set_log_func(rl_log_func fn, void *arg);
+
+/* ------------------------------------------------------------------ clocks */
+
+/* clock_gettime(id) in milliseconds and in nanoseconds. */
+int64_t rl_clock_ms(clockid_t id);
+uint64_t rl_clock_ns(clockid_t id);
 
 /* ------------------------------------------------------------------ uuids */
 

@@ -51,6 +51,22 @@ int rl_err_layer(struct rl_err *err, enum rl_err_layer layer, int rc)
 	return rc;
 }
 
+int64_t rl_clock_ms(clockid_t id)
+{
+	struct timespec t;
+
+	clock_gettime(id, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+uint64_t rl_clock_ns(clockid_t id)
+{
+	struct timespec t;
+
+	clock_gettime(id, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
 /* ---- diagnostics ---- */
 
 static void log_default(enum rl_log_level level, const char *msg, void *arg)

@@ -148,14 +148,6 @@ struct submission {
 	struct submission *fly_prev, *fly_next;	/* under w->idle_lock */
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* On the applier thread: a newer claim was applied to our image. */
 static void writer_fenced(struct rl_writer *w)
 {
@@ -176,7 +168,7 @@ static void outage_begin(struct rl_writer *w)
 {
 	const char *why = rl_stream_fail_why(w->stream);
 
-	w->recheck_until = now_ns() + RECHECK_NS;
+	w->recheck_until = rl_clock_ns(CLOCK_MONOTONIC) + RECHECK_NS;
 	w->outage_failures++;
 	if (w->outage)
 		return;
@@ -201,7 +193,7 @@ static void outage_end(struct rl_writer *w)
 /* A record goes in flight (before it is appended) ... */
 static void flight_begin(struct rl_writer *w, struct submission *sub)
 {
-	sub->t_submit = now_ns();
+	sub->t_submit = rl_clock_ns(CLOCK_MONOTONIC);
 	sub->fly_next = NULL;
 	pthread_mutex_lock(&w->idle_lock);
 	sub->fly_prev = w->fly_tail;
@@ -238,7 +230,7 @@ static void flight_end(struct rl_writer *w, struct submission *sub)
  * idle_lock is used. */
 static void stuck_check(struct rl_writer *w)
 {
-	uint64_t now = now_ns(), seq = 0, t = 0, off = 0, len = 0, n;
+	uint64_t now = rl_clock_ns(CLOCK_MONOTONIC), seq = 0, t = 0, off = 0, len = 0, n;
 	int type = 0;
 
 	pthread_mutex_lock(&w->idle_lock);
@@ -407,7 +399,7 @@ static void idle_catch_up(struct rl_writer *w)
 	struct rl_err e = { 0 };
 	uint64_t seq, end, busy;
 
-	if (!w->recheck_until || now_ns() > w->recheck_until ||
+	if (!w->recheck_until || rl_clock_ns(CLOCK_MONOTONIC) > w->recheck_until ||
 	    atomic_load(&w->fenced))
 		return;
 	pthread_mutex_lock(&w->lock);
