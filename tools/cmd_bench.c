@@ -204,7 +204,7 @@ int cmd_log_bench(int argc, char **argv)
 			dir = optarg;
 			break;
 		case 's':
-			if (tool_parse_u64(optarg, &secs) < 0 || secs == 0 ||
+			if (cli_parse_u64(optarg, &secs) < 0 || secs == 0 ||
 			    secs > 3600)
 				return tool_usage_error(usage, "log bench: bad "
 							"--seconds \"%s\"",

@@ -394,7 +394,7 @@ int cmd_devbroker(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "b:m:f:c:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'b':
-			if (tool_parse_u64(optarg, &v) < 0 || v < 1 ||
+			if (cli_parse_u64(optarg, &v) < 0 || v < 1 ||
 			    v > MAX_BROKERS)
 				return tool_usage_error(usage, "devbroker: bad "
 							"--brokers \"%s\" "
@@ -403,7 +403,7 @@ int cmd_devbroker(int argc, char **argv)
 			db.brokers = (int)v;
 			break;
 		case 'm':
-			if (tool_parse_u64(optarg, &v) < 0 || v < 1 ||
+			if (cli_parse_u64(optarg, &v) < 0 || v < 1 ||
 			    v > MAX_BROKERS)
 				return tool_usage_error(usage, "devbroker: bad "
 							"--min-insync \"%s\"",

@@ -100,7 +100,7 @@ int cmd_follow(int argc, char **argv)
 		{ "name", required_argument, NULL, 'n' },
 		{ "once", no_argument, NULL, 'O' },
 		{ "checkpoint-records", required_argument, NULL, 'c' },
-		TOOL_LOG_LONGOPTS,
+		CLI_LOG_LONGOPTS,
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -139,7 +139,7 @@ int cmd_follow(int argc, char **argv)
 		case 'W':
 		case 'K':
 		case 'o':
-			if (tool_log_option(&lopts, c, optarg,
+			if (cli_log_option(&lopts, c, optarg,
 					    &err) < 0) {
 				rl_log_opts_free(&lopts);
 				return tool_usage_error(usage, "follow: %s",
@@ -147,7 +147,7 @@ int cmd_follow(int argc, char **argv)
 			}
 			break;
 		case 'c':
-			if (tool_parse_u64(optarg, &v) < 0 || v == 0) {
+			if (cli_parse_u64(optarg, &v) < 0 || v == 0) {
 				rl_log_opts_free(&lopts);
 				return tool_usage_error(usage, "follow: bad "
 							"--checkpoint-records "

@@ -24,7 +24,7 @@ int cmd_forget(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "log", required_argument, NULL, 'l' },
-		TOOL_LOG_LONGOPTS,
+		CLI_LOG_LONGOPTS,
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -43,7 +43,7 @@ int cmd_forget(int argc, char **argv)
 		case 'W':
 		case 'K':
 		case 'o':
-			if (tool_log_option(&lopts, c, optarg, &err) < 0) {
+			if (cli_log_option(&lopts, c, optarg, &err) < 0) {
 				rl_log_opts_free(&lopts);
 				return tool_usage_error(usage, "forget: %s",
 							err.msg);

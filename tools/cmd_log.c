@@ -158,7 +158,7 @@ static int log_dump(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "log", required_argument, NULL, 'l' },
-		TOOL_LOG_LONGOPTS,
+		CLI_LOG_LONGOPTS,
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -179,7 +179,7 @@ static int log_dump(int argc, char **argv)
 		case 'W':
 		case 'K':
 		case 'o':
-			if (tool_log_option(&lopts, c, optarg,
+			if (cli_log_option(&lopts, c, optarg,
 					    &err) < 0) {
 				rl_log_opts_free(&lopts);
 				return tool_usage_error(usage, "log dump: %s",
@@ -303,7 +303,7 @@ static int log_skip(int argc, char **argv)
 		{ "log", required_argument, NULL, 'l' },
 		{ "confirm", no_argument, NULL, 'y' },
 		{ "reason", required_argument, NULL, 'r' },
-		TOOL_LOG_LONGOPTS,
+		CLI_LOG_LONGOPTS,
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -334,7 +334,7 @@ static int log_skip(int argc, char **argv)
 		case 'W':
 		case 'K':
 		case 'o':
-			if (tool_log_option(&lopts, c, optarg, &err) < 0) {
+			if (cli_log_option(&lopts, c, optarg, &err) < 0) {
 				rl_log_opts_free(&lopts);
 				return tool_usage_error(usage, "log skip: %s",
 							err.msg);

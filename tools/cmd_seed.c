@@ -294,7 +294,7 @@ int cmd_seed(int argc, char **argv)
 		{ "no-replay", no_argument, NULL, 'R' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "name", required_argument, NULL, 'n' },
-		TOOL_LOG_LONGOPTS,
+		CLI_LOG_LONGOPTS,
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -329,7 +329,7 @@ int cmd_seed(int argc, char **argv)
 		case 'W':
 		case 'K':
 		case 'o':
-			if (tool_log_option(&lopts, c, optarg, &err) < 0) {
+			if (cli_log_option(&lopts, c, optarg, &err) < 0) {
 				rl_log_opts_free(&lopts);
 				return tool_usage_error(usage, "seed: %s",
 							err.msg);

@@ -267,7 +267,7 @@ int cmd_status(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "log", required_argument, NULL, 'l' },
 		{ "json", no_argument, NULL, 'j' },
-		TOOL_LOG_LONGOPTS,
+		CLI_LOG_LONGOPTS,
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -298,7 +298,7 @@ int cmd_status(int argc, char **argv)
 		case 'W':
 		case 'K':
 		case 'o':
-			if (tool_log_option(&lopts, c, optarg,
+			if (cli_log_option(&lopts, c, optarg,
 					    &err) < 0) {
 				rl_log_opts_free(&lopts);
 				return tool_usage_error(usage, "status: %s",

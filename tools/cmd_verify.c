@@ -426,7 +426,7 @@ int cmd_verify(int argc, char **argv)
 		case 'R': replay = true; break;
 		case 'q': v.progress.on = false; break;
 		case 'c':
-			if (tool_parse_u64(optarg, &n) < 0 || n < BLOCK ||
+			if (cli_parse_u64(optarg, &n) < 0 || n < BLOCK ||
 			    n > (64u << 20) || n % BLOCK)
 				return tool_usage_error(usage, "verify: bad "
 					"--chunk \"%s\" (a multiple of 4096, "
