@@ -210,11 +210,8 @@ int cmd_log_bench(int argc, char **argv)
 							"--seconds \"%s\"",
 							optarg);
 			break;
-		case 'h':
-			fputs(usage, stdout);
-			return 0;
 		default:
-			return tool_usage_error(usage, "log bench: bad option");
+			return tool_option("log bench", usage, NULL, c, optarg);
 		}
 	}
 	if (optind != argc)

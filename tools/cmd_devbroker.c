@@ -416,11 +416,8 @@ int cmd_devbroker(int argc, char **argv)
 		case 'c':
 			control = optarg;
 			break;
-		case 'h':
-			fputs(usage, stdout);
-			return 0;
 		default:
-			return tool_usage_error(usage, "devbroker: bad option");
+			return tool_option("devbroker", usage, NULL, c, optarg);
 		}
 	}
 	if (optind != argc)
