@@ -19,6 +19,7 @@
  * closed, exit 0.  SIGHUP (logrotate) only reopens the log file.
  */
 #include "fs.h"
+#include "cli.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,7 +27,6 @@
 #include <limits.h>
 #include <mntent.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,17 +76,8 @@ static const char usage[] =
 	"\n"
 	"Stop with: fusermount3 -u MOUNTPOINT (or umount, or SIGTERM).\n";
 
-static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("repdisk mount: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\n%s", usage);
-	return 2;
-}
+/* "repdisk mount: MSG", the usage on stderr; returns 2 */
+#define usage_error(...) cli_usage_error("repdisk mount", usage, __VA_ARGS__)
 
 struct options {
 	const char *log_uri, *mountpoint, *log_file;
@@ -99,17 +90,6 @@ struct options {
 	char host[64];
 	unsigned long long zstd_min, inflight_mb;
 };
-
-static int parse_u64(const char *s, unsigned long long *out)
-{
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	*out = strtoull(s, &end, 10);
-	return errno || *end ? -1 : 0;
-}
 
 /* HOST:DATADIR, cut to fit (the end of a long path is what differs), with
  * what a checkpoint could not keep (spaces, control bytes) made '_'. */
@@ -135,9 +115,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "host", required_argument, NULL, 'H' },
 		{ "zstd-min", required_argument, NULL, 'z' },
 		{ "max-inflight-mb", required_argument, NULL, 'm' },
-		{ "namespace", required_argument, NULL, 'N' },
-		{ "write-timeout", required_argument, NULL, 'W' },
-		{ "kafka-config", required_argument, NULL, 'K' },
+		CLI_LOG_LONGOPTS,
 		{ "takeover", no_argument, NULL, 'T' },
 		{ "keep-log", no_argument, NULL, 'k' },
 		{ "segment-mb", required_argument, NULL, 'S' },
@@ -183,25 +161,16 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case 'S': {
 			unsigned long long mb;
 
-			if (parse_u64(optarg, &mb) < 0 || mb == 0 || mb > 65536)
+			if (cli_parse_u64(optarg, &mb) < 0 || mb == 0 || mb > 65536)
 				return usage_error("bad --segment-mb \"%s\"",
 						   optarg);
 			o->log_opts.segment_bytes = mb << 20;
 			break;
 		}
 		case 'N':
-			if (rl_log_opts_set(&o->log_opts, "namespace", optarg,
-					    &err) < 0)
-				return usage_error("%s", err.msg);
-			break;
 		case 'W':
-			if (rl_log_opts_set(&o->log_opts, "write-timeout",
-					    optarg, &err) < 0)
-				return usage_error("%s", err.msg);
-			break;
 		case 'K':
-			if (rl_log_opts_set(&o->log_opts, "kafka-config",
-					    optarg, &err) < 0)
+			if (cli_log_option(&o->log_opts, c, optarg, &err) < 0)
 				return usage_error("%s", err.msg);
 			break;
 		case 'L': o->log_file = optarg; break;
@@ -209,11 +178,11 @@ static int parse_options(int argc, char **argv, struct options *o)
 			snprintf(o->host, sizeof(o->host), "%s", optarg);
 			break;
 		case 'z':
-			if (parse_u64(optarg, &o->zstd_min) < 0)
+			if (cli_parse_u64(optarg, &o->zstd_min) < 0)
 				return usage_error("bad --zstd-min \"%s\"", optarg);
 			break;
 		case 'm':
-			if (parse_u64(optarg, &o->inflight_mb) < 0 ||
+			if (cli_parse_u64(optarg, &o->inflight_mb) < 0 ||
 			    o->inflight_mb == 0 || o->inflight_mb > 65536)
 				return usage_error("bad --max-inflight-mb \"%s\"",
 						   optarg);

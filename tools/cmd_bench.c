@@ -205,17 +205,14 @@ int cmd_log_bench(int argc, char **argv)
 			dir = optarg;
 			break;
 		case 's':
-			if (tool_parse_u64(optarg, &secs) < 0 || secs == 0 ||
+			if (cli_parse_u64(optarg, &secs) < 0 || secs == 0 ||
 			    secs > 3600)
 				return tool_usage_error(usage, "log bench: bad "
 							"--seconds \"%s\"",
 							optarg);
 			break;
-		case 'h':
-			fputs(usage, stdout);
-			return 0;
 		default:
-			return tool_usage_error(usage, "log bench: bad option");
+			return tool_option("log bench", usage, NULL, c, optarg);
 		}
 	}
 	if (optind != argc)

@@ -394,7 +394,7 @@ int cmd_devbroker(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "b:m:f:c:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'b':
-			if (tool_parse_u64(optarg, &v) < 0 || v < 1 ||
+			if (cli_parse_u64(optarg, &v) < 0 || v < 1 ||
 			    v > MAX_BROKERS)
 				return tool_usage_error(usage, "devbroker: bad "
 							"--brokers \"%s\" "
@@ -403,7 +403,7 @@ int cmd_devbroker(int argc, char **argv)
 			db.brokers = (int)v;
 			break;
 		case 'm':
-			if (tool_parse_u64(optarg, &v) < 0 || v < 1 ||
+			if (cli_parse_u64(optarg, &v) < 0 || v < 1 ||
 			    v > MAX_BROKERS)
 				return tool_usage_error(usage, "devbroker: bad "
 							"--min-insync \"%s\"",
@@ -416,11 +416,8 @@ int cmd_devbroker(int argc, char **argv)
 		case 'c':
 			control = optarg;
 			break;
-		case 'h':
-			fputs(usage, stdout);
-			return 0;
 		default:
-			return tool_usage_error(usage, "devbroker: bad option");
+			return tool_option("devbroker", usage, NULL, c, optarg);
 		}
 	}
 	if (optind != argc)

@@ -101,29 +101,31 @@ static void follow_log(enum rl_log_level level, const char *msg, void *arg)
 	fprintf(stderr, "repdisk follow: %s\n", msg);
 }
 
-int cmd_follow(int argc, char **argv)
+struct follow_args {
+	char *uri;		/* a copy: argv is scrubbed */
+	const char *datadir;
+	char name[RL_FOLLOWER_NAME_MAX + 1];
+	bool once;
+	struct rl_follow_opts fopts;
+	struct rl_log_opts lopts;
+};
+
+/* TOOL_GO_ON, or the exit status to return (--help, a usage error, out
+ * of memory). */
+static int follow_parse(int argc, char **argv, struct follow_args *a)
 {
 	static const struct option opts[] = {
 		{ "log", required_argument, NULL, 'l' },
 		{ "name", required_argument, NULL, 'n' },
 		{ "once", no_argument, NULL, 'O' },
 		{ "checkpoint-records", required_argument, NULL, 'c' },
-		TOOL_LOG_LONGOPTS,
+		CLI_LOG_LONGOPTS,
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
-	struct rl_follow_opts fopts = { 0 };
-	struct rl_log_opts lopts = { 0 };
-	const char *datadir;
-	char *uri = NULL;
-	char name[RL_FOLLOWER_NAME_MAX + 1] = "";
-	struct rl_log *log = NULL;
-	struct rl_follower *f = NULL;
-	struct sigaction sa = { .sa_handler = on_signal };
+	const char *uri = NULL;
 	struct rl_err err;
-	bool once = false, dirty = false, failing = false, unreachable = false;
-	double last_ckpt = now();
-	int c, rc, lock_fd = -1, status = 1;
+	int c, rc;
 
 	while ((c = getopt_long(argc, argv, "l:n:o:h", opts, NULL)) != -1) {
 		unsigned long long v;
@@ -133,68 +135,63 @@ int cmd_follow(int argc, char **argv)
 			uri = optarg;	/* copied below */
 			break;
 		case 'n':
-			if (rl_follower_name_check(optarg, &err) < 0) {
-				rl_log_opts_free(&lopts);
+			if (rl_follower_name_check(optarg, &err) < 0)
 				return tool_usage_error(usage, "follow: --name: "
 							"%s", err.msg);
-			}
-			snprintf(name, sizeof(name), "%s", optarg);
+			snprintf(a->name, sizeof(a->name), "%s", optarg);
 			break;
 		case 'O':
-			once = true;
-			break;
-		case 'N':
-		case 'W':
-		case 'K':
-		case 'o':
-			if (tool_log_option(&lopts, c, optarg,
-					    &err) < 0) {
-				rl_log_opts_free(&lopts);
-				return tool_usage_error(usage, "follow: %s",
-							err.msg);
-			}
+			a->once = true;
 			break;
 		case 'c':
-			if (tool_parse_u64(optarg, &v) < 0 || v == 0) {
-				rl_log_opts_free(&lopts);
+			if (cli_parse_u64(optarg, &v) < 0 || v == 0)
 				return tool_usage_error(usage, "follow: bad "
 							"--checkpoint-records "
 							"\"%s\"", optarg);
-			}
-			fopts.checkpoint_records = v;
+			a->fopts.checkpoint_records = v;
 			break;
-		case 'h':
-			rl_log_opts_free(&lopts);
-			fputs(usage, stdout);
-			return 0;
 		default:
-			rl_log_opts_free(&lopts);
-			return tool_usage_error(usage, "follow: bad option");
+			rc = tool_option("follow", usage, &a->lopts, c, optarg);
+			if (rc != TOOL_GO_ON)
+				return rc;
 		}
 	}
-	if (!uri || optind + 1 != argc) {
-		rl_log_opts_free(&lopts);
+	if (!uri || optind + 1 != argc)
 		return tool_usage_error(usage, "follow: %s", !uri ?
 					"--log is required" :
 					"expected one DATADIR");
-	}
 	/* a daemon too: secrets in -o kafka.* and the URI go off its argv */
-	uri = strdup(uri);
-	if (!uri) {
-		rl_log_opts_free(&lopts);
+	a->uri = strdup(uri);
+	if (!a->uri) {
 		tool_error("follow", "out of memory");
 		return 1;
 	}
 	rl_argv_scrub(argc, argv);
-	datadir = argv[optind];
-	if (!name[0])
-		tool_follower_name(name, datadir);
-	fopts.name = name;
+	a->datadir = argv[optind];
+	if (!a->name[0])
+		tool_follower_name(a->name, a->datadir);
+	a->fopts.name = a->name;
+	return TOOL_GO_ON;
+}
+
+/* Applies the log until stopped (or caught up, --once).  Returns the exit
+ * status; errors are said as they happen, since a follower runs for
+ * long: there is no output to gather. */
+static int follow_run(struct follow_args *a)
+{
+	const char *datadir = a->datadir;
+	struct rl_log *log = NULL;
+	struct rl_follower *f = NULL;
+	struct sigaction sa = { .sa_handler = on_signal };
+	struct rl_err err;
+	bool dirty = false, failing = false, unreachable = false;
+	double last_ckpt = now();
+	int rc, lock_fd = -1, status = 1;
 
 	/* the log first: a wrong log creates nothing.  Then a new replica's
 	 * data directory, which may not exist yet. */
 	rl_set_log_func(follow_log, NULL);
-	rc = rl_log_open(uri, 0, &lopts, &log, &err);
+	rc = rl_log_open(a->uri, 0, &a->lopts, &log, &err);
 	if (rc == 0 && mkdir(datadir, 0700) < 0 && errno != EEXIST)
 		rc = rl_err_set(&err, errno, "data directory %s: %s", datadir,
 				strerror(errno));
@@ -203,7 +200,7 @@ int cmd_follow(int argc, char **argv)
 	if (rc == 0)
 		rc = lock_fd = rl_datadir_lock(datadir, &err);
 	if (rc >= 0)
-		rc = rl_follower_open(log, datadir, &fopts, &f, &err);
+		rc = rl_follower_open(log, datadir, &a->fopts, &f, &err);
 	if (rc < 0) {
 		tool_error("follow", "%s", err.msg);
 		goto out;
@@ -213,7 +210,7 @@ int cmd_follow(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	while (!stop) {
 		rc = rl_follower_step(f, &err);
-		if ((rc == -EIO || rc == -ETIMEDOUT) && !once) {
+		if ((rc == -EIO || rc == -ETIMEDOUT) && !a->once) {
 			/* the log does not answer (a Kafka cluster without a
 			 * leader, ...): wait for it, keeping what is applied */
 			if (!unreachable)
@@ -250,7 +247,7 @@ int cmd_follow(int argc, char **argv)
 		}
 		publish(f, false, &failing);
 		if (rc == 0) {
-			if (once)
+			if (a->once)
 				break;
 			usleep(5000);
 		}
@@ -262,7 +259,7 @@ int cmd_follow(int argc, char **argv)
 	}
 	publish(f, true, &failing);
 	status = 0;
-	if (once && rl_follower_stopped(f)) {
+	if (a->once && rl_follower_stopped(f)) {
 		/* caught up, but not every disk: say so in the exit status */
 		tool_error("follow", "%zu disk%s stopped at a record that "
 			   "cannot be applied (above); the others are caught "
@@ -273,9 +270,19 @@ int cmd_follow(int argc, char **argv)
 out:
 	rl_follower_close(f);
 	rl_log_close(log);
-	rl_log_opts_free(&lopts);
 	if (lock_fd >= 0)
 		close(lock_fd);
-	free(uri);
 	return status;
+}
+
+int cmd_follow(int argc, char **argv)
+{
+	struct follow_args a = { 0 };
+	int rc = follow_parse(argc, argv, &a);
+
+	if (rc == TOOL_GO_ON)
+		rc = follow_run(&a);
+	rl_log_opts_free(&a.lopts);
+	free(a.uri);
+	return rc;
 }

@@ -20,69 +20,77 @@ static const char usage[] =
 	"                      Kafka log options\n"
 	"  -h, --help          show this help\n";
 
-int cmd_forget(int argc, char **argv)
+struct forget_args {
+	const char *uri;
+	struct rl_log_opts lopts;
+	char **names;
+	int n;
+};
+
+/* TOOL_GO_ON, or the exit status to return (--help, a usage error). */
+static int forget_parse(int argc, char **argv, struct forget_args *a)
 {
 	static const struct option opts[] = {
 		{ "log", required_argument, NULL, 'l' },
-		TOOL_LOG_LONGOPTS,
+		CLI_LOG_LONGOPTS,
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
-	struct rl_log_opts lopts = { 0 };
-	struct rl_log *log = NULL;
-	struct rl_err err = { 0 };
-	const char *uri = NULL;
-	int c, status = 1;
+	struct rl_err err;
+	int c, rc;
 
 	while ((c = getopt_long(argc, argv, "l:o:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'l':
-			uri = optarg;
-			break;
-		case 'N':
-		case 'W':
-		case 'K':
-		case 'o':
-			if (tool_log_option(&lopts, c, optarg, &err) < 0) {
-				rl_log_opts_free(&lopts);
-				return tool_usage_error(usage, "forget: %s",
-							err.msg);
-			}
-			break;
-		case 'h':
-			fputs(usage, stdout);
-			rl_log_opts_free(&lopts);
-			return 0;
-		default:
-			rl_log_opts_free(&lopts);
-			return tool_usage_error(usage, "forget: bad option");
-		}
+		if (c == 'l')
+			a->uri = optarg;
+		else if ((rc = tool_option("forget", usage, &a->lopts, c,
+					   optarg)) != TOOL_GO_ON)
+			return rc;
 	}
-	if (!uri || optind >= argc) {
-		rl_log_opts_free(&lopts);
-		return tool_usage_error(usage, "forget: %s", !uri ?
+	if (!a->uri || optind >= argc)
+		return tool_usage_error(usage, "forget: %s", !a->uri ?
 					"--log is required" : "expected NAME");
-	}
-	for (int i = optind; i < argc; i++) {
-		if (rl_follower_name_check(argv[i], &err) < 0) {
-			rl_log_opts_free(&lopts);
+	a->names = argv + optind;
+	a->n = argc - optind;
+	for (int i = 0; i < a->n; i++)
+		if (rl_follower_name_check(a->names[i], &err) < 0)
 			return tool_usage_error(usage, "forget: %s", err.msg);
-		}
-	}
-	if (rl_log_open(uri, 0, &lopts, &log, &err) < 0) {
+	return TOOL_GO_ON;
+}
+
+/* Forgets the followers in order, stopping at the first failure (said
+ * on stderr); returns how many were forgotten, or -1 if the log did not
+ * open. */
+static int forget_run(const struct forget_args *a)
+{
+	struct rl_log *log = NULL;
+	struct rl_err err = { 0 };
+	int done;
+
+	if (rl_log_open(a->uri, 0, &a->lopts, &log, &err) < 0) {
 		tool_error("forget", "%s", err.msg);
-		goto out;
+		return -1;
 	}
-	for (int i = optind; i < argc; i++) {
-		if (rl_positions_forget(log, argv[i], &err) < 0) {
-			tool_error("forget", "%s: %s", argv[i], err.msg);
-			goto out;
+	for (done = 0; done < a->n; done++) {
+		if (rl_positions_forget(log, a->names[done], &err) < 0) {
+			tool_error("forget", "%s: %s", a->names[done], err.msg);
+			break;
 		}
-		printf("forgot follower %s\n", argv[i]);
 	}
-	status = 0;
-out:
 	rl_log_close(log);
-	rl_log_opts_free(&lopts);
-	return status;
+	return done;
+}
+
+int cmd_forget(int argc, char **argv)
+{
+	struct forget_args a = { 0 };
+	int rc = forget_parse(argc, argv, &a), done;
+
+	if (rc == TOOL_GO_ON) {
+		done = forget_run(&a);
+		for (int i = 0; i < done; i++)
+			printf("forgot follower %s\n", a.names[i]);
+		rc = done == a.n ? 0 : 1;
+	}
+	rl_log_opts_free(&a.lopts);
+	return rc;
 }

@@ -115,97 +115,124 @@ static void print_record(const char *label, uint64_t pos,
 	       "none", r->stored_len);
 }
 
+/* Calls fn for each record of stream s from position 0 to its durable
+ * end.  Returns 0, or a negative errno with err set; *reading says
+ * whether it failed on a record (else opening the reader). */
+static int stream_each(struct rl_stream *s,
+		       void (*fn)(void *ctx, uint64_t pos,
+				  const struct rl_record *r),
+		       void *ctx, bool *reading, struct rl_err *err)
+{
+	struct rl_reader *r;
+	int rc;
+
+	*reading = false;
+	rc = rl_reader_open(s, 0, &r, err);
+	if (rc < 0)
+		return rc;
+	for (;;) {
+		struct rl_record rec;
+		uint64_t pos;
+
+		rc = rl_reader_next(r, &rec, &pos, 0, err);
+		if (rc <= 0)
+			break;
+		fn(ctx, pos, &rec);
+	}
+	rl_reader_close(r);
+	*reading = rc < 0;
+	return rc < 0 ? rc : 0;
+}
+
+/* ---------------------------------------------------------------- dump */
+
+struct dump_args {
+	const char *uri;
+	const char *which;	/* a disk's name or uuid, "catalog"; NULL */
+	struct rl_log_opts lopts;
+};
+
+/* TOOL_GO_ON, or the exit status to return (--help, a usage error). */
+static int dump_parse(int argc, char **argv, struct dump_args *a)
+{
+	static const struct option opts[] = {
+		{ "log", required_argument, NULL, 'l' },
+		CLI_LOG_LONGOPTS,
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "l:o:h", opts, NULL)) != -1) {
+		if (c == 'l')
+			a->uri = optarg;
+		else if ((rc = tool_option("log dump", usage, &a->lopts, c,
+					   optarg)) != TOOL_GO_ON)
+			return rc;
+	}
+	if (!a->uri || argc - optind > 1)
+		return tool_usage_error(usage, "log dump: %s", !a->uri ?
+					"--log is required" :
+					"at most one DISK");
+	a->which = optind < argc ? argv[optind] : NULL;
+	return TOOL_GO_ON;
+}
+
+/* One stream being dumped.  Records are printed as they are read, not
+ * gathered: a log may hold millions. */
+struct dump_ctx {
+	const char *label;
+	struct names *nm;	/* the catalog's names go here */
+	bool catalog, print;
+};
+
+static void dump_record(void *opaque, uint64_t pos, const struct rl_record *r)
+{
+	struct dump_ctx *d = opaque;
+
+	if (d->catalog)
+		names_note(d->nm, r);
+	if (d->print)
+		print_record(d->label, pos, r);
+}
+
 /* Dumps one stream from position 0 to its durable end.  Returns 0 or -1. */
 static int dump_stream(struct rl_log *log, const struct rl_uuid *disk,
 		       const char *label, struct names *nm, bool print)
 {
+	struct dump_ctx d = { label, nm, !disk, print };
 	struct rl_stream *s;
-	struct rl_reader *r;
 	struct rl_err err;
+	bool reading = false;
 	int rc;
 
 	rc = rl_log_stream(log, disk, &s, &err);
 	if (rc == -ENOENT && !disk)
 		return 0;	/* no catalog yet: an empty log */
 	if (rc == 0)
-		rc = rl_reader_open(s, 0, &r, &err);
+		rc = stream_each(s, dump_record, &d, &reading, &err);
 	if (rc < 0) {
-		tool_error("log dump", "%s", err.msg);
-		return -1;
-	}
-	for (;;) {
-		struct rl_record rec;
-		uint64_t pos;
-
-		rc = rl_reader_next(r, &rec, &pos, 0, &err);
-		if (rc <= 0)
-			break;
-		if (!disk)
-			names_note(nm, &rec);
-		if (print)
-			print_record(label, pos, &rec);
-	}
-	rl_reader_close(r);
-	if (rc < 0) {
-		fflush(stdout);
+		if (reading)
+			fflush(stdout);
 		tool_error("log dump", "%s", err.msg);
 		return -1;
 	}
 	return 0;
 }
 
-static int log_dump(int argc, char **argv)
+/* Prints the records a->which asks for; the exit status. */
+static int dump_run(const struct dump_args *a)
 {
-	static const struct option opts[] = {
-		{ "log", required_argument, NULL, 'l' },
-		TOOL_LOG_LONGOPTS,
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 }
-	};
-	const char *uri = NULL, *which = NULL;
+	const char *which = a->which;
 	struct names nm = { 0 };
 	struct rl_log *log = NULL;
-	struct rl_log_opts lopts = { 0 };
 	struct rl_uuid *uuids = NULL;
 	struct rl_err err;
-	int c, n, status = 1;
+	bool found = false;
+	int n, status = 1;
 
-	while ((c = getopt_long(argc, argv, "l:o:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'l':
-			uri = optarg;
-			break;
-		case 'N':
-		case 'W':
-		case 'K':
-		case 'o':
-			if (tool_log_option(&lopts, c, optarg,
-					    &err) < 0) {
-				rl_log_opts_free(&lopts);
-				return tool_usage_error(usage, "log dump: %s",
-							err.msg);
-			}
-			break;
-		case 'h':
-			rl_log_opts_free(&lopts);
-			fputs(usage, stdout);
-			return 0;
-		default:
-			rl_log_opts_free(&lopts);
-			return tool_usage_error(usage, "log dump: bad option");
-		}
-	}
-	if (!uri || argc - optind > 1) {
-		rl_log_opts_free(&lopts);
-		return tool_usage_error(usage, "log dump: %s", !uri ?
-					"--log is required" :
-					"at most one DISK");
-	}
-	which = optind < argc ? argv[optind] : NULL;
-
-	if (rl_log_open(uri, 0, &lopts, &log, &err) < 0) {
+	if (rl_log_open(a->uri, 0, &a->lopts, &log, &err) < 0) {
 		tool_error("log dump", "%s", err.msg);
-		rl_log_opts_free(&lopts);
 		return 1;
 	}
 	/* the catalog gives names; print it unless one disk was asked for */
@@ -223,8 +250,6 @@ static int log_dump(int argc, char **argv)
 		goto out;
 	}
 	status = 0;
-	bool found = false;
-
 	for (int i = 0; i < n; i++) {
 		char u[RL_UUID_STRLEN + 1];
 		struct rl_disk_info *d = names_find(&nm, &uuids[i]);
@@ -243,7 +268,7 @@ static int log_dump(int argc, char **argv)
 	if (which && !found) {
 		char shown[4096 + 64];
 
-		rl_redact(uri, shown, sizeof(shown));
+		rl_redact(a->uri, shown, sizeof(shown));
 		tool_error("log dump", "no disk \"%s\" in log %s", which,
 			   shown);
 		status = 1;
@@ -252,145 +277,156 @@ out:
 	free(uuids);
 	free(nm.v);
 	rl_log_close(log);
-	rl_log_opts_free(&lopts);
 	return status;
 }
 
-/* The newest catalog claim's epoch, read from the catalog stream (the
- * SKIP is stamped with it, as the catalog's writer stamps its records),
- * and the disks' names into nm.  0 or -1. */
-static int catalog_scan(struct rl_log *log, struct names *nm, uint64_t *epoch,
-			uint64_t *end)
+static int log_dump(int argc, char **argv)
 {
-	struct rl_stream *s;
-	struct rl_reader *r;
-	struct rl_err err;
-	int rc;
+	struct dump_args a = { 0 };
+	int rc = dump_parse(argc, argv, &a);
 
-	*epoch = 0;
-	rc = rl_log_stream(log, NULL, &s, &err);
-	if (rc == 0)
-		rc = rl_log_end(s, end, NULL) < 0 ? rl_err_set(&err, EIO, "catalog: "
-							 "log end") : 0;
-	if (rc == 0)
-		rc = rl_reader_open(s, 0, &r, &err);
-	if (rc < 0) {
-		tool_error("log skip", "%s", err.msg);
-		return -1;
-	}
-	for (;;) {
-		struct rl_record rec;
-		uint64_t pos;
-
-		rc = rl_reader_next(r, &rec, &pos, 0, &err);
-		if (rc <= 0)
-			break;
-		names_note(nm, &rec);
-		if (rec.type == RL_CLAIM && rec.epoch > *epoch)
-			*epoch = rec.epoch;
-	}
-	rl_reader_close(r);
-	if (rc < 0) {
-		tool_error("log skip", "catalog: %s", err.msg);
-		return -1;
-	}
-	return 0;
+	if (rc == TOOL_GO_ON)
+		rc = dump_run(&a);
+	rl_log_opts_free(&a.lopts);
+	return rc;
 }
 
-static int log_skip(int argc, char **argv)
+/* ---------------------------------------------------------------- skip */
+
+struct skip_args {
+	const char *uri, *reason, *which;
+	uint64_t pos;
+	struct rl_log_opts lopts;
+};
+
+/* TOOL_GO_ON, or the exit status to return (--help, a usage error). */
+static int skip_parse(int argc, char **argv, struct skip_args *a)
 {
 	static const struct option opts[] = {
 		{ "log", required_argument, NULL, 'l' },
 		{ "confirm", no_argument, NULL, 'y' },
 		{ "reason", required_argument, NULL, 'r' },
-		TOOL_LOG_LONGOPTS,
+		CLI_LOG_LONGOPTS,
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
-	const char *uri = NULL, *reason = "", *which;
-	struct names nm = { 0 };
-	struct rl_log *log = NULL;
-	struct rl_log_opts lopts = { 0 };
-	struct rl_record rec = { .type = RL_SKIP };
-	struct rl_disk_info *d;
-	struct rl_stream *ds, *cs;
-	struct rl_err err;
-	struct passwd *pw;
-	char note[512], host[64] = "?", when[32], *endp;
-	uint8_t buf[RL_RECORD_HDR_SIZE + sizeof(note)];
-	uint64_t epoch, cat_end, disk_end, pos;
+	unsigned long long pos;
 	bool confirm = false;
-	ssize_t len;
-	int64_t at;
-	time_t now = time(NULL);
-	int c, status = 1;
+	int c, rc;
 
+	a->reason = "";
 	while ((c = getopt_long(argc, argv, "l:o:h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'l': uri = optarg; break;
+		case 'l': a->uri = optarg; break;
 		case 'y': confirm = true; break;
-		case 'r': reason = optarg; break;
-		case 'N':
-		case 'W':
-		case 'K':
-		case 'o':
-			if (tool_log_option(&lopts, c, optarg, &err) < 0) {
-				rl_log_opts_free(&lopts);
-				return tool_usage_error(usage, "log skip: %s",
-							err.msg);
-			}
-			break;
-		case 'h':
-			rl_log_opts_free(&lopts);
-			fputs(usage, stdout);
-			return 0;
+		case 'r': a->reason = optarg; break;
 		default:
-			rl_log_opts_free(&lopts);
-			return tool_usage_error(usage, "log skip: bad option");
+			rc = tool_option("log skip", usage, &a->lopts, c,
+					 optarg);
+			if (rc != TOOL_GO_ON)
+				return rc;
 		}
 	}
-	if (!uri || argc - optind != 2) {
-		rl_log_opts_free(&lopts);
-		return tool_usage_error(usage, "log skip: %s", !uri ?
+	if (!a->uri || argc - optind != 2)
+		return tool_usage_error(usage, "log skip: %s", !a->uri ?
 					"--log is required" :
 					"expected DISK and POSITION");
-	}
-	which = argv[optind];
-	errno = 0;
-	pos = strtoull(argv[optind + 1], &endp, 10);
-	if (errno || *endp || argv[optind + 1][0] < '0' ||
-	    argv[optind + 1][0] > '9' || pos > INT64_MAX) {
-		rl_log_opts_free(&lopts);
+	a->which = argv[optind];
+	if (cli_parse_u64(argv[optind + 1], &pos) < 0 || pos > INT64_MAX)
 		return tool_usage_error(usage, "log skip: bad POSITION \"%s\"",
 					argv[optind + 1]);
-	}
-	if (!confirm) {
-		rl_log_opts_free(&lopts);
+	a->pos = pos;
+	if (!confirm)
 		return tool_usage_error(usage, "log skip: what the record at "
 					"position %" PRIu64 " of %s holds is "
 					"lost for good on every replica: say "
-					"--confirm", pos, which);
-	}
+					"--confirm", a->pos, a->which);
+	return TOOL_GO_ON;
+}
 
-	if (rl_log_open(uri, RL_LOG_WRITE, &lopts, &log, &err) < 0) {
+/* What the catalog stream says: the disks' names and the newest claim's
+ * epoch (the SKIP is stamped with it, as the catalog's writer stamps its
+ * records). */
+struct catalog_scan {
+	struct names nm;
+	uint64_t epoch;
+};
+
+static void scan_record(void *opaque, uint64_t pos, const struct rl_record *r)
+{
+	struct catalog_scan *cs = opaque;
+
+	(void)pos;
+	names_note(&cs->nm, r);
+	if (r->type == RL_CLAIM && r->epoch > cs->epoch)
+		cs->epoch = r->epoch;
+}
+
+/* Reads the catalog stream into cs, and its durable end.  0 or -1. */
+static int catalog_scan(struct rl_log *log, struct catalog_scan *cs,
+			uint64_t *end)
+{
+	struct rl_stream *s;
+	struct rl_err err;
+	bool reading = false;
+	int rc;
+
+	rc = rl_log_stream(log, NULL, &s, &err);
+	if (rc == 0)
+		rc = rl_log_end(s, end, &err) < 0 ?
+		     rl_err_prefix(&err, "catalog: ") : 0;
+	if (rc == 0)
+		rc = stream_each(s, scan_record, cs, &reading, &err);
+	if (rc < 0) {
+		tool_error("log skip", "%s%s", reading ? "catalog: " : "",
+			   err.msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* The SKIP appended: what it says. */
+struct skip_result {
+	char name[RL_NAME_MAX + 1];
+	int64_t at;		/* its position in the catalog stream */
+	char note[512];
+};
+
+/* Appends the SKIP record a asks for; 0, or -1 said on stderr. */
+static int skip_run(const struct skip_args *a, struct skip_result *res)
+{
+	struct catalog_scan scan = { 0 };
+	struct rl_log *log = NULL;
+	struct rl_record rec = { .type = RL_SKIP };
+	struct rl_disk_info *d = NULL;
+	struct rl_stream *ds, *cs;
+	struct rl_err err;
+	struct passwd *pw;
+	char host[64] = "?", when[32];
+	uint8_t buf[RL_RECORD_HDR_SIZE + sizeof(res->note)];
+	uint64_t cat_end, disk_end;
+	time_t now = time(NULL);
+	ssize_t len;
+	int status = -1;
+
+	if (rl_log_open(a->uri, RL_LOG_WRITE, &a->lopts, &log, &err) < 0) {
 		tool_error("log skip", "%s%s", err.msg, err.code == EBUSY ?
 			   " (stop the mount first)" : "");
-		rl_log_opts_free(&lopts);
-		return 1;
+		return -1;
 	}
-	if (catalog_scan(log, &nm, &epoch, &cat_end) < 0)
+	if (catalog_scan(log, &scan, &cat_end) < 0)
 		goto out;
-	d = NULL;
-	for (size_t i = 0; i < nm.n && !d; i++) {
+	for (size_t i = 0; i < scan.nm.n && !d; i++) {
 		char u[RL_UUID_STRLEN + 1];
 
-		rl_uuid_format(&nm.v[i].uuid, u);
-		if (strcmp(nm.v[i].name, which) == 0 || strcmp(u, which) == 0)
-			d = &nm.v[i];
+		rl_uuid_format(&scan.nm.v[i].uuid, u);
+		if (strcmp(scan.nm.v[i].name, a->which) == 0 ||
+		    strcmp(u, a->which) == 0)
+			d = &scan.nm.v[i];
 	}
 	if (!d) {
 		tool_error("log skip", "no disk \"%s\" in the log's catalog",
-			   which);
+			   a->which);
 		goto out;
 	}
 	if (rl_log_stream(log, &d->uuid, &ds, &err) < 0 ||
@@ -398,41 +434,56 @@ static int log_skip(int argc, char **argv)
 		tool_error("log skip", "%s: no stream in the log", d->name);
 		goto out;
 	}
-	if (pos >= disk_end) {
+	if (a->pos >= disk_end) {
 		tool_error("log skip", "%s: position %" PRIu64 " is not in the "
 			   "log (its durable end is %" PRIu64 "): nothing to "
-			   "skip", d->name, pos, disk_end);
+			   "skip", d->name, a->pos, disk_end);
 		goto out;
 	}
 	gethostname(host, sizeof(host) - 1);
 	pw = getpwuid(geteuid());
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-	snprintf(note, sizeof(note), "by %s@%s at %s: %s", pw ? pw->pw_name :
-		 "?", host, when, reason[0] ? reason : "(no reason given)");
+	snprintf(res->note, sizeof(res->note), "by %s@%s at %s: %s",
+		 pw ? pw->pw_name : "?", host, when,
+		 a->reason[0] ? a->reason : "(no reason given)");
 	rec.disk = d->uuid;
-	rec.offset = pos;
-	rec.epoch = epoch;
-	rec.data = note;
-	rec.data_len = strlen(note);
+	rec.offset = a->pos;
+	rec.epoch = scan.epoch;
+	rec.data = res->note;
+	rec.data_len = strlen(res->note);
 	len = rl_record_encode(&rec, 0, buf, sizeof(buf), &err);
 	if (len < 0 || rl_log_stream(log, NULL, &cs, &err) < 0) {
 		tool_error("log skip", "%s", err.msg);
 		goto out;
 	}
-	at = rl_log_append_sync(cs, buf, (size_t)len, &err);
-	if (at < 0) {
+	res->at = rl_log_append_sync(cs, buf, (size_t)len, &err);
+	if (res->at < 0) {
 		tool_error("log skip", "catalog: %s", err.msg);
 		goto out;
 	}
-	printf("%s: position %" PRIu64 " is skipped by every applier from now "
-	       "on (catalog position %" PRId64 "): %s\n", d->name, pos, at,
-	       note);
+	snprintf(res->name, sizeof(res->name), "%s", d->name);
 	status = 0;
 out:
-	free(nm.v);
+	free(scan.nm.v);
 	rl_log_close(log);
-	rl_log_opts_free(&lopts);
 	return status;
+}
+
+static int log_skip(int argc, char **argv)
+{
+	struct skip_args a = { 0 };
+	struct skip_result res = { .at = -1 };
+	int rc = skip_parse(argc, argv, &a);
+
+	if (rc == TOOL_GO_ON) {
+		rc = skip_run(&a, &res) < 0 ? 1 : 0;
+		if (rc == 0)
+			printf("%s: position %" PRIu64 " is skipped by every "
+			       "applier from now on (catalog position %" PRId64
+			       "): %s\n", res.name, a.pos, res.at, res.note);
+	}
+	rl_log_opts_free(&a.lopts);
+	return rc;
 }
 
 int cmd_log(int argc, char **argv)

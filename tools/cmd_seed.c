@@ -286,7 +286,18 @@ static int replay(const char *datadir, struct rl_log *log, const char *uri,
 	return rc;
 }
 
-int cmd_seed(int argc, char **argv)
+struct seed_args {
+	const char *src, *dst, *uri;
+	char defuri[PATH_MAX + 32];
+	char name[RL_FOLLOWER_NAME_MAX + 1];
+	bool no_replay, quiet;
+	char **names;		/* the disks to seed; none: every disk */
+	int n;
+	struct rl_log_opts lopts;
+};
+
+/* TOOL_GO_ON, or the exit status to return (--help, a usage error). */
+static int seed_parse(int argc, char **argv, struct seed_args *a)
 {
 	static const struct option opts[] = {
 		{ "from", required_argument, NULL, 'F' },
@@ -294,67 +305,61 @@ int cmd_seed(int argc, char **argv)
 		{ "no-replay", no_argument, NULL, 'R' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "name", required_argument, NULL, 'n' },
-		TOOL_LOG_LONGOPTS,
+		CLI_LOG_LONGOPTS,
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
-	struct seed s = { .progress.on = isatty(2) };
-	struct rl_log_opts lopts = { 0 };
-	struct rl_catalog *src_cat = NULL, *dst_cat = NULL;
-	struct rl_disk_info *disks = NULL;
-	struct rl_err err = { 0 };
-	const char *uri = NULL;
-	char defuri[PATH_MAX + 32], path[PATH_MAX];
-	bool no_replay = false;
-	char name[RL_FOLLOWER_NAME_MAX + 1] = "";
-	struct rl_log *log = NULL;
-	int c, rc, lock = -1, status = 1;
-	size_t nd = 0;
+	struct rl_err err;
+	int c, rc;
 
 	while ((c = getopt_long(argc, argv, "F:l:n:qo:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
-			if (rl_follower_name_check(optarg, &err) < 0) {
-				rl_log_opts_free(&lopts);
+			if (rl_follower_name_check(optarg, &err) < 0)
 				return tool_usage_error(usage, "seed: --name: %s",
 							err.msg);
-			}
-			snprintf(name, sizeof(name), "%s", optarg);
+			snprintf(a->name, sizeof(a->name), "%s", optarg);
 			break;
-		case 'F': s.src = optarg; break;
-		case 'l': uri = optarg; break;
-		case 'R': no_replay = true; break;
-		case 'q': s.progress.on = false; break;
-		case 'N':
-		case 'W':
-		case 'K':
-		case 'o':
-			if (tool_log_option(&lopts, c, optarg, &err) < 0) {
-				rl_log_opts_free(&lopts);
-				return tool_usage_error(usage, "seed: %s",
-							err.msg);
-			}
-			break;
-		case 'h':
-			fputs(usage, stdout);
-			rl_log_opts_free(&lopts);
-			return 0;
+		case 'F': a->src = optarg; break;
+		case 'l': a->uri = optarg; break;
+		case 'R': a->no_replay = true; break;
+		case 'q': a->quiet = true; break;
 		default:
-			rl_log_opts_free(&lopts);
-			return tool_usage_error(usage, "seed: bad option");
+			rc = tool_option("seed", usage, &a->lopts, c, optarg);
+			if (rc != TOOL_GO_ON)
+				return rc;
 		}
 	}
-	if (!s.src || optind >= argc) {
-		rl_log_opts_free(&lopts);
-		return tool_usage_error(usage, "seed: %s", !s.src ?
+	if (!a->src || optind >= argc)
+		return tool_usage_error(usage, "seed: %s", !a->src ?
 					"--from SOURCE is required" :
 					"expected DATADIR");
+	a->dst = argv[optind++];
+	a->names = argv + optind;
+	a->n = argc - optind;
+	if (!a->uri) {
+		tool_default_log(a->src, a->defuri, sizeof(a->defuri));
+		a->uri = a->defuri;
 	}
-	s.dst = argv[optind++];
-	if (!uri) {
-		tool_default_log(s.src, defuri, sizeof(defuri));
-		uri = defuri;
-	}
+	return TOOL_GO_ON;
+}
+
+/* Seeds a->dst (see the top).  Each disk's copy and the replay are said
+ * on stdout as each is done, errors on stderr: a seed takes long, and
+ * what is done is done.  Returns the exit status. */
+static int seed_run(struct seed_args *a)
+{
+	struct seed s = { .src = a->src, .dst = a->dst,
+			  .progress.on = isatty(2) && !a->quiet };
+	struct rl_catalog *src_cat = NULL, *dst_cat = NULL;
+	struct rl_disk_info *disks = NULL;
+	struct rl_err err = { 0 };
+	const char *uri = a->uri;
+	char path[PATH_MAX];
+	struct rl_log *log = NULL;
+	int rc, lock = -1, status = 1;
+	size_t nd = 0;
+
 	s.buf = malloc(CHUNK);
 
 	rc = s.buf ? 0 : rl_err_set(&err, ENOMEM, "out of memory");
@@ -386,17 +391,16 @@ int cmd_seed(int argc, char **argv)
 	}
 
 	/* 2. the disks */
-	nd = optind < argc ? (size_t)(argc - optind) :
-	     rl_catalog_disks(src_cat, NULL, 0);
+	nd = a->n ? (size_t)a->n : rl_catalog_disks(src_cat, NULL, 0);
 	disks = calloc(nd ? nd : 1, sizeof(*disks));
 	if (!disks)
 		goto out;
-	if (optind < argc) {
+	if (a->n) {
 		for (size_t i = 0; i < nd; i++) {
-			if (rl_catalog_find_name(src_cat, argv[optind + i],
+			if (rl_catalog_find_name(src_cat, a->names[i],
 						 &disks[i]) < 0) {
 				tool_error("seed", "%s: no such disk in %s",
-					   argv[optind + i], s.src);
+					   a->names[i], s.src);
 				goto out;
 			}
 		}
@@ -416,13 +420,13 @@ int cmd_seed(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (!name[0])
-		tool_follower_name(name, s.dst);
-	if (rl_log_open(uri, 0, &lopts, &log, &err) < 0) {
+	if (!a->name[0])
+		tool_follower_name(a->name, s.dst);
+	if (rl_log_open(uri, 0, &a->lopts, &log, &err) < 0) {
 		tool_error("seed", "%s", err.msg);
 		goto out;
 	}
-	if (register_replica(log, name, &s, src_cat, disks, nd) < 0)
+	if (register_replica(log, a->name, &s, src_cat, disks, nd) < 0)
 		goto out;
 	for (size_t i = 0; i < nd; i++)
 		if (seed_disk(&s, &disks[i]) < 0)
@@ -431,7 +435,7 @@ int cmd_seed(int argc, char **argv)
 	dst_cat = NULL;
 
 	/* 3. the log */
-	if (!no_replay && replay(s.dst, log, uri, name) < 0)
+	if (!a->no_replay && replay(s.dst, log, uri, a->name) < 0)
 		goto out;
 	status = 0;
 out:
@@ -444,6 +448,16 @@ out:
 		close(lock);
 	free(s.buf);
 	rl_log_close(log);
-	rl_log_opts_free(&lopts);
 	return status;
+}
+
+int cmd_seed(int argc, char **argv)
+{
+	struct seed_args a = { 0 };
+	int rc = seed_parse(argc, argv, &a);
+
+	if (rc == TOOL_GO_ON)
+		rc = seed_run(&a);
+	rl_log_opts_free(&a.lopts);
+	return rc;
 }

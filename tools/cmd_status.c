@@ -191,279 +191,391 @@ static size_t follower_disks(const struct rl_positions *p,
 	return k;
 }
 
-struct row_ctx {
-	struct ends *e;
-	const struct rl_positions *p;
-	double age;
-	json_t *rows;		/* --json: the follower's disks; else NULL */
+/* ------------------------------------------------------------ options */
+
+struct status_args {
+	const char *uri, *datadir;
+	bool json;
+	struct rl_log_opts lopts;
 };
 
-static void follower_row(void *opaque, const struct rl_uuid *u,
-			 const char *name, size_t i)
-{
-	struct row_ctx *c = opaque;
-	struct fpos f;
-
-	(void)i;
-	fpos_fill(c->e, c->p, u, &f);
-	if (c->rows) {
-		char s[RL_UUID_STRLEN + 1];
-
-		rl_uuid_format(u, s);
-		json_array_append_new(c->rows, json_pack(
-			"{s:o, s:s, s:o, s:o, s:o, s:o, s:o}",
-			"name", jstr(name), "uuid", s, "position", jnum(f.pos),
-			"log_end", jnum(f.end), "lag", jnum(f.lag),
-			"lag_bytes", jnum(f.bytes), "behind_s",
-			jnum(f.behind)));
-	} else {
-		printf("%-24s %-36s %10s %10s %8s %12s %9s %8.1f\n",
-		       c->p->name, name, f.pos, f.end, f.lag, f.bytes,
-		       f.behind, c->age);
-	}
-}
-
-/* The followers as table rows, or (json non-NULL) appended to json. */
-static void show_followers(struct ends *e, const struct rl_positions *fp,
-			   size_t nf, const struct rl_disk_info *disks,
-			   size_t n, json_t *json)
-{
-	struct timespec ts;
-	int64_t now;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-	if (!json && nf > 0)
-		printf("\n%-24s %-36s %10s %10s %8s %12s %9s %8s\n",
-		       "FOLLOWER", "DISK", "POSITION", "LOG END", "LAG", "BYTES",
-		       "BEHIND(S)", "AGE(S)");
-	for (size_t i = 0; i < nf; i++) {
-		/* clocks of two hosts may disagree: never a negative age */
-		struct row_ctx c = { e, &fp[i], now > fp[i].time_ms ?
-				     (double)(now - fp[i].time_ms) / 1000 : 0,
-				     json ? json_array() : NULL };
-		struct fpos cat;
-		char age[32];
-
-		if (follower_disks(&fp[i], disks, n, follower_row, &c) == 0 &&
-		    !json)
-			printf("%-24s %-36s %10s %10s %8s %12s %9s %8.1f\n",
-			       fp[i].name, "-", "-", "-", "-", "-", "-", c.age);
-		if (!json)
-			continue;
-		fpos_fill(e, &fp[i], NULL, &cat);
-		snprintf(age, sizeof(age), "%.3f", c.age);
-		json_array_append_new(json, json_pack(
-			"{s:o, s:I, s:o, s:{s:o, s:o, s:o}, s:o}",
-			"name", jstr(fp[i].name), "time_ms",
-			(json_int_t)fp[i].time_ms, "age", jnum(age),
-			"catalog", "position", jnum(cat.pos), "log_end",
-			jnum(cat.end), "lag", jnum(cat.lag), "disks", c.rows));
-	}
-}
-
-int cmd_status(int argc, char **argv)
+/* TOOL_GO_ON, or the exit status to return (--help, a usage error). */
+static int status_parse(int argc, char **argv, struct status_args *a)
 {
 	static const struct option opts[] = {
 		{ "log", required_argument, NULL, 'l' },
 		{ "json", no_argument, NULL, 'j' },
-		TOOL_LOG_LONGOPTS,
+		CLI_LOG_LONGOPTS,
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
-	const char *uri = NULL, *datadir;
-	char def[PATH_MAX], ckpt_dir[PATH_MAX];
-	struct rl_catalog *cat = NULL;
-	struct rl_disk_info *disks = NULL;
-	struct rl_log *log = NULL;
-	struct rl_log_opts lopts = { 0 };
-	struct rl_positions *fp = NULL;
-	struct ends ends = { 0 };
-	struct rl_err err;
-	bool json = false;
-	size_t n;
-	int c, rc, nf = -1, status = 1;
-	bool log_failed = false;
-	json_t *jroot = NULL;
+	int c, rc;
 
 	while ((c = getopt_long(argc, argv, "l:o:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
-			uri = optarg;
+			a->uri = optarg;
 			break;
 		case 'j':
-			json = true;
+			a->json = true;
 			break;
-		case 'N':
-		case 'W':
-		case 'K':
-		case 'o':
-			if (tool_log_option(&lopts, c, optarg,
-					    &err) < 0) {
-				rl_log_opts_free(&lopts);
-				return tool_usage_error(usage, "status: %s",
-							err.msg);
-			}
-			break;
-		case 'h':
-			rl_log_opts_free(&lopts);
-			fputs(usage, stdout);
-			return 0;
 		default:
-			rl_log_opts_free(&lopts);
-			return tool_usage_error(usage, "status: bad option");
+			rc = tool_option("status", usage, &a->lopts, c, optarg);
+			if (rc != TOOL_GO_ON)
+				return rc;
 		}
 	}
-	if (optind + 1 != argc) {
-		rl_log_opts_free(&lopts);
+	if (optind + 1 != argc)
 		return tool_usage_error(usage, "status: expected one DATADIR");
+	a->datadir = argv[optind];
+	return TOOL_GO_ON;
+}
+
+/* ------------------------------------------------------------- result */
+
+/* What status found, for either rendering.  Text columns ("-": unknown)
+ * are kept as text: the table prints them, the JSON makes numbers. */
+struct disk_row {
+	const char *name;		/* in status_result.info */
+	char uuid[RL_UUID_STRLEN + 1];
+	long long size;			/* -1: no image */
+	uint64_t applied, epoch;
+	char end[24], lag[24];
+};
+
+struct skip_row {
+	char name[RL_NAME_MAX + 1];	/* the uuid if the catalog has none */
+	char uuid[RL_UUID_STRLEN + 1];
+	uint64_t pos;
+	const char *note;		/* in the catalog */
+};
+
+struct fdisk_row {
+	char name[RL_NAME_MAX + 1];
+	char uuid[RL_UUID_STRLEN + 1];
+	struct fpos f;
+};
+
+struct follower {
+	const struct rl_positions *p;
+	double age;			/* of its report, in seconds */
+	struct fpos cat;		/* its catalog position */
+	struct fdisk_row *rows;
+	size_t n;
+};
+
+struct status_result {
+	bool shown;		/* got as far as the disks: something to show */
+	const char *uri;	/* NULL: no log */
+	char uri_shown[PATH_MAX + 64];	/* redacted */
+	struct disk_row *disks;
+	size_t n;
+	struct skip_row *skips;
+	size_t nskips;
+	struct follower *followers;
+	int nf;			/* -1: none could be listed */
+	int status;
+	char uri_default[PATH_MAX];	/* file:DATADIR/.repdisk/log */
+	/* what the rows point into */
+	struct rl_catalog *cat;
+	struct rl_disk_info *info;
+	struct rl_log *log;
+	struct rl_positions *fp;
+	int nfp;		/* positions read into fp (followers: as many) */
+	struct ends ends;
+};
+
+static void status_result_free(struct status_result *r)
+{
+	for (int i = 0; r->followers && i < r->nfp; i++)
+		free(r->followers[i].rows);
+	free(r->followers);
+	if (r->nfp > 0)
+		rl_positions_free(r->fp, (size_t)r->nfp);
+	free(r->ends.v);
+	free(r->disks);
+	free(r->skips);
+	free(r->info);
+	rl_catalog_close(r->cat);
+	rl_log_close(r->log);
+}
+
+/* ---------------------------------------------------------------- work */
+
+static void follower_row(void *opaque, const struct rl_uuid *u,
+			 const char *name, size_t i)
+{
+	struct status_result *r = opaque;
+	struct follower *f = &r->followers[r->nf];
+	struct fdisk_row *row = &f->rows[i];
+
+	snprintf(row->name, sizeof(row->name), "%s", name);
+	rl_uuid_format(u, row->uuid);
+	fpos_fill(&r->ends, f->p, u, &row->f);
+	f->n = i + 1;
+}
+
+/* The followers' rows, one follower for each of the r->nfp positions. */
+static int status_followers(struct status_result *r)
+{
+	int64_t now = now_ms();
+
+	r->followers = calloc((size_t)r->nfp, sizeof(*r->followers));
+	if (!r->followers)
+		return -1;
+	for (r->nf = 0; r->nf < r->nfp; r->nf++) {
+		struct follower *f = &r->followers[r->nf];
+		const struct rl_positions *p = &r->fp[r->nf];
+
+		f->p = p;
+		/* clocks of two hosts may disagree: never a negative age */
+		f->age = now > p->time_ms ? (double)(now - p->time_ms) / 1000 :
+			 0;
+		f->rows = calloc(r->n + p->n + 1, sizeof(*f->rows));
+		if (!f->rows)
+			return -1;
+		follower_disks(p, r->info, r->n, follower_row, r);
+		fpos_fill(&r->ends, p, NULL, &f->cat);
 	}
-	datadir = argv[optind];
+	return 0;
+}
 
+/* The disks of a->datadir, what the log says of them, the skipped
+ * positions and the followers, into r.  Errors are reported as met;
+ * r->status is the exit status. */
+static void status_run(const struct status_args *a, struct status_result *r)
+{
+	const char *datadir = a->datadir;
+	char ckpt_dir[PATH_MAX];
+	const struct rl_skip *sk;
+	struct rl_err err;
 	struct stat st;
+	bool log_failed = false;
 
+	r->status = 1;
+	r->nf = r->nfp = -1;
+	r->uri = a->uri;
 	if (stat(datadir, &st) < 0 || !S_ISDIR(st.st_mode)) {
 		tool_error("status", "data directory %s: %s", datadir,
 			   errno ? strerror(errno) : "not a directory");
-		goto out;
+		return;
 	}
-	if (!uri) {
+	if (!r->uri) {
+		char def[PATH_MAX];
+
 		snprintf(def, sizeof(def), "%s/.repdisk/log", datadir);
 		if (access(def, F_OK) == 0) {
-			tool_default_log(datadir, def, sizeof(def));
-			uri = def;
+			tool_default_log(datadir, r->uri_default,
+					 sizeof(r->uri_default));
+			r->uri = r->uri_default;
 		}
 	}
-	rc = rl_catalog_open(datadir, &cat, &err);
-	if (rc < 0) {
+	if (rl_catalog_open(datadir, &r->cat, &err) < 0) {
 		tool_error("status", "%s", err.msg);
-		goto out;
+		return;
 	}
-	if (uri && rl_log_open(uri, 0, &lopts, &log, &err) < 0) {
+	if (r->uri && rl_log_open(r->uri, 0, &a->lopts, &r->log, &err) < 0) {
 		/* what the data directory holds is still worth showing, but
 		 * the answer is incomplete: the exit status says so */
 		tool_error("status", "%s (showing the data directory alone)",
 			   err.msg);
-		log = NULL;
+		r->log = NULL;
 		log_failed = true;
 	}
-	ends.log = log;
-	if (log) {
-		nf = rl_positions_list(log, &fp, &err);
-		if (nf < 0)
+	r->ends.log = r->log;
+	if (r->log) {
+		r->nfp = rl_positions_list(r->log, &r->fp, &err);
+		if (r->nfp < 0)
 			tool_error("status", "%s (showing no followers)",
 				   err.msg);
 	}
-	n = rl_catalog_disks(cat, NULL, 0);
-	disks = calloc(n ? n : 1, sizeof(*disks));
-	if (!disks) {
+	r->n = rl_catalog_disks(r->cat, NULL, 0);
+	r->info = calloc(r->n ? r->n : 1, sizeof(*r->info));
+	r->disks = calloc(r->n ? r->n : 1, sizeof(*r->disks));
+	if (!r->info || !r->disks) {
 		tool_error("status", "out of memory");
-		goto out;
+		return;
 	}
-	n = rl_catalog_disks(cat, disks, n);
+	r->n = rl_catalog_disks(r->cat, r->info, r->n);
+	if (r->uri)
+		rl_redact(r->uri, r->uri_shown, sizeof(r->uri_shown));
 	snprintf(ckpt_dir, sizeof(ckpt_dir), "%s/.repdisk/ckpt", datadir);
 
-	if (json) {
-		char shown[PATH_MAX + 64];
-
-		if (uri)
-			rl_redact(uri, shown, sizeof(shown));
-		jroot = json_pack("{s:o, s:o, s:[]}", "datadir", jstr(datadir),
-				  "log", uri ? jstr(shown) : json_null(),
-				  "disks");
-		if (!jroot) {
-			tool_error("status", "out of memory");
-			goto out;
-		}
-	} else {
-		printf("%-24s %-36s %14s %10s %10s %8s %6s\n", "NAME", "UUID",
-		       "SIZE", "APPLIED", "LOG END", "LAG", "EPOCH");
-	}
-	for (size_t i = 0; i < n; i++) {
-		char u[RL_UUID_STRLEN + 1], path[PATH_MAX];
-		char end_s[24] = "-", lag_s[24] = "-";
+	for (size_t i = 0; i < r->n; i++) {
+		const struct rl_disk_info *d = &r->info[i];
+		struct disk_row *row = &r->disks[i];
+		char path[PATH_MAX];
 		struct rl_checkpoint ck;
 		uint64_t end = 0;
-		bool have_end;
-		long long size = -1;
+		int rc;
 
-		rl_uuid_format(&disks[i].uuid, u);
-		snprintf(path, sizeof(path), "%s/%s", datadir, disks[i].name);
+		row->name = d->name;
+		rl_uuid_format(&d->uuid, row->uuid);
+		snprintf(row->end, sizeof(row->end), "-");
+		snprintf(row->lag, sizeof(row->lag), "-");
+		row->size = -1;
+		snprintf(path, sizeof(path), "%s/%s", datadir, d->name);
 		if (stat(path, &st) == 0)
-			size = (long long)st.st_size;
-		rc = rl_checkpoint_read(ckpt_dir, &disks[i].uuid, &ck, &err);
+			row->size = (long long)st.st_size;
+		rc = rl_checkpoint_read(ckpt_dir, &d->uuid, &ck, &err);
 		if (rc < 0 && rc != -ENOENT) {
 			tool_error("status", "%s", err.msg);
 			memset(&ck, 0, sizeof(ck));
 		}
-		have_end = log_end(&ends, &disks[i].uuid, &end);
-		if (have_end) {
-			snprintf(end_s, sizeof(end_s), "%" PRIu64, end);
-			snprintf(lag_s, sizeof(lag_s), "%" PRIu64,
+		if (log_end(&r->ends, &d->uuid, &end)) {
+			snprintf(row->end, sizeof(row->end), "%" PRIu64, end);
+			snprintf(row->lag, sizeof(row->lag), "%" PRIu64,
 				 end > ck.next_pos ? end - ck.next_pos : 0);
 		}
-		if (json) {
-			json_array_append_new(json_object_get(jroot, "disks"),
-				json_pack("{s:o, s:s, s:I, s:I, s:o, s:o, s:I}",
-					  "name", jstr(disks[i].name), "uuid", u,
-					  "size", (json_int_t)size, "applied",
-					  (json_int_t)ck.next_pos, "log_end",
-					  jnum(end_s), "lag", jnum(lag_s),
-					  "epoch", (json_int_t)ck.epoch));
-		} else {
-			printf("%-24s %-36s %14lld %10" PRIu64 " %10s %8s %6"
-			       PRIu64 "\n", disks[i].name, u, size, ck.next_pos,
-			       end_s, lag_s, ck.epoch);
-		}
+		row->applied = ck.next_pos;
+		row->epoch = ck.epoch;
 	}
+
 	/* positions skipped with repdisk log skip: an audit, always shown */
-	{
-		const struct rl_skip *sk;
-		size_t ns = rl_catalog_skips(cat, &sk);
-		json_t *ja = json ? json_array() : NULL;
+	r->nskips = rl_catalog_skips(r->cat, &sk);
+	r->skips = calloc(r->nskips ? r->nskips : 1, sizeof(*r->skips));
+	if (!r->skips) {
+		tool_error("status", "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < r->nskips; i++) {
+		struct skip_row *row = &r->skips[i];
+		struct rl_disk_info di;
 
-		for (size_t i = 0; i < ns; i++) {
-			struct rl_disk_info di;
-			char u[RL_UUID_STRLEN + 1];
+		rl_uuid_format(&sk[i].disk, row->uuid);
+		if (rl_catalog_find_uuid(r->cat, &sk[i].disk, &di) < 0)
+			snprintf(di.name, sizeof(di.name), "%s", row->uuid);
+		snprintf(row->name, sizeof(row->name), "%s", di.name);
+		row->pos = sk[i].pos;
+		row->note = sk[i].note;
+	}
+	if (r->nfp > 0 && status_followers(r) < 0) {
+		tool_error("status", "out of memory");
+		return;
+	}
+	r->nf = r->nfp;		/* -1 when they could not be listed */
+	r->shown = true;
+	r->status = log_failed ? 1 : 0;
+}
 
-			rl_uuid_format(&sk[i].disk, u);
-			if (rl_catalog_find_uuid(cat, &sk[i].disk, &di) < 0)
-				snprintf(di.name, sizeof(di.name), "%s", u);
-			if (ja)
-				json_array_append_new(ja, json_pack(
-					"{s:o, s:s, s:I, s:o}", "name",
-					jstr(di.name), "uuid", u, "position",
-					(json_int_t)sk[i].pos, "note",
-					jstr(sk[i].note)));
-			else
-				printf("%s: log position %" PRIu64 " skipped "
-				       "%s\n", di.name, sk[i].pos, sk[i].note);
+/* ------------------------------------------------------------- output */
+
+static void status_text(const struct status_result *r)
+{
+	printf("%-24s %-36s %14s %10s %10s %8s %6s\n", "NAME", "UUID",
+	       "SIZE", "APPLIED", "LOG END", "LAG", "EPOCH");
+	for (size_t i = 0; i < r->n; i++) {
+		const struct disk_row *d = &r->disks[i];
+
+		printf("%-24s %-36s %14lld %10" PRIu64 " %10s %8s %6" PRIu64
+		       "\n", d->name, d->uuid, d->size, d->applied, d->end,
+		       d->lag, d->epoch);
+	}
+	for (size_t i = 0; i < r->nskips; i++)
+		printf("%s: log position %" PRIu64 " skipped %s\n",
+		       r->skips[i].name, r->skips[i].pos, r->skips[i].note);
+	if (r->nf <= 0)
+		return;
+	printf("\n%-24s %-36s %10s %10s %8s %12s %9s %8s\n",
+	       "FOLLOWER", "DISK", "POSITION", "LOG END", "LAG", "BYTES",
+	       "BEHIND(S)", "AGE(S)");
+	for (int i = 0; i < r->nf; i++) {
+		const struct follower *f = &r->followers[i];
+
+		for (size_t j = 0; j < f->n; j++) {
+			const struct fpos *p = &f->rows[j].f;
+
+			printf("%-24s %-36s %10s %10s %8s %12s %9s %8.1f\n",
+			       f->p->name, f->rows[j].name, p->pos, p->end,
+			       p->lag, p->bytes, p->behind, f->age);
 		}
-		if (ja)
-			json_object_set_new(jroot, "skipped", ja);
+		if (f->n == 0)
+			printf("%-24s %-36s %10s %10s %8s %12s %9s %8.1f\n",
+			       f->p->name, "-", "-", "-", "-", "-", "-", f->age);
 	}
-	if (json) {
-		json_t *fl = nf < 0 ? json_null() : json_array();
+}
 
-		if (nf > 0)
-			show_followers(&ends, fp, (size_t)nf, disks, n, fl);
-		json_object_set_new(jroot, "followers", fl);
-		/* ", " and ": " between items, in the order built */
-		json_dumpf(jroot, stdout, JSON_PRESERVE_ORDER |
-			   JSON_REAL_PRECISION(12));
-		putchar('\n');
-	} else if (nf > 0) {
-		show_followers(&ends, fp, (size_t)nf, disks, n, NULL);
+static json_t *follower_json(const struct follower *f)
+{
+	json_t *rows = json_array();
+	char age[32];
+
+	for (size_t j = 0; j < f->n; j++) {
+		const struct fpos *p = &f->rows[j].f;
+
+		json_array_append_new(rows, json_pack(
+			"{s:o, s:s, s:o, s:o, s:o, s:o, s:o}",
+			"name", jstr(f->rows[j].name), "uuid", f->rows[j].uuid,
+			"position", jnum(p->pos), "log_end", jnum(p->end),
+			"lag", jnum(p->lag), "lag_bytes", jnum(p->bytes),
+			"behind_s", jnum(p->behind)));
 	}
-	status = log_failed ? 1 : 0;
-out:
-	if (nf > 0)
-		rl_positions_free(fp, (size_t)nf);
-	free(ends.v);
-	free(disks);
-	rl_catalog_close(cat);
-	rl_log_close(log);
-	rl_log_opts_free(&lopts);
-	json_decref(jroot);
-	return status;
+	snprintf(age, sizeof(age), "%.3f", f->age);
+	return json_pack("{s:o, s:I, s:o, s:{s:o, s:o, s:o}, s:o}",
+			 "name", jstr(f->p->name), "time_ms",
+			 (json_int_t)f->p->time_ms, "age", jnum(age),
+			 "catalog", "position", jnum(f->cat.pos), "log_end",
+			 jnum(f->cat.end), "lag", jnum(f->cat.lag),
+			 "disks", rows);
+}
+
+/* 0, or -1 (out of memory: nothing printed). */
+static int status_json(const struct status_result *r, const char *datadir)
+{
+	json_t *root, *disks, *skips, *fl;
+
+	root = json_pack("{s:o, s:o, s:[]}", "datadir", jstr(datadir),
+			 "log", r->uri ? jstr(r->uri_shown) : json_null(),
+			 "disks");
+	if (!root)
+		return -1;
+	disks = json_object_get(root, "disks");
+	for (size_t i = 0; i < r->n; i++) {
+		const struct disk_row *d = &r->disks[i];
+
+		json_array_append_new(disks, json_pack(
+			"{s:o, s:s, s:I, s:I, s:o, s:o, s:I}",
+			"name", jstr(d->name), "uuid", d->uuid,
+			"size", (json_int_t)d->size, "applied",
+			(json_int_t)d->applied, "log_end", jnum(d->end),
+			"lag", jnum(d->lag), "epoch", (json_int_t)d->epoch));
+	}
+	skips = json_array();
+	for (size_t i = 0; i < r->nskips; i++)
+		json_array_append_new(skips, json_pack(
+			"{s:o, s:s, s:I, s:o}", "name", jstr(r->skips[i].name),
+			"uuid", r->skips[i].uuid, "position",
+			(json_int_t)r->skips[i].pos, "note",
+			jstr(r->skips[i].note)));
+	json_object_set_new(root, "skipped", skips);
+	fl = r->nf < 0 ? json_null() : json_array();
+	for (int i = 0; i < r->nf; i++)
+		json_array_append_new(fl, follower_json(&r->followers[i]));
+	json_object_set_new(root, "followers", fl);
+	/* ", " and ": " between items, in the order built */
+	json_dumpf(root, stdout, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12));
+	putchar('\n');
+	json_decref(root);
+	return 0;
+}
+
+int cmd_status(int argc, char **argv)
+{
+	struct status_args a = { 0 };
+	struct status_result r = { 0 };
+	int rc = status_parse(argc, argv, &a);
+
+	if (rc == TOOL_GO_ON) {
+		status_run(&a, &r);
+		rc = r.status;
+		if (r.shown && !a.json)
+			status_text(&r);
+		if (r.shown && a.json && status_json(&r, a.datadir) < 0) {
+			tool_error("status", "out of memory");
+			rc = 1;
+		}
+	}
+	status_result_free(&r);
+	rl_log_opts_free(&a.lopts);
+	return rc;
 }

@@ -404,7 +404,16 @@ out:
 	return rc;
 }
 
-int cmd_verify(int argc, char **argv)
+struct verify_args {
+	const char *uri;
+	bool replay, quiet;
+	size_t chunk;
+	char **paths;		/* data directories or images, then NAMEs */
+	int n;
+};
+
+/* TOOL_GO_ON, or the exit status to return (--help, a usage error). */
+static int verify_parse(int argc, char **argv, struct verify_args *a)
 {
 	static const struct option opts[] = {
 		{ "log", required_argument, NULL, 'l' },
@@ -414,38 +423,48 @@ int cmd_verify(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
-	struct verify v = { .chunk = 1 << 20, .progress.on = isatty(2) };
-	const char *uri = NULL;
-	bool replay = false;
 	unsigned long long n;
-	int c, rc = 0, worst = 0;
+	int c;
 
+	a->chunk = 1 << 20;
 	while ((c = getopt_long(argc, argv, "l:c:qh", opts, NULL)) != -1) {
 		switch (c) {
-		case 'l': uri = optarg; break;
-		case 'R': replay = true; break;
-		case 'q': v.progress.on = false; break;
+		case 'l': a->uri = optarg; break;
+		case 'R': a->replay = true; break;
+		case 'q': a->quiet = true; break;
 		case 'c':
-			if (tool_parse_u64(optarg, &n) < 0 || n < BLOCK ||
+			if (cli_parse_u64(optarg, &n) < 0 || n < BLOCK ||
 			    n > (64u << 20) || n % BLOCK)
 				return tool_usage_error(usage, "verify: bad "
 					"--chunk \"%s\" (a multiple of 4096, "
 					"at most 64 MiB)", optarg);
-			v.chunk = (size_t)n;
+			a->chunk = (size_t)n;
 			break;
-		case 'h':
-			fputs(usage, stdout);
-			return 0;
 		default:
-			return tool_usage_error(usage, "verify: bad option");
+			return tool_option("verify", usage, NULL, c, optarg);
 		}
 	}
-	argc -= optind;
-	argv += optind;
-	if (argc < (replay ? 1 : 2))
+	a->paths = argv + optind;
+	a->n = argc - optind;
+	if (a->n < (a->replay ? 1 : 2))
 		return tool_usage_error(usage, "verify: expected %s",
-					replay ? "DATADIR" : "two data "
+					a->replay ? "DATADIR" : "two data "
 					"directories or two images");
+	return TOOL_GO_ON;
+}
+
+/* Compares what a names; each difference and each disk's verdict is
+ * printed as it is found (a comparison of large disks takes long).
+ * Returns the exit status. */
+static int verify_run(const struct verify_args *args)
+{
+	struct verify v = { .chunk = args->chunk,
+			    .progress.on = isatty(2) && !args->quiet };
+	const char *uri = args->uri;
+	bool replay = args->replay;
+	char **argv = args->paths;
+	int argc = args->n, rc = 0, worst = 0;
+
 	v.a = malloc(v.chunk);
 	v.b = malloc(v.chunk);
 	if (!v.a || !v.b) {
@@ -517,4 +536,12 @@ out:
 	free(v.a);
 	free(v.b);
 	return rc;
+}
+
+int cmd_verify(int argc, char **argv)
+{
+	struct verify_args a = { 0 };
+	int rc = verify_parse(argc, argv, &a);
+
+	return rc == TOOL_GO_ON ? verify_run(&a) : rc;
 }
