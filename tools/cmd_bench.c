@@ -46,26 +46,18 @@ struct bench {
 	int err;
 };
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static void *appender(void *arg)
 {
 	struct bench *b = arg;
 
 	for (;;) {
-		double t0 = now();
+		double t0 = tool_now();
 
 		if (t0 >= b->deadline)
 			break;
 		int64_t pos = rl_log_append_sync(b->s, b->rec, b->len,
 						 NULL);
-		double dt = now() - t0;
+		double dt = tool_now() - t0;
 
 		pthread_mutex_lock(&b->lock);
 		if (pos < 0) {
@@ -73,17 +65,10 @@ static void *appender(void *arg)
 			pthread_mutex_unlock(&b->lock);
 			break;
 		}
-		if (b->n == b->cap) {
-			size_t cap = b->cap ? 2 * b->cap : 4096;
-			double *v = realloc(b->lat, cap * sizeof(*v));
-
-			if (!v) {
-				b->err = -ENOMEM;
-				pthread_mutex_unlock(&b->lock);
-				break;
-			}
-			b->lat = v;
-			b->cap = cap;
+		if (rl_grow(&b->lat, &b->cap, b->n + 1, sizeof(*b->lat)) < 0) {
+			b->err = -ENOMEM;
+			pthread_mutex_unlock(&b->lock);
+			break;
 		}
 		b->lat[b->n++] = dt;
 		pthread_mutex_unlock(&b->lock);
@@ -154,13 +139,13 @@ static int run(const char *dir, const char *uri, int seconds, size_t size,
 	}
 	b.rec = rec;
 	b.len = (size_t)len;
-	t0 = now();
+	t0 = tool_now();
 	b.deadline = t0 + seconds;
 	for (int i = 0; i < threads; i++)
 		pthread_create(&tid[i], NULL, appender, &b);
 	for (int i = 0; i < threads; i++)
 		pthread_join(tid[i], NULL);
-	elapsed = now() - t0;
+	elapsed = tool_now() - t0;
 	if (b.err < 0) {
 		tool_error("log bench", "append: %s", strerror(-b.err));
 		rc = b.err;

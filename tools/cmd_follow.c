@@ -69,14 +69,6 @@ static void on_signal(int sig)
 	stop = 1;
 }
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* Publishes the positions if due; says once per failure streak why it
  * could not (following goes on: the images do not depend on it). */
 static void publish(struct rl_follower *f, bool force, bool *failing)
@@ -185,7 +177,7 @@ static int follow_run(struct follow_args *a)
 	struct sigaction sa = { .sa_handler = on_signal };
 	struct rl_err err;
 	bool dirty = false, failing = false, unreachable = false;
-	double last_ckpt = now();
+	double last_ckpt = tool_now();
 	int rc, lock_fd = -1, status = 1;
 
 	/* the log first: a wrong log creates nothing.  Then a new replica's
@@ -237,13 +229,13 @@ static int follow_run(struct follow_args *a)
 			goto out;
 		}
 		dirty |= rc > 0;
-		if (dirty && (rc == 0 || now() - last_ckpt >= 1.0)) {
+		if (dirty && (rc == 0 || tool_now() - last_ckpt >= 1.0)) {
 			if (rl_follower_checkpoint(f, &err) < 0) {
 				tool_error("follow", "%s", err.msg);
 				goto out;
 			}
 			dirty = false;
-			last_ckpt = now();
+			last_ckpt = tool_now();
 		}
 		publish(f, false, &failing);
 		if (rc == 0) {

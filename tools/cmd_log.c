@@ -46,7 +46,7 @@ static const char usage[] =
 /* Names of disks as the catalog stream says, for labels. */
 struct names {
 	struct rl_disk_info *v;
-	size_t n;
+	size_t n, cap;
 };
 
 static struct rl_disk_info *names_find(struct names *nm,
@@ -65,11 +65,8 @@ static void names_note(struct names *nm, const struct rl_record *r)
 	if ((r->type != RL_CREATE && r->type != RL_RENAME) || !r->name)
 		return;
 	if (!d) {
-		void *v = realloc(nm->v, (nm->n + 1) * sizeof(*nm->v));
-
-		if (!v)
+		if (rl_grow(&nm->v, &nm->cap, nm->n + 1, sizeof(*nm->v)) < 0)
 			return;
-		nm->v = v;
 		d = &nm->v[nm->n++];
 		memset(d, 0, sizeof(*d));
 		d->uuid = r->disk;

@@ -223,15 +223,13 @@ static int register_replica(struct rl_log *log, const char *name,
 	struct rl_positions p = { .n = 0 };
 	struct rl_err err = { 0 };
 	char ck[PATH_MAX];
-	struct timespec t;
 	int rc;
 
 	p.pos = calloc(nd + 1, sizeof(*p.pos));
 	if (!p.pos)
 		return -ENOMEM;
 	snprintf(p.name, sizeof(p.name), "%s", name);
-	clock_gettime(CLOCK_REALTIME, &t);
-	p.time_ms = (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+	p.time_ms = rl_clock_ms(CLOCK_REALTIME);
 	p.pos[p.n++].next_pos = rl_catalog_next_pos(src_cat);
 	snprintf(ck, sizeof(ck), "%s/.repdisk/ckpt", s->src);
 	for (size_t i = 0; i < nd; i++) {

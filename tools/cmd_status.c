@@ -78,7 +78,7 @@ struct ends {
 		bool have;
 		uint64_t end;
 	} *v;
-	size_t n;
+	size_t n, cap;
 	struct rl_log *log;
 };
 
@@ -99,12 +99,8 @@ static bool log_end(struct ends *e, const struct rl_uuid *disk, uint64_t *end)
 	if (e->log && rl_log_stream(e->log, disk, &s, NULL) == 0 &&
 	    rl_log_end(s, &x.end, NULL) == 0)
 		x.have = true;
-	void *v = realloc(e->v, (e->n + 1) * sizeof(*e->v));
-
-	if (v) {
-		e->v = v;
+	if (rl_grow(&e->v, &e->cap, e->n + 1, sizeof(*e->v)) == 0)
 		e->v[e->n++] = x;
-	}
 	*end = x.end;
 	return x.have;
 }
@@ -113,14 +109,6 @@ static bool log_end(struct ends *e, const struct rl_uuid *disk, uint64_t *end)
 struct fpos {
 	char pos[24], end[24], lag[24], bytes[24], behind[24];
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void fpos_fill(struct ends *e, const struct rl_positions *p,
 		      const struct rl_uuid *disk, struct fpos *out)
@@ -155,7 +143,7 @@ static void fpos_fill(struct ends *e, const struct rl_positions *p,
 		if (end <= at) {
 			snprintf(out->behind, sizeof(out->behind), "0.0");
 		} else if (rp && rp->caught_up_ms > 0) {
-			int64_t d = now_ms() - rp->caught_up_ms;
+			int64_t d = rl_clock_ms(CLOCK_REALTIME) - rp->caught_up_ms;
 
 			snprintf(out->behind, sizeof(out->behind), "%.1f",
 				 d > 0 ? (double)d / 1000 : 0.0);
@@ -318,7 +306,7 @@ static void follower_row(void *opaque, const struct rl_uuid *u,
 /* The followers' rows, one follower for each of the r->nfp positions. */
 static int status_followers(struct status_result *r)
 {
-	int64_t now = now_ms();
+	int64_t now = rl_clock_ms(CLOCK_REALTIME);
 
 	r->followers = calloc((size_t)r->nfp, sizeof(*r->followers));
 	if (!r->followers)

@@ -77,23 +77,20 @@ void tool_follower_name(char name[RL_FOLLOWER_NAME_MAX + 1],
 	name[n] = '\0';
 }
 
-static double mono_now(void)
+double tool_now(void)
 {
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + t.tv_nsec / 1e9;
+	return (double)rl_clock_ns(CLOCK_MONOTONIC) / 1e9;
 }
 
 void tool_progress_start(struct tool_progress *p)
 {
-	p->t0 = p->last = mono_now();
+	p->t0 = p->last = tool_now();
 }
 
 void tool_progress(struct tool_progress *p, const char *name, uint64_t done,
 		   uint64_t total, bool final)
 {
-	double now = mono_now(), el = now - p->t0, rate;
+	double now = tool_now(), el = now - p->t0, rate;
 
 	if (!p->on || (!final && now - p->last < 0.5))
 		return;

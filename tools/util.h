@@ -13,6 +13,7 @@
 
 #include "cli.h"
 #include "replog.h"
+#include "vec.h"
 
 #define EXIT_USAGE CLI_EXIT_USAGE
 
@@ -47,6 +48,8 @@ struct tool_progress {
 };
 
 void tool_progress_start(struct tool_progress *p);
+/* Seconds on the monotonic clock, for durations. */
+double tool_now(void);
 /* done and total in bytes; final ends the line. */
 void tool_progress(struct tool_progress *p, const char *name, uint64_t done,
 		   uint64_t total, bool final);
