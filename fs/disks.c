@@ -357,6 +357,25 @@ struct disk *fs_disk_by_ino(struct fs *fs, fuse_ino_t ino)
 	return NULL;
 }
 
+struct disk *fs_disk_pin(struct fs *fs, fuse_ino_t ino)
+{
+	struct disk *d;
+
+	pthread_mutex_lock(&fs->lock);
+	d = fs_disk_by_ino(fs, ino);
+	if (d)
+		d->open_count++;
+	pthread_mutex_unlock(&fs->lock);
+	return d;
+}
+
+void fs_disk_unpin(struct fs *fs, struct disk *d)
+{
+	pthread_mutex_lock(&fs->lock);
+	d->open_count--;
+	pthread_mutex_unlock(&fs->lock);
+}
+
 struct disk *fs_disk_by_name(struct fs *fs, const char *name)
 {
 	for (struct disk *d = fs->disks; d; d = d->next)

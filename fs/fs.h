@@ -83,6 +83,11 @@ int fs_disks_load(struct fs *fs, struct rl_err *err);
 void fs_disks_close(struct fs *fs);
 struct disk *fs_disk_by_ino(struct fs *fs, fuse_ino_t ino);	/* fs->lock */
 struct disk *fs_disk_by_name(struct fs *fs, const char *name);	/* fs->lock */
+/* Finds the disk of ino and pins it (open_count: it is not deleted while
+ * pinned), taking fs->lock; NULL if there is none.  An open file pins its
+ * disk until release. */
+struct disk *fs_disk_pin(struct fs *fs, fuse_ino_t ino);
+void fs_disk_unpin(struct fs *fs, struct disk *d);
 /* The catalog changes; each returns 0 or -errno, called with no lock held
  * (they wait for the log).  create: *out is the new disk, pinned (its
  * open_count 1) when open.  setattr: d pinned by the caller. */

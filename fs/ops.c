@@ -121,11 +121,7 @@ static void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	if (ino == FUSE_ROOT_ID)
 		return (void)fuse_reply_err(req, EPERM);
 	/* pinned, not locked: a change of mode or size waits for the log */
-	pthread_mutex_lock(&fs->lock);
-	d = fs_disk_by_ino(fs, ino);
-	if (d)
-		d->open_count++;
-	pthread_mutex_unlock(&fs->lock);
+	d = fs_disk_pin(fs, ino);
 	if (!d)
 		return (void)fuse_reply_err(req, ENOENT);
 	if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID |
@@ -268,14 +264,9 @@ static void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return (void)fuse_reply_err(req, -rc);
 	fi->fh = (uintptr_t)d;	/* the data path needs no lock to find it */
 	fi->keep_cache = 0;
-	if (fuse_reply_create(req, &e, fi) != 0) {
-		struct fs *fs = fs_of(req);
-
+	if (fuse_reply_create(req, &e, fi) != 0)
 		/* the open was interrupted: no release will come */
-		pthread_mutex_lock(&fs->lock);
-		d->open_count--;
-		pthread_mutex_unlock(&fs->lock);
-	}
+		fs_disk_unpin(fs_of(req), d);
 }
 
 static void fs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -367,21 +358,14 @@ static void fs_op_open(fuse_req_t req, fuse_ino_t ino,
 	struct fs *fs = fs_of(req);
 	struct disk *d;
 
-	pthread_mutex_lock(&fs->lock);
-	d = fs_disk_by_ino(fs, ino);
-	if (d)
-		d->open_count++;
-	pthread_mutex_unlock(&fs->lock);
+	d = fs_disk_pin(fs, ino);
 	if (!d)
 		return (void)fuse_reply_err(req, ino == FUSE_ROOT_ID ? EISDIR :
 					    ENOENT);
 	fi->fh = (uintptr_t)d;	/* the data path needs no lock to find it */
 	fi->keep_cache = 0;
-	if (fuse_reply_open(req, fi) != 0) {
-		pthread_mutex_lock(&fs->lock);
-		d->open_count--;
-		pthread_mutex_unlock(&fs->lock);
-	}
+	if (fuse_reply_open(req, fi) != 0)
+		fs_disk_unpin(fs, d);	/* interrupted: no release comes */
 }
 
 static void fs_op_release(fuse_req_t req, fuse_ino_t ino,

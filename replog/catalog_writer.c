@@ -58,12 +58,8 @@ static int catch_up(struct rl_catalog_writer *cw, uint64_t to,
 		    struct rl_err *err)
 {
 	struct rl_replay_target t = rl_replay_catalog(cw->cat);
-	struct rl_replay rp;
-	int rc;
+	int rc = rl_replay_to(cw->stream, &t, to, err);
 
-	rl_replay_init(&rp, cw->stream, &t);
-	rc = rl_replay_run(&rp, to, 0, 1000, NULL, err);
-	rl_replay_close(&rp);
 	return rc < 0 ? rc : 0;
 }
 

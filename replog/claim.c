@@ -91,15 +91,12 @@ static bool watch_skip(void *arg, const char *why)
 /* Replays the target to the stream's end (its newest claim known). */
 static int catch_up(const struct rl_claim *c, struct rl_err *err)
 {
-	struct rl_replay rp;
 	uint64_t end;
 	int rc = rl_log_end(c->stream, &end, err);
 
 	if (rc < 0)
 		return rl_err_prefix(err, "%s: ", c->what);
-	rl_replay_init(&rp, c->stream, &c->t);
-	rc = rl_replay_run(&rp, end, 0, 1000, NULL, err);
-	rl_replay_close(&rp);
+	rc = rl_replay_to(c->stream, &c->t, end, err);
 	return rc < 0 ? rc : 0;
 }
 
@@ -113,7 +110,6 @@ int rl_claim_run(const struct rl_claim *c, uint64_t *epoch, uint64_t *at,
 				       .apply = watch_apply,
 				       .skip_unreadable = watch_skip };
 	const char *host = c->host ? c->host : "", *owner;
-	struct rl_replay rp;
 	uint8_t *buf;
 	int64_t pos;
 	ssize_t len;
@@ -152,9 +148,7 @@ int rl_claim_run(const struct rl_claim *c, uint64_t *epoch, uint64_t *at,
 
 	/* what others appended before it, then our claim, read back */
 	watch.pos = (uint64_t)pos;
-	rl_replay_init(&rp, c->stream, &wt);
-	rc = rl_replay_run(&rp, (uint64_t)pos + 1, 0, 1000, NULL, err);
-	rl_replay_close(&rp);
+	rc = rl_replay_to(c->stream, &wt, (uint64_t)pos + 1, err);
 	if (rc < 0)
 		return rc;
 	if (watch.result != RL_APPLIED || c->epoch(c->t.arg) != claim.epoch)

@@ -135,6 +135,10 @@ void rl_replay_init(struct rl_replay *rp, struct rl_stream *s,
 int rl_replay_run(struct rl_replay *rp, uint64_t to, size_t budget,
 		  int wait_ms, bool *at_end, struct rl_err *err);
 void rl_replay_close(struct rl_replay *rp);
+/* One run to a durable `to`, with a reader of its own: the records below
+ * `to` must come (1 s each).  The records passed, or -errno. */
+int rl_replay_to(struct rl_stream *s, const struct rl_replay_target *t,
+		 uint64_t to, struct rl_err *err);
 
 /* claim.c: the epoch rules and the claim sequence (see its notes). */
 struct rl_epoch_rules {

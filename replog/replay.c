@@ -119,6 +119,18 @@ int rl_replay_run(struct rl_replay *rp, uint64_t to, size_t budget,
 	return (int)n;
 }
 
+int rl_replay_to(struct rl_stream *s, const struct rl_replay_target *t,
+		 uint64_t to, struct rl_err *err)
+{
+	struct rl_replay rp;
+	int rc;
+
+	rl_replay_init(&rp, s, t);
+	rc = rl_replay_run(&rp, to, 0, 1000, NULL, err);
+	rl_replay_close(&rp);
+	return rc;
+}
+
 /* ---- the two targets every caller starts from ---- */
 
 static uint64_t image_next(void *arg)
@@ -166,15 +178,8 @@ struct rl_replay_target rl_replay_catalog(struct rl_catalog *cat)
 int rl_replay(struct rl_stream *s, struct rl_image *img, struct rl_err *err)
 {
 	struct rl_replay_target t = rl_replay_image(img);
-	struct rl_replay rp;
 	uint64_t end;
-	int rc;
+	int rc = rl_log_end(s, &end, err);
 
-	rc = rl_log_end(s, &end, err);
-	if (rc < 0)
-		return rc;
-	rl_replay_init(&rp, s, &t);
-	rc = rl_replay_run(&rp, end, 0, 0, NULL, err);
-	rl_replay_close(&rp);
-	return rc;
+	return rc < 0 ? rc : rl_replay_to(s, &t, end, err);
 }

@@ -321,12 +321,8 @@ static int fill_gap(struct rl_writer *w, uint64_t pos, struct rl_err *e)
 	struct rl_replay_target t = { .what = "log", .arg = w,
 				      .next_pos = gap_next,
 				      .apply = gap_apply };
-	struct rl_replay rp;
-	int rc;
+	int rc = rl_replay_to(w->stream, &t, pos, e);
 
-	rl_replay_init(&rp, w->stream, &t);
-	rc = rl_replay_run(&rp, pos, 0, 1000, NULL, e);
-	rl_replay_close(&rp);
 	return rc < 0 ? rc : 0;
 }
 

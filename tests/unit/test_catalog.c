@@ -2,6 +2,7 @@
  * create, rename, change and delete image files in a data directory, what
  * it refuses, that re-applying a record after a crash comes out right, and
  * the data directory's lock.  Shared fixtures are in fixture.c. */
+#include "faults.h"
 #include "fixture.h"
 
 #include <stdio.h>
@@ -11,42 +12,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-/* Out of memory on the Nth strdup from now (strdup_fail_in: N; 0 off),
- * and failing fdatasyncs of files whose path holds fsync_fail_path (the
- * replog library's calls, through -Wl,--wrap). */
-static int strdup_fail_in;
-static const char *fsync_fail_path;
-
-char *__real_strdup(const char *s);
-char *__wrap_strdup(const char *s);
-char *__wrap_strdup(const char *s)
-{
-	if (strdup_fail_in > 0 && --strdup_fail_in == 0) {
-		errno = ENOMEM;
-		return NULL;
-	}
-	return __real_strdup(s);
-}
-
-int __real_fdatasync(int fd);
-int __wrap_fdatasync(int fd);
-int __wrap_fdatasync(int fd)
-{
-	char link[64], path[PATH_MAX];
-	ssize_t n;
-
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	n = readlink(link, path, sizeof(path) - 1);
-	if (fsync_fail_path && n > 0) {
-		path[n] = '\0';
-		if (strstr(path, fsync_fail_path)) {
-			errno = EIO;
-			return -1;
-		}
-	}
-	return __real_fdatasync(fd);
-}
 
 START_TEST(test_catalog_changes_files)
 {
@@ -332,11 +297,11 @@ START_TEST(test_catalog_copy_state_oom)
 	cat_apply(cat, cat_create(&disk1, "vm.img", 0600), 0);
 	rl_catalog_close(cat);
 	for (int n = 1; n <= 4; n++) {
-		strdup_fail_in = n;
+		fault_strdup_in = n;
 		rc = rl_catalog_copy_state(a.dir, b.dir, &err);
-		ck_assert_msg(rc == -ENOMEM || (rc == 0 && strdup_fail_in > 0),
+		ck_assert_msg(rc == -ENOMEM || (rc == 0 && fault_strdup_in > 0),
 			      "strdup %d failing: %d: %s", n, rc, err.msg);
-		strdup_fail_in = 0;
+		fault_strdup_in = 0;
 	}
 	ck_assert_int_eq(rl_catalog_copy_state(a.dir, b.dir, &err), 0);
 	cat = cat_open(&b);
@@ -415,7 +380,8 @@ START_TEST(test_catalog_writer)
 
 	/* the log's disk fails an append: b falls behind, and refuses
 	 * changes at once (appending nothing) until it has caught up */
-	fsync_fail_path = logdir;
+	fault_path = logdir;
+	fault_sync = true;
 	saved = unit_stderr_begin(errf);
 	r = cat_create(&disk2, "y.img", 0600);
 	ck_assert_int_eq(rl_catalog_writer_change(b, &r, &err), -EIO);
@@ -427,7 +393,7 @@ START_TEST(test_catalog_writer)
 	ck_assert_msg(strstr(msg, "catalog: log append failed"), "message: %s",
 		      msg);
 	free(msg);
-	fsync_fail_path = NULL;
+	fault_sync = false;
 	ck_assert_int_eq(rl_catalog_writer_sync(b, &err), 0);
 	ck_assert(!rl_catalog_writer_behind(b));
 	expect_file(&db, "y.img", false);

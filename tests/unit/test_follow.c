@@ -1,9 +1,10 @@
 /* Unit tests of the follower (replog/follow.c): a replica of a primary's
  * file log, catalog and disks, resumed from its checkpoints, with disks
  * deleted while followed and a disk stopped at a record no claim covers;
- * a local disk error in one image (pwrite, fdatasync: wrapped below) stops
+ * a local disk error in one image (pwrite, fdatasync: faults.c) stops
  * that disk, never the follower, and is not taken for a log that does not
  * answer.  Shared fixtures are in fixture.c. */
+#include "faults.h"
 #include "fixture.h"
 
 #include <errno.h>
@@ -11,41 +12,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-/* A local disk error in one file: pwrite and fdatasync of the inode
- * fail_ino fail with EIO (the replog library's calls, through
- * -Wl,--wrap). */
-static ino_t fail_ino;
-static bool fail_pwrite, fail_sync;
-
-static bool failing(int fd, bool which)
-{
-	struct stat st;
-
-	return which && fail_ino && fstat(fd, &st) == 0 && st.st_ino == fail_ino;
-}
-
-ssize_t __real_pwrite64(int fd, const void *buf, size_t n, off_t off);
-ssize_t __wrap_pwrite64(int fd, const void *buf, size_t n, off_t off);
-ssize_t __wrap_pwrite64(int fd, const void *buf, size_t n, off_t off)
-{
-	if (failing(fd, fail_pwrite)) {
-		errno = EIO;
-		return -1;
-	}
-	return __real_pwrite64(fd, buf, n, off);
-}
-
-int __real_fdatasync(int fd);
-int __wrap_fdatasync(int fd);
-int __wrap_fdatasync(int fd)
-{
-	if (failing(fd, fail_sync)) {
-		errno = EIO;
-		return -1;
-	}
-	return __real_fdatasync(fd);
-}
 
 START_TEST(test_follower)
 {
@@ -231,7 +197,6 @@ START_TEST(test_follower_local_eio)
 	uint8_t data[8192];
 	uint64_t seed = 9, seq = 0;
 	struct rl_record r;
-	struct stat st;
 	int saved, rc;
 
 	model_init(&ma);
@@ -252,8 +217,7 @@ START_TEST(test_follower_local_eio)
 			 0);
 	follower_catch_up(&fo);
 	img_path(&fo.dd, "a", path, sizeof(path));
-	ck_assert_int_eq(stat(path, &st), 0);
-	fail_ino = st.st_ino;
+	fault_path = path;
 
 	for (int i = 0; i < 4; i++) {
 		r = rec_write(1, ++seq, (uint64_t)i * 8192, data, sizeof(data));
@@ -265,7 +229,7 @@ START_TEST(test_follower_local_eio)
 	}
 
 	/* a's image cannot be written */
-	fail_pwrite = true;
+	fault_pwrite = true;
 	unit_path(errf, sizeof(errf), "%s/eio.err", unit_base);
 	saved = unit_stderr_begin(errf);
 	rc = rl_follower_step(fo.f, &err);
@@ -282,7 +246,7 @@ START_TEST(test_follower_local_eio)
 	model_check(&mb, path);
 
 	/* the disk answers again: a resumes by itself */
-	fail_pwrite = false;
+	fault_pwrite = false;
 	usleep(2000);
 	follower_catch_up(&fo);
 	ck_assert_uint_eq(rl_follower_stopped(fo.f), 0);
@@ -294,7 +258,7 @@ START_TEST(test_follower_local_eio)
 	primary_append(&p, &disk1, r);
 	model_apply(&ma, &r);
 	ck_assert_int_gt(follower_steps(&fo), 0);
-	fail_sync = true;
+	fault_sync = true;
 	saved = unit_stderr_begin(errf);
 	rc = rl_follower_checkpoint(fo.f, &err);
 	msg = unit_stderr_end(saved, errf);
@@ -306,7 +270,7 @@ START_TEST(test_follower_local_eio)
 	free(msg);
 
 	/* the retry opens the image again, from its last good checkpoint */
-	fail_sync = false;
+	fault_sync = false;
 	usleep(2000);
 	follower_catch_up(&fo);
 	ck_assert_uint_eq(rl_follower_stopped(fo.f), 0);
