@@ -53,19 +53,22 @@ static bool mount_skip(void *cat, const struct rl_uuid *disk, uint64_t pos)
 	return rl_catalog_skipped(cat, disk, pos);
 }
 
-/* A writer that failed to open because of what its log holds (a record
- * damaged, forged, deleted by retention, or one this data directory cannot
- * apply: too large a size, a full disk), not because of the mount. */
-static bool log_fault(int rc)
+/* A writer that failed to open because of this disk alone, by the layer
+ * that failed: what its log holds (a record damaged, forged, deleted by
+ * retention), or what this data directory cannot hold of it (its image or
+ * checkpoint: too large a size, a full disk, a disk error).  Not a log
+ * that does not answer, nor the mount itself (another owner, memory). */
+static bool disk_fault(int rc, const struct rl_err *err)
 {
-	return rc == -EBADMSG || rc == -ERANGE || rc == -EFBIG ||
-	       rc == -ENOSPC || rc == -EDQUOT || rc == -EINVAL;
+	return rc < 0 && rc != -ENOMEM &&
+	       (err->layer == RL_ERR_RECORD || err->layer == RL_ERR_IMAGE ||
+		err->layer == RL_ERR_STATE);
 }
 
 /* Opens a disk's stream, image and writer (replay, claim): round trips,
  * so never under fs->lock; cat_lock held (the replay reads the catalog's
  * skips), or the mount still single-threaded.  A disk whose log cannot be
- * replayed into its image (log_fault) keeps its image, with no writer: it
+ * replayed into its image (disk_fault) keeps its image, with no writer: it
  * is served read-only, and the other disks are not held up by it
  * (DESIGN.md, contract item 7). */
 static int disk_open(struct fs *fs, struct disk *d, struct rl_err *err)
@@ -90,7 +93,7 @@ static int disk_open(struct fs *fs, struct disk *d, struct rl_err *err)
 		rc = rl_writer_open(d->stream, d->img, d->name, &wopts, &d->w,
 				    err);
 		rl_image_set_skip(d->img, NULL, NULL);
-		if (log_fault(rc)) {
+		if (disk_fault(rc, err)) {
 			fprintf(stderr, "repdisk: %s: %s; this disk is "
 				"read-only (reads come from its image, writes "
 				"fail with EIO) until that is fixed and it is "
