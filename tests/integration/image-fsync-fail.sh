@@ -6,8 +6,10 @@
 # says so once, and the disk takes no more writes (EIO) even after the
 # fault is gone, while other disks go on.  A remount replays the log from
 # the last good checkpoint: every acknowledged write is there, and the
-# refused one is not.  A failed fdatasync of the log's segment is sticky
-# in the same way, for the whole log, until it is reopened.
+# refused one is not.  An image whose fdatasync fails while the mount
+# opens it is that disk's fault alone: it is served read-only, the others
+# as usual.  A failed fdatasync of the log's segment is sticky in the same
+# way, for the whole log, until it is reopened.
 . "$(dirname "$0")/../lib/lib.sh"
 requires dd cmp
 
@@ -64,6 +66,23 @@ cmp -n 65536 /dev/zero <(dd if="$M/vm1.img" bs=64k skip=2 count=1 status=none) |
 	fail "the refused write C is on the disk"
 cmp -n 65536 "$T/D" "$M/vm2.img" || fail "vm2.img lost its write"
 dd if="$T/C" of="$M/vm1.img" bs=64k seek=2 conv=notrunc status=none || fail "vm1.img takes writes again after the remount"
+
+# --- the image fails as the mount opens it: that disk is read-only, the
+# others are served
+unmount_disks "$M"
+set_faults "$CTL" "eio $D/vm1.img"
+expect_exit 0 with_faults "$CTL" "$REPDISK" mount "$D" "$M"
+expect_stderr "^repdisk: vm1.img: image $D/vm1.img: fdatasync: Input/output error.*; this disk is read-only \(reads come from its image, writes fail with EIO\)"
+cmp -n 65536 "$T/C" <(dd if="$M/vm1.img" bs=64k skip=2 count=1 status=none) ||
+	fail "vm1.img read back wrong while read-only"
+expect_exit 1 dd if="$T/D" of="$M/vm1.img" bs=64k seek=3 conv=notrunc status=none
+expect_stderr "Input/output error"
+dd if="$T/A" of="$M/vm2.img" bs=64k seek=1 conv=notrunc status=none || fail "vm2.img refused a write beside a failed vm1.img"
+set_faults "$CTL"
+unmount_disks "$M"
+mount_disks "$D" "$M"
+dd if="$T/C" of="$M/vm1.img" bs=64k seek=2 conv=notrunc status=none || fail "vm1.img takes no writes once its disk answers again"
+cmp -n 65536 "$T/A" <(dd if="$M/vm2.img" bs=64k skip=1 count=1 status=none) || fail "vm2.img lost the write made beside a failed vm1.img"
 
 # --- the log's fdatasync fails: sticky too, for every disk of the log
 unmount_disks "$M"
