@@ -160,14 +160,17 @@ static void disk_retire(struct fs *fs, struct disk *d)
 		rl_writer_close(d->w);
 		d->w = NULL;
 	}
+	pthread_mutex_unlock(&fs->close_lock);
+	/* marked deleted: no new opens, so open_count only falls now */
 	pthread_mutex_lock(&fs->lock);
 	in_use = d->open_count > 0;
 	pthread_mutex_unlock(&fs->lock);
 	if (!in_use) {
+		pthread_mutex_lock(&fs->close_lock);
 		rl_image_close(d->img);
 		d->img = NULL;
+		pthread_mutex_unlock(&fs->close_lock);
 	}
-	pthread_mutex_unlock(&fs->close_lock);
 }
 
 /* The disk table follows the catalog: disks it lost are retired, new ones

@@ -8,9 +8,13 @@
  *   io.c      the data path: read (spliced from the image), write_buf (the
  *             write pipeline), fallocate
  *
- * Lock order, where the locks are declared in struct fs: fs->cat_lock, then
- * fs->lock, then fs->close_lock, then fs->flight_lock, then replog's own
- * locks.  Only cat_lock is ever held across a log round trip.
+ * Locks, numbered where they are declared in struct fs: fs->cat_lock may
+ * be held when fs->lock is taken, never the reverse.  fs->close_lock and
+ * fs->flight_lock nest with neither: each is taken alone, with only
+ * replog's own locks inside.  cat_lock is held across a catalog change's
+ * log round trip, close_lock across a truncate's (so that its writer is
+ * not closed under it: the checkpoint thread waits meanwhile); fs->lock
+ * never is.
  */
 #ifndef REPDISK_FS_H
 #define REPDISK_FS_H
@@ -64,10 +68,10 @@ struct fs {
 	struct disk *disks;		/* all, deleted ones too; under lock */
 	fuse_ino_t next_ino;		/* under lock */
 
-	/* 3. writers closed vs checkpointed */
+	/* 3. writers closed vs checkpointed and truncates; alone */
 	pthread_mutex_t close_lock;
 
-	/* 4. back-pressure: bytes of writes in flight */
+	/* 4. back-pressure: bytes of writes in flight; alone */
 	pthread_mutex_t flight_lock;
 	pthread_cond_t flight_cond;
 	size_t flight_bytes, max_flight_bytes;	/* under flight_lock */
