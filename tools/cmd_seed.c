@@ -23,9 +23,13 @@
  *      a temporary name, fdatasync, rename it into place; install C;
  *   3. catch the data directory up from the log, as `follow --once` does.
  *
- * Before any of that, seed registers the new replica as a follower (its
- * name, with the source's positions): file log retention then keeps what
- * the replay will need, however long the copy takes.
+ * Before the copies of step 2, seed registers the new replica as a
+ * follower (its name, with the source's positions): file log retention
+ * then keeps what the replay will need, however long the copy takes.
+ *
+ * seed_run reads as those steps: seed_open (the lock and step 1),
+ * seed_list (the disks, each known to both catalogs), seed_register,
+ * seed_copy (step 2, each disk said when done), replay (step 3).
  *
  * The source is only read (its files are replaced atomically by their
  * writers), so a running mount or follower may use it meanwhile.
