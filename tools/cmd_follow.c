@@ -166,104 +166,170 @@ static int follow_parse(int argc, char **argv, struct follow_args *a)
 	return TOOL_GO_ON;
 }
 
-/* Applies the log until stopped (or caught up, --once).  Returns the exit
- * status; errors are said as they happen, since a follower runs for
- * long: there is no output to gather. */
-static int follow_run(struct follow_args *a)
+/* A follower under way: what follow_open opened, follow_close closes,
+ * and the state of the main loop. */
+struct follow {
+	struct rl_log *log;
+	struct rl_follower *f;
+	int lock_fd;
+	bool dirty;		/* records applied since the last checkpoint */
+	bool failing;		/* publishing fails (said once) */
+	bool unreachable;	/* the log does not answer (said once) */
+	double last_ckpt;
+};
+
+/* The log first: a wrong log creates nothing.  Then a new replica's data
+ * directory, which may not exist yet, its lock and the follower. */
+static int follow_open(struct follow *fw, struct follow_args *a)
 {
 	const char *datadir = a->datadir;
-	struct rl_log *log = NULL;
-	struct rl_follower *f = NULL;
-	struct sigaction sa = { .sa_handler = on_signal };
 	struct rl_err err;
-	bool dirty = false, failing = false, unreachable = false;
-	double last_ckpt = tool_now();
-	int rc, lock_fd = -1, status = 1;
+	int rc;
 
-	/* the log first: a wrong log creates nothing.  Then a new replica's
-	 * data directory, which may not exist yet. */
 	rl_set_log_func(follow_log, NULL);
-	rc = rl_log_open(a->uri, 0, &a->lopts, &log, &err);
+	rc = rl_log_open(a->uri, 0, &a->lopts, &fw->log, &err);
 	if (rc == 0 && mkdir(datadir, 0700) < 0 && errno != EEXIST)
 		rc = rl_err_set(&err, errno, "data directory %s: %s", datadir,
 				strerror(errno));
 	else if (rc == 0)
 		rc = rl_datadir_prepare(datadir, &err);
 	if (rc == 0)
-		rc = lock_fd = rl_datadir_lock(datadir, &err);
+		rc = fw->lock_fd = rl_datadir_lock(datadir, &err);
 	if (rc >= 0)
-		rc = rl_follower_open(log, datadir, &a->fopts, &f, &err);
+		rc = rl_follower_open(fw->log, datadir, &a->fopts, &fw->f, &err);
 	if (rc < 0) {
 		tool_error("follow", "%s", err.msg);
-		goto out;
+		return -1;
 	}
+	return 0;
+}
 
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+static void follow_close(struct follow *fw)
+{
+	rl_follower_close(fw->f);
+	rl_log_close(fw->log);
+	if (fw->lock_fd >= 0)
+		close(fw->lock_fd);
+}
+
+/* Checkpoints every disk; says why it could not. */
+static int follow_checkpoint(struct follow *fw)
+{
+	struct rl_err err;
+
+	if (rl_follower_checkpoint(fw->f, &err) < 0) {
+		tool_error("follow", "%s", err.msg);
+		return -1;
+	}
+	fw->dirty = false;
+	fw->last_ckpt = tool_now();
+	return 0;
+}
+
+/* Checkpoints and publishes at once what the checkpoint holds, before the
+ * follower exits (stopped, or at a record it cannot apply). */
+static int follow_settle(struct follow *fw)
+{
+	if (follow_checkpoint(fw) < 0)
+		return -1;
+	publish(fw->f, true, &fw->failing);
+	return 0;
+}
+
+/* The log does not answer (a Kafka cluster without a leader, ...): wait
+ * for it, keeping what is applied; said once until it answers again. */
+static void follow_wait(struct follow *fw, const struct rl_err *err)
+{
+	if (!fw->unreachable)
+		tool_error("follow", "%s; retrying every second until the log "
+			   "answers", err->msg);
+	fw->unreachable = true;
+	for (int i = 0; i < 10 && !stop; i++)
+		usleep(100000);
+}
+
+/* After a step that applied n records (0: caught up): checkpoints when
+ * caught up or a second after the last one, then publishes if due. */
+static int follow_cadence(struct follow *fw, int n)
+{
+	fw->dirty |= n > 0;
+	if (fw->dirty && (n == 0 || tool_now() - fw->last_ckpt >= 1.0) &&
+	    follow_checkpoint(fw) < 0)
+		return -1;
+	publish(fw->f, false, &fw->failing);
+	return 0;
+}
+
+/* Applies until stopped (or caught up, once).  0, or -1 on an error
+ * (said). */
+static int follow_loop(struct follow *fw, bool once)
+{
+	struct rl_err err;
+	int rc;
+
 	while (!stop) {
-		rc = rl_follower_step(f, &err);
-		if ((rc == -EIO || rc == -ETIMEDOUT) && !a->once) {
-			/* the log does not answer (a Kafka cluster without a
-			 * leader, ...): wait for it, keeping what is applied */
-			if (!unreachable)
-				tool_error("follow", "%s; retrying every second "
-					   "until the log answers", err.msg);
-			unreachable = true;
-			for (int i = 0; i < 10 && !stop; i++)
-				usleep(100000);
+		rc = rl_follower_step(fw->f, &err);
+		if ((rc == -EIO || rc == -ETIMEDOUT) && !once) {
+			follow_wait(fw, &err);
 			continue;
 		}
-		if (rc >= 0 && unreachable) {
+		if (rc >= 0 && fw->unreachable) {
 			fprintf(stderr, "repdisk follow: the log answers "
 				"again\n");
-			unreachable = false;
+			fw->unreachable = false;
 		}
 		if (rc < 0) {
 			tool_error("follow", "%s", err.msg);
 			/* keep what was applied before the bad record, and
 			 * say where it stopped */
-			if (rl_follower_checkpoint(f, &err) < 0)
-				tool_error("follow", "%s", err.msg);
-			else
-				publish(f, true, &failing);
-			goto out;
+			follow_settle(fw);
+			return -1;
 		}
-		dirty |= rc > 0;
-		if (dirty && (rc == 0 || tool_now() - last_ckpt >= 1.0)) {
-			if (rl_follower_checkpoint(f, &err) < 0) {
-				tool_error("follow", "%s", err.msg);
-				goto out;
-			}
-			dirty = false;
-			last_ckpt = tool_now();
-		}
-		publish(f, false, &failing);
+		if (follow_cadence(fw, rc) < 0)
+			return -1;
 		if (rc == 0) {
-			if (a->once)
+			if (once)
 				break;
 			usleep(5000);
 		}
 	}
-	rc = rl_follower_checkpoint(f, &err);
-	if (rc < 0) {
-		tool_error("follow", "%s", err.msg);
-		goto out;
-	}
-	publish(f, true, &failing);
-	status = 0;
-	if (a->once && rl_follower_stopped(f)) {
+	return 0;
+}
+
+/* The last checkpoint, and the exit status. */
+static int follow_finish(struct follow *fw, bool once)
+{
+	size_t stopped;
+
+	if (follow_settle(fw) < 0)
+		return 1;
+	stopped = rl_follower_stopped(fw->f);
+	if (once && stopped) {
 		/* caught up, but not every disk: say so in the exit status */
 		tool_error("follow", "%zu disk%s stopped at a record that "
 			   "cannot be applied (above); the others are caught "
-			   "up", rl_follower_stopped(f),
-			   rl_follower_stopped(f) == 1 ? "" : "s");
-		status = 1;
+			   "up", stopped, stopped == 1 ? "" : "s");
+		return 1;
 	}
-out:
-	rl_follower_close(f);
-	rl_log_close(log);
-	if (lock_fd >= 0)
-		close(lock_fd);
+	return 0;
+}
+
+/* Applies the log until stopped (or caught up, --once).  Returns the exit
+ * status; errors are said as they happen, since a follower runs for
+ * long: there is no output to gather. */
+static int follow_run(struct follow_args *a)
+{
+	struct follow fw = { .lock_fd = -1, .last_ckpt = tool_now() };
+	struct sigaction sa = { .sa_handler = on_signal };
+	int status = 1;
+
+	if (follow_open(&fw, a) == 0) {
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGINT, &sa, NULL);
+		if (follow_loop(&fw, a->once) == 0)
+			status = follow_finish(&fw, a->once);
+	}
+	follow_close(&fw);
 	return status;
 }
 

@@ -23,9 +23,13 @@
  *      a temporary name, fdatasync, rename it into place; install C;
  *   3. catch the data directory up from the log, as `follow --once` does.
  *
- * Before any of that, seed registers the new replica as a follower (its
- * name, with the source's positions): file log retention then keeps what
- * the replay will need, however long the copy takes.
+ * Before the copies of step 2, seed registers the new replica as a
+ * follower (its name, with the source's positions): file log retention
+ * then keeps what the replay will need, however long the copy takes.
+ *
+ * seed_run reads as those steps: seed_open (the lock and step 1),
+ * seed_list (the disks, each known to both catalogs), seed_register,
+ * seed_copy (step 2, each disk said when done), replay (step 3).
  *
  * The source is only read (its files are replaced atomically by their
  * writers), so a running mount or follower may use it meanwhile.
@@ -66,15 +70,65 @@ static const char usage[] =
 
 #define CHUNK	(1u << 20)
 
+/* A seed under way: what seed_open opened, seed_close closes. */
 struct seed {
 	const char *src, *dst;
 	struct tool_progress progress;
+	uint64_t copied, total;		/* of the image being copied */
 	uint8_t *buf;
+	int lock;			/* the destination's */
+	struct rl_catalog *src_cat, *dst_cat;
+	struct rl_disk_info *disks;	/* the disks to seed */
+	size_t nd;
+	struct rl_log *log;
 };
 
 static bool all_zero(const uint8_t *p, size_t n)
 {
 	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+/* The bytes of data (not holes) in fd, for the progress line. */
+static uint64_t data_bytes(int fd, off_t size)
+{
+	uint64_t total = 0;
+
+	for (off_t o = 0; o < size;) {
+		off_t d = lseek(fd, o, SEEK_DATA), h;
+
+		if (d < 0)
+			break;
+		h = lseek(fd, d, SEEK_HOLE);
+		if (h < 0)
+			h = size;
+		total += (uint64_t)(h - d);
+		o = h;
+	}
+	return total;
+}
+
+/* Copies the data extent [d, h) of in to out, leaving zero chunks as
+ * holes. */
+static int copy_extent(struct seed *s, const char *name, int in, int out,
+		       off_t d, off_t h)
+{
+	for (off_t off = d; off < h;) {
+		size_t n = (size_t)(h - off) < CHUNK ? (size_t)(h - off) : CHUNK;
+		ssize_t r = pread(in, s->buf, n, off);
+
+		if (r <= 0) {
+			/* the source shrank while copied: the log's RESIZE
+			 * will say what the size is */
+			return r == 0 ? 0 : -errno;
+		}
+		if (!all_zero(s->buf, (size_t)r) &&
+		    pwrite(out, s->buf, (size_t)r, off) != r)
+			return errno ? -errno : -EIO;
+		off += r;
+		s->copied += (uint64_t)r;
+		tool_progress(&s->progress, name, s->copied, s->total, false);
+	}
+	return 0;
 }
 
 /* Copies from's data extents into a new file `to`, keeping holes (and
@@ -84,8 +138,7 @@ static int copy_sparse(struct seed *s, const char *name, const char *from,
 {
 	int in = open(from, O_RDONLY | O_CLOEXEC), out = -1, rc = 0;
 	struct stat st;
-	off_t off = 0, total_data = 0;
-	uint64_t copied = 0;
+	off_t off = 0;
 
 	if (in < 0)
 		return -errno;
@@ -94,20 +147,10 @@ static int copy_sparse(struct seed *s, const char *name, const char *from,
 		rc = -errno;
 		goto out;
 	}
-	/* what there is to copy, for the progress line */
 	tool_progress_start(&s->progress);
-	for (off_t o = 0; o < st.st_size;) {
-		off_t d = lseek(in, o, SEEK_DATA), h;
-
-		if (d < 0)
-			break;
-		h = lseek(in, d, SEEK_HOLE);
-		if (h < 0)
-			h = st.st_size;
-		total_data += h - d;
-		o = h;
-	}
-	while (off < st.st_size) {
+	s->copied = 0;
+	s->total = data_bytes(in, st.st_size);
+	while (rc == 0 && off < st.st_size) {
 		off_t d = lseek(in, off, SEEK_DATA), h;
 
 		if (d < 0 && errno == ENXIO)
@@ -119,35 +162,15 @@ static int copy_sparse(struct seed *s, const char *name, const char *from,
 		h = lseek(in, d, SEEK_HOLE);
 		if (h < 0)
 			h = st.st_size;
-		for (off = d; off < h;) {
-			size_t n = (size_t)(h - off) < CHUNK ?
-				   (size_t)(h - off) : CHUNK;
-			ssize_t r = pread(in, s->buf, n, off);
-
-			if (r <= 0) {
-				/* the source shrank while copied: the log's
-				 * RESIZE will say what the size is */
-				if (r == 0)
-					break;
-				rc = -errno;
-				goto out;
-			}
-			if (!all_zero(s->buf, (size_t)r) &&
-			    pwrite(out, s->buf, (size_t)r, off) != r) {
-				rc = errno ? -errno : -EIO;
-				goto out;
-			}
-			off += r;
-			copied += (uint64_t)r;
-			tool_progress(&s->progress, name, copied,
-				      (uint64_t)total_data, false);
-		}
+		rc = copy_extent(s, name, in, out, d, h);
 		off = h;
 	}
+	if (rc < 0)
+		goto out;
 	if (ftruncate(out, st.st_size) < 0 || fdatasync(out) < 0 ||
 	    fchmod(out, st.st_mode & 07777) < 0)
 		rc = -errno;
-	tool_progress(&s->progress, name, copied, copied, true);
+	tool_progress(&s->progress, name, s->copied, s->copied, true);
 out:
 	if (out >= 0)
 		close(out);
@@ -157,11 +180,53 @@ out:
 	return rc;
 }
 
-static int seed_disk(struct seed *s, const struct rl_disk_info *d)
+/* What seeding one disk did, for seeded_print. */
+struct seeded {
+	const char *name;
+	uint64_t pos;		/* the log position its replay starts at */
+};
+
+static void seeded_print(const struct seed *s, const struct seeded *r)
 {
-	char u[RL_UUID_STRLEN + 1], sck[PATH_MAX], dck[PATH_MAX];
+	printf("%s: copied from %s, log position %" PRIu64 "\n", r->name,
+	       s->src, r->pos);
+}
+
+/* Copies d's image under a temporary name (u: d's uuid) and renames it
+ * into place, owned as the catalog says. */
+static int seed_image(struct seed *s, const struct rl_disk_info *d,
+		      const char *u)
+{
 	/* sized for a directory of PATH_MAX plus a name */
 	char from[PATH_MAX + 512], to[PATH_MAX + 512], tmp[PATH_MAX + 512];
+	int rc;
+
+	snprintf(from, sizeof(from), "%s/%s", s->src, d->name);
+	snprintf(tmp, sizeof(tmp), "%s/.repdisk/seed-%s", s->dst, u);
+	snprintf(to, sizeof(to), "%s/%s", s->dst, d->name);
+	rc = copy_sparse(s, d->name, from, tmp);
+	if (rc == 0 && rename(tmp, to) < 0)
+		rc = -errno;
+	if (rc < 0) {
+		tool_error("seed", "%s: copy %s: %s", d->name, from,
+			   strerror(-rc));
+		unlink(tmp);
+		return rc;
+	}
+	/* root keeps the owner the catalog gives the disk */
+	if (geteuid() == 0 && chown(to, d->uid, d->gid) < 0) {
+		tool_error("seed", "%s: %s", to, strerror(errno));
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Steps 1 to 3 of the top for one disk, into r. */
+static int seed_disk(struct seed *s, const struct rl_disk_info *d,
+		     struct seeded *r)
+{
+	char u[RL_UUID_STRLEN + 1], sck[PATH_MAX], dck[PATH_MAX];
+	char path[PATH_MAX + 512];
 	struct rl_checkpoint c;
 	struct rl_err err = { 0 };
 	bool have_ckpt;
@@ -181,36 +246,22 @@ static int seed_disk(struct seed *s, const struct rl_disk_info *d)
 	}
 
 	/* 2. no checkpoint here while the image is replaced */
-	snprintf(to, sizeof(to), "%s/%s", dck, u);
-	if (unlink(to) < 0 && errno != ENOENT) {
-		tool_error("seed", "%s: %s", to, strerror(errno));
+	snprintf(path, sizeof(path), "%s/%s", dck, u);
+	if (unlink(path) < 0 && errno != ENOENT) {
+		tool_error("seed", "%s: %s", path, strerror(errno));
 		return -EIO;
 	}
-	snprintf(from, sizeof(from), "%s/%s", s->src, d->name);
-	snprintf(tmp, sizeof(tmp), "%s/.repdisk/seed-%s", s->dst, u);
-	snprintf(to, sizeof(to), "%s/%s", s->dst, d->name);
-	rc = copy_sparse(s, d->name, from, tmp);
-	if (rc == 0 && rename(tmp, to) < 0)
-		rc = -errno;
-	if (rc < 0) {
-		tool_error("seed", "%s: copy %s: %s", d->name, from,
-			   strerror(-rc));
-		unlink(tmp);
+	rc = seed_image(s, d, u);
+	if (rc < 0)
 		return rc;
-	}
-	/* root keeps the owner the catalog gives the disk */
-	if (geteuid() == 0 && chown(to, d->uid, d->gid) < 0) {
-		tool_error("seed", "%s: %s", to, strerror(errno));
-		return -EIO;
-	}
 
 	/* 3. the checkpoint: replay starts at C */
 	if (have_ckpt && rl_checkpoint_write(dck, &d->uuid, &c, &err) < 0) {
 		tool_error("seed", "%s", err.msg);
 		return -EIO;
 	}
-	printf("%s: copied from %s, log position %" PRIu64 "\n", d->name,
-	       s->src, c.next_pos);
+	r->name = d->name;
+	r->pos = c.next_pos;
 	return 0;
 }
 
@@ -342,110 +393,135 @@ static int seed_parse(int argc, char **argv, struct seed_args *a)
 	return TOOL_GO_ON;
 }
 
+/* Locks the destination (made if missing) and opens both catalogs; step
+ * 1 of the top. */
+static int seed_open(struct seed *s)
+{
+	struct rl_err err = { 0 };
+	char path[PATH_MAX];
+	int rc;
+
+	s->buf = malloc(CHUNK);
+	rc = s->buf ? 0 : rl_err_set(&err, ENOMEM, "out of memory");
+	if (rc == 0 && mkdir(s->dst, 0700) < 0 && errno != EEXIST)
+		rc = rl_err_set(&err, errno, "%s: %s", s->dst, strerror(errno));
+	if (rc == 0)
+		rc = rl_datadir_prepare(s->dst, &err);
+	if (rc == 0)
+		rc = s->lock = rl_datadir_lock(s->dst, &err);
+	if (rc >= 0)
+		rc = rl_catalog_open(s->src, &s->src_cat, &err);
+	/* 1. the catalog: the destination's if it has one, else the
+	 * source's state, which replays from its own position */
+	snprintf(path, sizeof(path), "%s/.repdisk/catalog", s->dst);
+	if (rc >= 0 && access(path, F_OK) < 0)
+		rc = rl_catalog_copy_state(s->src, s->dst, &err);
+	if (rc >= 0)
+		rc = rl_catalog_open(s->dst, &s->dst_cat, &err);
+	if (rc < 0) {
+		tool_error("seed", "%s", err.msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* The disks to seed (names, or every disk of the source), each of which
+ * the destination's catalog must know by the same name. */
+static int seed_list(struct seed *s, char **names, size_t n)
+{
+	s->nd = n ? n : rl_catalog_disks(s->src_cat, NULL, 0);
+	s->disks = calloc(s->nd ? s->nd : 1, sizeof(*s->disks));
+	if (!s->disks)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (rl_catalog_find_name(s->src_cat, names[i],
+					 &s->disks[i]) < 0) {
+			tool_error("seed", "%s: no such disk in %s", names[i],
+				   s->src);
+			return -1;
+		}
+	}
+	if (!n)
+		s->nd = rl_catalog_disks(s->src_cat, s->disks, s->nd);
+	for (size_t i = 0; i < s->nd; i++) {
+		const struct rl_disk_info *d = &s->disks[i];
+		struct rl_disk_info here;
+
+		if (rl_catalog_find_uuid(s->dst_cat, &d->uuid, &here) < 0 ||
+		    strcmp(here.name, d->name) != 0) {
+			tool_error("seed", "%s: %s does not know this disk by "
+				   "that name yet (its catalog is behind "
+				   "%s's): catch it up first with repdisk "
+				   "follow --once, or seed into an empty data "
+				   "directory", d->name, s->dst, s->src);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Opens the log and registers the new replica with it, under its name
+ * (the default one if none was given). */
+static int seed_register(struct seed *s, struct seed_args *a)
+{
+	struct rl_err err = { 0 };
+
+	if (!a->name[0])
+		tool_follower_name(a->name, s->dst);
+	if (rl_log_open(a->uri, 0, &a->lopts, &s->log, &err) < 0) {
+		tool_error("seed", "%s", err.msg);
+		return -1;
+	}
+	return register_replica(s->log, a->name, s, s->src_cat, s->disks,
+				s->nd);
+}
+
+/* 2. the disks, each said when copied.  The destination's catalog is
+ * closed after: the replay opens its own. */
+static int seed_copy(struct seed *s)
+{
+	for (size_t i = 0; i < s->nd; i++) {
+		struct seeded r;
+
+		if (seed_disk(s, &s->disks[i], &r) < 0)
+			return -1;
+		seeded_print(s, &r);
+	}
+	rl_catalog_close(s->dst_cat);
+	s->dst_cat = NULL;
+	return 0;
+}
+
+static void seed_close(struct seed *s)
+{
+	free(s->disks);
+	if (s->src_cat)
+		rl_catalog_close(s->src_cat);
+	if (s->dst_cat)
+		rl_catalog_close(s->dst_cat);
+	if (s->lock >= 0)
+		close(s->lock);
+	free(s->buf);
+	rl_log_close(s->log);
+}
+
 /* Seeds a->dst (see the top).  Each disk's copy and the replay are said
  * on stdout as each is done, errors on stderr: a seed takes long, and
  * what is done is done.  Returns the exit status. */
 static int seed_run(struct seed_args *a)
 {
-	struct seed s = { .src = a->src, .dst = a->dst,
+	struct seed s = { .src = a->src, .dst = a->dst, .lock = -1,
 			  .progress.on = isatty(2) && !a->quiet };
-	struct rl_catalog *src_cat = NULL, *dst_cat = NULL;
-	struct rl_disk_info *disks = NULL;
-	struct rl_err err = { 0 };
-	const char *uri = a->uri;
-	char path[PATH_MAX];
-	struct rl_log *log = NULL;
-	int rc, lock = -1, status = 1;
-	size_t nd = 0;
+	int status;
 
-	s.buf = malloc(CHUNK);
-
-	rc = s.buf ? 0 : rl_err_set(&err, ENOMEM, "out of memory");
-	if (rc == 0 && mkdir(s.dst, 0700) < 0 && errno != EEXIST)
-		rc = rl_err_set(&err, errno, "%s: %s", s.dst, strerror(errno));
-	if (rc == 0)
-		rc = rl_datadir_prepare(s.dst, &err);
-	if (rc == 0)
-		rc = lock = rl_datadir_lock(s.dst, &err);
-	if (rc >= 0)
-		rc = rl_catalog_open(s.src, &src_cat, &err);
-	if (rc < 0) {
-		tool_error("seed", "%s", err.msg);
-		goto out;
-	}
-
-	/* 1. the catalog: the destination's if it has one, else the
-	 * source's state, which replays from its own position */
-	snprintf(path, sizeof(path), "%s/.repdisk/catalog", s.dst);
-	if (access(path, F_OK) < 0 &&
-	    rl_catalog_copy_state(s.src, s.dst, &err) < 0) {
-		tool_error("seed", "%s", err.msg);
-		goto out;
-	}
-	rc = rl_catalog_open(s.dst, &dst_cat, &err);
-	if (rc < 0) {
-		tool_error("seed", "%s", err.msg);
-		goto out;
-	}
-
-	/* 2. the disks */
-	nd = a->n ? (size_t)a->n : rl_catalog_disks(src_cat, NULL, 0);
-	disks = calloc(nd ? nd : 1, sizeof(*disks));
-	if (!disks)
-		goto out;
-	if (a->n) {
-		for (size_t i = 0; i < nd; i++) {
-			if (rl_catalog_find_name(src_cat, a->names[i],
-						 &disks[i]) < 0) {
-				tool_error("seed", "%s: no such disk in %s",
-					   a->names[i], s.src);
-				goto out;
-			}
-		}
-	} else {
-		nd = rl_catalog_disks(src_cat, disks, nd);
-	}
-	for (size_t i = 0; i < nd; i++) {
-		struct rl_disk_info here;
-
-		if (rl_catalog_find_uuid(dst_cat, &disks[i].uuid, &here) < 0 ||
-		    strcmp(here.name, disks[i].name) != 0) {
-			tool_error("seed", "%s: %s does not know this disk by "
-				   "that name yet (its catalog is behind "
-				   "%s's): catch it up first with repdisk "
-				   "follow --once, or seed into an empty data "
-				   "directory", disks[i].name, s.dst, s.src);
-			goto out;
-		}
-	}
-	if (!a->name[0])
-		tool_follower_name(a->name, s.dst);
-	if (rl_log_open(uri, 0, &a->lopts, &log, &err) < 0) {
-		tool_error("seed", "%s", err.msg);
-		goto out;
-	}
-	if (register_replica(log, a->name, &s, src_cat, disks, nd) < 0)
-		goto out;
-	for (size_t i = 0; i < nd; i++)
-		if (seed_disk(&s, &disks[i]) < 0)
-			goto out;
-	rl_catalog_close(dst_cat);
-	dst_cat = NULL;
-
-	/* 3. the log */
-	if (!a->no_replay && replay(s.dst, log, uri, a->name) < 0)
-		goto out;
-	status = 0;
-out:
-	free(disks);
-	if (src_cat)
-		rl_catalog_close(src_cat);
-	if (dst_cat)
-		rl_catalog_close(dst_cat);
-	if (lock >= 0)
-		close(lock);
-	free(s.buf);
-	rl_log_close(log);
+	if (seed_open(&s) < 0 || seed_list(&s, a->names, (size_t)a->n) < 0 ||
+	    seed_register(&s, a) < 0 || seed_copy(&s) < 0)
+		status = 1;
+	else if (!a->no_replay && replay(s.dst, s.log, a->uri, a->name) < 0)
+		status = 1;	/* 3. the log */
+	else
+		status = 0;
+	seed_close(&s);
 	return status;
 }
 

@@ -134,6 +134,26 @@ static int read_at(int fd, void *buf, size_t len, off_t off, off_t size)
 	return 0;
 }
 
+/* Compares the chunk [off, end) read into v->a and v->b by hash, and
+ * adds each 4 KiB block that differs. */
+static void compare_chunk(struct verify *v, const char *name, off_t off,
+			  off_t end)
+{
+	uint8_t ha[32], hb[32];
+
+	crypto_generichash(ha, sizeof(ha), v->a, (size_t)(end - off), NULL, 0);
+	crypto_generichash(hb, sizeof(hb), v->b, (size_t)(end - off), NULL, 0);
+	if (memcmp(ha, hb, sizeof(ha)) == 0)
+		return;
+	/* narrow the difference down to blocks */
+	for (off_t o = off; o < end; o += BLOCK) {
+		size_t n = end - o < BLOCK ? (size_t)(end - o) : BLOCK;
+
+		if (memcmp(v->a + (o - off), v->b + (o - off), n) != 0)
+			diff_add(v, name, o, o + (off_t)n);
+	}
+}
+
 /* Compares two open images.  Returns 0 equal, 1 different, -errno. */
 static int compare_fds(struct verify *v, const char *name, int fa, int fb)
 {
@@ -176,24 +196,7 @@ static int compare_fds(struct verify *v, const char *name, int fa, int fb)
 				     sb.st_size);
 		if (rc < 0)
 			return rc;
-
-		uint8_t ha[32], hb[32];
-
-		crypto_generichash(ha, sizeof(ha), v->a, (size_t)(end - off),
-				   NULL, 0);
-		crypto_generichash(hb, sizeof(hb), v->b, (size_t)(end - off),
-				   NULL, 0);
-		if (memcmp(ha, hb, sizeof(ha)) != 0) {
-			/* narrow the difference down to blocks */
-			for (off_t o = off; o < end; o += BLOCK) {
-				size_t n = end - o < BLOCK ? (size_t)(end - o) :
-							      BLOCK;
-
-				if (memcmp(v->a + (o - off), v->b + (o - off),
-					   n) != 0)
-					diff_add(v, name, o, o + (off_t)n);
-			}
-		}
+		compare_chunk(v, name, off, end);
 		off = end;
 		tool_progress(&v->progress, name, (uint64_t)off, (uint64_t)size,
 			      false);
@@ -224,6 +227,63 @@ static int compare_paths(struct verify *v, const char *name, const char *pa,
 	return rc;
 }
 
+/* What one comparison found, for verdict_print.  The differing ranges
+ * are printed while the comparison runs (it may take long); the verdict
+ * is the line that ends a disk. */
+struct verdict {
+	enum { V_IMAGES, V_DISKS, V_REPLAY, V_UUIDS } what;
+	const char *name;	/* the disk, or image A */
+	const char *other;	/* image B (V_IMAGES) */
+	int rc;			/* 0 equal, 1 different, -errno (said already) */
+	uint64_t pos;		/* the log position compared at */
+	uint64_t diff_bytes;
+};
+
+static void verdict_print(const struct verdict *r)
+{
+	if (r->rc < 0)
+		return;
+	switch (r->what) {
+	case V_IMAGES:
+		if (r->rc == 0)
+			printf("%s and %s: identical\n", r->name, r->other);
+		else
+			printf("%s and %s: DIFFERENT: %" PRIu64 " bytes differ\n",
+			       r->name, r->other, r->diff_bytes);
+		break;
+	case V_DISKS:
+		if (r->rc == 0)
+			printf("%s: identical at log position %" PRIu64 "\n",
+			       r->name, r->pos);
+		else
+			printf("%s: DIFFERENT at log position %" PRIu64 ": %"
+			       PRIu64 " bytes differ\n", r->name, r->pos,
+			       r->diff_bytes);
+		break;
+	case V_REPLAY:
+		if (r->rc == 0)
+			printf("%s: identical to a replay of the log up to "
+			       "position %" PRIu64 "\n", r->name, r->pos);
+		else
+			printf("%s: DIFFERENT from a replay of the log up to "
+			       "position %" PRIu64 ": %" PRIu64 " bytes differ\n",
+			       r->name, r->pos, r->diff_bytes);
+		break;
+	case V_UUIDS:
+		printf("%s: not the same disk: different uuids\n", r->name);
+		break;
+	}
+}
+
+/* Compares two paths into r (r->what and r->pos set by the caller). */
+static int verdict_compare(struct verify *v, struct verdict *r,
+			   const char *pa, const char *pb)
+{
+	r->rc = compare_paths(v, r->name, pa, pb);
+	r->diff_bytes = v->diff_bytes;
+	return r->rc;
+}
+
 /* ------------------------------------------------------------ datadirs */
 
 struct side {
@@ -250,6 +310,7 @@ static int side_open(struct side *s, const char *dir)
 	if (rl_catalog_open(dir, &s->cat, &err) < 0) {
 		tool_error("verify", "%s", err.msg);
 		close(s->lock);
+		s->lock = -1;
 		return -1;
 	}
 	return 0;
@@ -273,37 +334,25 @@ static bool is_datadir(const char *p)
 	       stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* Compares disk `name` of two data directories at a common position. */
-static int verify_disk(struct verify *v, struct side *a, struct side *b,
-		       const char *name)
+/* The log position at which both sides hold disk u: -errno (said) when
+ * they hold it at different ones. */
+static int common_pos(struct side *a, struct side *b, const char *name,
+		      const struct rl_uuid *u, uint64_t *pos)
 {
-	struct rl_disk_info da, db;
 	struct rl_checkpoint ca, cb;
 	struct rl_err err = { 0 };
-	char pa[PATH_MAX], pb[PATH_MAX];
 
-	if (rl_catalog_find_name(a->cat, name, &da) < 0 ||
-	    rl_catalog_find_name(b->cat, name, &db) < 0) {
-		tool_error("verify", "%s: no such disk in %s", name,
-			   rl_catalog_find_name(a->cat, name, &da) < 0 ?
-			   a->dir : b->dir);
-		return -ENOENT;
-	}
-	if (!rl_uuid_eq(&da.uuid, &db.uuid)) {
-		printf("%s: not the same disk: different uuids\n", name);
-		return 1;
-	}
-	if (rl_checkpoint_read(a->ckpt, &da.uuid, &ca, &err) < 0 ||
-	    rl_checkpoint_read(b->ckpt, &db.uuid, &cb, &err) < 0) {
+	if (rl_checkpoint_read(a->ckpt, u, &ca, &err) < 0 ||
+	    rl_checkpoint_read(b->ckpt, u, &cb, &err) < 0) {
 		if (err.code != ENOENT) {
 			tool_error("verify", "%s: %s", name, err.msg);
 			return -EIO;
 		}
 		/* no checkpoint yet on a side: only comparable if neither
 		 * has one (both at position 0) */
-		if (rl_checkpoint_read(a->ckpt, &da.uuid, &ca, NULL) < 0)
+		if (rl_checkpoint_read(a->ckpt, u, &ca, NULL) < 0)
 			memset(&ca, 0, sizeof(ca));
-		if (rl_checkpoint_read(b->ckpt, &db.uuid, &cb, NULL) < 0)
+		if (rl_checkpoint_read(b->ckpt, u, &cb, NULL) < 0)
 			memset(&cb, 0, sizeof(cb));
 	}
 	if (ca.next_pos != cb.next_pos) {
@@ -313,95 +362,141 @@ static int verify_disk(struct verify *v, struct side *a, struct side *b,
 			   name, a->dir, ca.next_pos, b->dir, cb.next_pos);
 		return -EAGAIN;
 	}
-	snprintf(pa, sizeof(pa), "%s/%s", a->dir, name);
-	snprintf(pb, sizeof(pb), "%s/%s", b->dir, name);
-	int rc = compare_paths(v, name, pa, pb);
+	*pos = ca.next_pos;
+	return 0;
+}
 
+/* Compares disk r->name of two data directories at a common position. */
+static int verify_disk(struct verify *v, struct side *a, struct side *b,
+		       struct verdict *r)
+{
+	struct rl_disk_info da, db;
+	char pa[PATH_MAX], pb[PATH_MAX];
+
+	r->what = V_DISKS;
+	if (rl_catalog_find_name(a->cat, r->name, &da) < 0 ||
+	    rl_catalog_find_name(b->cat, r->name, &db) < 0) {
+		tool_error("verify", "%s: no such disk in %s", r->name,
+			   rl_catalog_find_name(a->cat, r->name, &da) < 0 ?
+			   a->dir : b->dir);
+		return r->rc = -ENOENT;
+	}
+	if (!rl_uuid_eq(&da.uuid, &db.uuid)) {
+		r->what = V_UUIDS;
+		return r->rc = 1;
+	}
+	r->rc = common_pos(a, b, r->name, &da.uuid, &r->pos);
+	if (r->rc < 0)
+		return r->rc;
+	snprintf(pa, sizeof(pa), "%s/%s", a->dir, r->name);
+	snprintf(pb, sizeof(pb), "%s/%s", b->dir, r->name);
+	return verdict_compare(v, r, pa, pb);
+}
+
+/* --replay: a scratch image and its checkpoint directory, in the data
+ * directory's state (.repdisk/verify/), removed after each disk. */
+struct scratch {
+	char dir[PATH_MAX], image[PATH_MAX];
+	struct rl_uuid disk;
+};
+
+static void scratch_init(struct scratch *sc, const char *datadir,
+			 const struct rl_uuid *disk)
+{
+	sc->disk = *disk;
+	snprintf(sc->dir, sizeof(sc->dir), "%s/.repdisk/verify", datadir);
+	snprintf(sc->image, sizeof(sc->image), "%s/.repdisk/verify/image",
+		 datadir);
+}
+
+static int scratch_make(const struct scratch *sc, struct rl_err *err)
+{
+	unlink(sc->image);	/* left by an interrupted verify */
+	if (mkdir(sc->dir, 0700) < 0 && errno != EEXIST)
+		return rl_err_set(err, errno, "%s: %s", sc->dir,
+				  strerror(errno));
+	return 0;
+}
+
+static void scratch_remove(const struct scratch *sc)
+{
+	/* the scratch checkpoint, if one was written */
+	char u[RL_UUID_STRLEN + 1], p[PATH_MAX + 64];
+
+	unlink(sc->image);
+	rl_uuid_format(&sc->disk, u);
+	snprintf(p, sizeof(p), "%s/%s", sc->dir, u);
+	unlink(p);
+	rmdir(sc->dir);
+}
+
+/* Applies the disk's stream from 0 up to position `to` to the scratch
+ * image. */
+static int scratch_replay(const struct scratch *sc, struct rl_log *log,
+			  uint64_t to, struct rl_err *err)
+{
+	struct rl_stream *s;
+	struct rl_reader *r = NULL;
+	struct rl_image *img = NULL;
+	int rc;
+
+	rc = rl_log_stream(log, &sc->disk, &s, err);
 	if (rc == 0)
-		printf("%s: identical at log position %" PRIu64 "\n", name,
-		       ca.next_pos);
-	else if (rc > 0)
-		printf("%s: DIFFERENT at log position %" PRIu64 ": %" PRIu64
-		       " bytes differ\n", name, ca.next_pos, v->diff_bytes);
+		rc = rl_image_open(sc->image, sc->dir, &sc->disk, &img, err);
+	if (rc == 0 && to > 0)
+		rc = rl_reader_open(s, 0, &r, err);
+	while (rc >= 0 && rl_image_next_pos(img) < to) {
+		struct rl_record rec;
+		uint64_t pos;
+
+		rc = rl_reader_next(r, &rec, &pos, 5000, err);
+		if (rc == 0)
+			rc = rl_err_set(err, EIO, "the log ends at position "
+					"%" PRIu64 ", before the image's %" PRIu64,
+					rl_image_next_pos(img), to);
+		if (rc > 0)
+			rc = rl_image_apply(img, &rec, pos, err);
+	}
+	rl_reader_close(r);
+	rl_image_close(img);
 	return rc;
 }
 
-/* Replays disk `name`'s stream from 0 up to the image's checkpoint into a
- * scratch image beside it, and compares. */
+/* Replays disk r->name's stream from 0 up to the image's checkpoint into
+ * a scratch image beside it, and compares. */
 static int verify_replay(struct verify *v, struct side *a, struct rl_log *log,
-			 const char *name)
+			 struct verdict *r)
 {
 	struct rl_disk_info d;
 	struct rl_checkpoint c;
 	struct rl_err err = { 0 };
-	struct rl_stream *s;
-	struct rl_reader *r = NULL;
-	struct rl_image *img = NULL;
-	char scratch[PATH_MAX], sckpt[PATH_MAX], pa[PATH_MAX];
+	struct scratch sc;
+	char pa[PATH_MAX];
 	int rc;
 
-	if (rl_catalog_find_name(a->cat, name, &d) < 0) {
-		tool_error("verify", "%s: no such disk in %s", name, a->dir);
-		return -ENOENT;
+	r->what = V_REPLAY;
+	if (rl_catalog_find_name(a->cat, r->name, &d) < 0) {
+		tool_error("verify", "%s: no such disk in %s", r->name, a->dir);
+		return r->rc = -ENOENT;
 	}
+	scratch_init(&sc, a->dir, &d.uuid);
 	rc = rl_checkpoint_read(a->ckpt, &d.uuid, &c, &err);
 	if (rc == -ENOENT)
-		memset(&c, 0, sizeof(c));
-	else if (rc < 0)
-		goto fail;
-	snprintf(sckpt, sizeof(sckpt), "%s/.repdisk/verify", a->dir);
-	snprintf(scratch, sizeof(scratch), "%s/.repdisk/verify/image", a->dir);
-	unlink(scratch);	/* left by an interrupted verify */
-	if (mkdir(sckpt, 0700) < 0 && errno != EEXIST) {
-		rc = rl_err_set(&err, errno, "%s: %s", sckpt, strerror(errno));
-		goto fail;
-	}
-	rc = rl_log_stream(log, &d.uuid, &s, &err);
+		rc = 0;		/* c is zeroed: replay nothing */
 	if (rc == 0)
-		rc = rl_image_open(scratch, sckpt, &d.uuid, &img, &err);
-	if (rc == 0 && c.next_pos > 0)
-		rc = rl_reader_open(s, 0, &r, &err);
-	while (rc >= 0 && rl_image_next_pos(img) < c.next_pos) {
-		struct rl_record rec;
-		uint64_t pos;
-
-		rc = rl_reader_next(r, &rec, &pos, 5000, &err);
-		if (rc == 0)
-			rc = rl_err_set(&err, EIO, "the log ends at position "
-					"%" PRIu64 ", before the image's %" PRIu64,
-					rl_image_next_pos(img), c.next_pos);
-		if (rc > 0)
-			rc = rl_image_apply(img, &rec, pos, &err);
-	}
-	rl_reader_close(r);
-	if (rc < 0)
-		goto fail;
-	snprintf(pa, sizeof(pa), "%s/%s", a->dir, name);
-	rc = compare_paths(v, name, pa, scratch);
+		rc = scratch_make(&sc, &err);
 	if (rc == 0)
-		printf("%s: identical to a replay of the log up to position "
-		       "%" PRIu64 "\n", name, c.next_pos);
-	else if (rc > 0)
-		printf("%s: DIFFERENT from a replay of the log up to position "
-		       "%" PRIu64 ": %" PRIu64 " bytes differ\n", name,
-		       c.next_pos, v->diff_bytes);
-	goto out;
-fail:
-	tool_error("verify", "%s: replay: %s", name, err.msg);
-out:
-	if (img)
-		rl_image_close(img);
-	unlink(scratch);
-	{
-		/* the scratch checkpoint, if one was written */
-		char u[RL_UUID_STRLEN + 1], p[PATH_MAX + 64];
-
-		rl_uuid_format(&d.uuid, u);
-		snprintf(p, sizeof(p), "%s/%s", sckpt, u);
-		unlink(p);
+		rc = scratch_replay(&sc, log, c.next_pos, &err);
+	if (rc < 0) {
+		tool_error("verify", "%s: replay: %s", r->name, err.msg);
+		r->rc = rc;
+	} else {
+		r->pos = c.next_pos;
+		snprintf(pa, sizeof(pa), "%s/%s", a->dir, r->name);
+		verdict_compare(v, r, pa, sc.image);
 	}
-	rmdir(sckpt);
-	return rc;
+	scratch_remove(&sc);
+	return r->rc;
 }
 
 struct verify_args {
@@ -453,86 +548,119 @@ static int verify_parse(int argc, char **argv, struct verify_args *a)
 	return TOOL_GO_ON;
 }
 
-/* Compares what a names; each difference and each disk's verdict is
+/* 0 all equal, 1 some differ, -errno an error: the exit status. */
+static int verify_status(int worst)
+{
+	return worst < 0 ? EXIT_ERROR : worst ? EXIT_DIFFER : 0;
+}
+
+/* Two image files, not data directories: no positions to check. */
+static int verify_images(struct verify *v, const struct verify_args *args)
+{
+	struct verdict r = { .what = V_IMAGES, .name = args->paths[0],
+			     .other = args->paths[1] };
+
+	if (args->n != 2)
+		return tool_usage_error(usage, "verify: NAMEs are for data "
+					"directories");
+	verdict_compare(v, &r, r.name, r.other);
+	verdict_print(&r);
+	return verify_status(r.rc);
+}
+
+/* Locks and opens the data directories, and the log for --replay. */
+static int datadirs_open(const struct verify_args *args, struct side *a,
+			 struct side *b, struct rl_log **log)
+{
+	struct rl_err err = { 0 };
+	char defuri[PATH_MAX + 32];
+	const char *uri = args->uri;
+
+	if (side_open(a, args->paths[0]) < 0 ||
+	    (!args->replay && side_open(b, args->paths[1]) < 0))
+		return -1;
+	if (!args->replay)
+		return 0;
+	if (!uri) {
+		tool_default_log(args->paths[0], defuri, sizeof(defuri));
+		uri = defuri;
+	}
+	if (rl_log_open(uri, 0, NULL, log, &err) < 0) {
+		tool_error("verify", "%s", err.msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* Compares the disks named after the data directories, or every disk of
+ * a, one by one, each verdict printed when that disk is done; stops at
+ * the first error.  Returns 0, 1 some differ, or -errno. */
+static int verify_each(struct verify *v, const struct verify_args *args,
+		       struct side *a, struct side *b, struct rl_log *log)
+{
+	int first = args->replay ? 1 : 2, worst = 0;
+	size_t nd = (size_t)(args->n - first);
+	struct rl_disk_info *disks = NULL;
+
+	if (nd == 0) {
+		nd = rl_catalog_disks(a->cat, NULL, 0);
+		disks = calloc(nd ? nd : 1, sizeof(*disks));
+		if (!disks)
+			return -ENOMEM;
+		nd = rl_catalog_disks(a->cat, disks, nd);
+	}
+	for (size_t i = 0; worst >= 0 && i < nd; i++) {
+		struct verdict r = { .name = disks ? disks[i].name :
+						     args->paths[first + i] };
+
+		if (args->replay)
+			verify_replay(v, a, log, &r);
+		else
+			verify_disk(v, a, b, &r);
+		verdict_print(&r);
+		if (r.rc < 0)
+			worst = r.rc;
+		else if (r.rc > 0 && worst == 0)
+			worst = 1;
+	}
+	free(disks);
+	return worst;
+}
+
+static int verify_datadirs(struct verify *v, const struct verify_args *args)
+{
+	struct side a = { .lock = -1 }, b = { .lock = -1 };
+	struct rl_log *log = NULL;
+	int worst = -EIO;
+
+	if (datadirs_open(args, &a, &b, &log) == 0)
+		worst = verify_each(v, args, &a, &b, log);
+	rl_log_close(log);
+	side_close(&a);
+	side_close(&b);
+	return verify_status(worst);
+}
+
+/* Compares what args names; each difference and each disk's verdict is
  * printed as it is found (a comparison of large disks takes long).
  * Returns the exit status. */
 static int verify_run(const struct verify_args *args)
 {
 	struct verify v = { .chunk = args->chunk,
 			    .progress.on = isatty(2) && !args->quiet };
-	const char *uri = args->uri;
-	bool replay = args->replay;
-	char **argv = args->paths;
-	int argc = args->n, rc = 0, worst = 0;
+	int rc;
 
 	v.a = malloc(v.chunk);
 	v.b = malloc(v.chunk);
 	if (!v.a || !v.b) {
 		tool_error("verify", "out of memory");
 		rc = EXIT_ERROR;
-		goto out;
+	} else if (!args->replay && !is_datadir(args->paths[0]) &&
+		   !is_datadir(args->paths[1])) {
+		rc = verify_images(&v, args);
+	} else {
+		rc = verify_datadirs(&v, args);
 	}
-
-	if (!replay && !is_datadir(argv[0]) && !is_datadir(argv[1])) {
-		if (argc != 2)
-			return tool_usage_error(usage, "verify: NAMEs are for "
-						"data directories");
-		rc = compare_paths(&v, argv[0], argv[0], argv[1]);
-		if (rc == 0)
-			printf("%s and %s: identical\n", argv[0], argv[1]);
-		else if (rc > 0)
-			printf("%s and %s: DIFFERENT: %" PRIu64 " bytes "
-			       "differ\n", argv[0], argv[1], v.diff_bytes);
-		rc = rc < 0 ? EXIT_ERROR : rc ? EXIT_DIFFER : 0;
-		goto out;
-	}
-
-	struct side a = { .lock = -1 }, b = { .lock = -1 };
-	struct rl_log *log = NULL;
-	struct rl_err err = { 0 };
-	char defuri[PATH_MAX + 32];
-	int first = replay ? 1 : 2;
-
-	if (side_open(&a, argv[0]) < 0 || (!replay && side_open(&b, argv[1]) < 0)) {
-		side_close(&a);
-		rc = EXIT_ERROR;
-		goto out;
-	}
-	if (replay) {
-		if (!uri) {
-			tool_default_log(argv[0], defuri, sizeof(defuri));
-			uri = defuri;
-		}
-		if (rl_log_open(uri, 0, NULL, &log, &err) < 0) {
-			tool_error("verify", "%s", err.msg);
-			worst = -EIO;
-		}
-	}
-
-	size_t nd = argc > first ? (size_t)(argc - first) :
-		    rl_catalog_disks(a.cat, NULL, 0);
-	struct rl_disk_info *disks = calloc(nd ? nd : 1, sizeof(*disks));
-
-	if (argc <= first && disks)
-		nd = rl_catalog_disks(a.cat, disks, nd);
-	for (size_t i = 0; worst >= 0 && disks && i < nd; i++) {
-		const char *name = argc > first ? argv[first + i] : disks[i].name;
-
-		rc = replay ? verify_replay(&v, &a, log, name) :
-			      verify_disk(&v, &a, &b, name);
-		if (rc < 0)
-			worst = rc;
-		else if (rc > 0 && worst == 0)
-			worst = 1;
-	}
-	if (!disks)
-		worst = -ENOMEM;
-	free(disks);
-	rl_log_close(log);
-	side_close(&a);
-	side_close(&b);
-	rc = worst < 0 ? EXIT_ERROR : worst ? EXIT_DIFFER : 0;
-out:
 	free(v.a);
 	free(v.b);
 	return rc;
