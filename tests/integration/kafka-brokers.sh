@@ -8,7 +8,9 @@
 #   leader-kill   SIGKILL of the broker that leads the disk's partition:
 #                 writes go on after the election;
 #   quorum-loss   SIGKILL of 2 of 3 brokers: writes fail with EIO once the
-#                 write timeout has passed, reads go on; the brokers
+#                 write timeout has passed, reads go on, and so do stat
+#                 and readdir while a chmod and a truncate wait for the
+#                 log (no lock is held across a round trip); the brokers
 #                 restarted, writes resume with no remount;
 #   pause-follower, pause-leader
 #                 SIGSTOP of a broker that follows, then of the leader,
@@ -165,9 +167,26 @@ for CASE in "${CASES[@]}"; do
 		kcluster kill "$n"
 		kcluster kill "$m"
 		t1=$(now_ms)
+		# a catalog change and a truncate wait for the log (then fail);
+		# lookups, stat and readdir of every disk do not wait behind them
+		chmod 640 "$M/vm-4096.img" 2>"$T/chmod.err" &
+		ch=$!
+		truncate -s 80M "$M/vm-65536.img" 2>"$T/truncate.err" &
+		tr=$!
+		cleanup "kill -9 $ch $tr 2>/dev/null"
+		sleep 1
+		( for bs in "${BSIZES[@]}"; do stat -c %s "$M/vm-$bs.img"; done; ls "$M" ) >"$T/meta.out" &
+		wait_bounded "$((WRITE_TIMEOUT * 3))" "$M" "metadata=$!"
+		running "$ch" || running "$tr" ||
+			fail "$CASE: the chmod and the truncate were answered before the stat: $(cat "$T/chmod.err" "$T/truncate.err")"
 		expect_eio
 		t2=$(now_ms)
 		reads_work
+		for p in "$ch" "$tr"; do
+			for _ in $(seq $((WRITE_TIMEOUT * 10 + 300))); do running "$p" || break; sleep 0.1; done
+		done
+		grep -q "Input/output error" "$T/chmod.err" ||
+			fail "$CASE: chmod without a quorum: $(cat "$T/chmod.err")"
 		grep -q "writes fail with EIO" "$D/.repdisk/mount.log" ||
 			fail "$CASE: the mount log does not say writes fail: $(tail -5 "$D/.repdisk/mount.log")"
 		say "$CASE: nodes $n and $m killed; writes failed with EIO after $((t2 - t1)) ms (write timeout ${WRITE_TIMEOUT} s); reads went on"
