@@ -65,9 +65,6 @@ struct rl_image {
 	_Atomic int failed;
 	rl_skip_fn skip_fn;	/* rl_image_set_skip */
 	void *skip_arg;
-	uint64_t claim_pos;	/* position of the claim that set epoch, as
-				   applied here; UINT64_MAX when it came
-				   from the checkpoint */
 };
 
 void rl_claim_owner(char out[RL_NAME_MAX + 1], const void *data, size_t len)
@@ -128,7 +125,6 @@ static int ckpt_load(struct rl_image *img, struct rl_err *err)
 	if (rc < 0 && rc != -ENOENT)
 		return rc;
 	img->next_pos = img->ckpt_pos = c.next_pos;
-	img->claim_pos = UINT64_MAX;
 	img->epoch = c.epoch;
 	img->last_seq = c.last_seq;
 	memcpy(img->owner, c.owner, sizeof(img->owner));
@@ -218,11 +214,6 @@ const char *rl_image_owner(const struct rl_image *img)
 int rl_image_failed(const struct rl_image *img)
 {
 	return atomic_load(&((struct rl_image *)img)->failed);
-}
-
-uint64_t rl_image_claim_pos(const struct rl_image *img)
-{
-	return img->claim_pos;
 }
 
 uint64_t rl_image_last_seq(const struct rl_image *img)
@@ -379,7 +370,6 @@ static int image_apply(struct rl_image *img, const struct rl_record *r,
 	case RL_EPOCH_CLAIM:
 		img->epoch = r->epoch;
 		img->last_seq = r->seq;
-		img->claim_pos = pos;
 		rl_claim_owner(img->owner, r->data, r->data_len);
 		img->next_pos++;
 		return RL_APPLIED;

@@ -17,9 +17,18 @@
  * before it, and the other disks go on (DESIGN.md, contract item 7).  The
  * stopped disk is tried again every RETRY_MS, so it resumes by itself once
  * the cause is gone (space freed, the record skipped); rl_follower_stopped()
- * counts the disks stopped.  A log that does not answer (-EIO, -ETIMEDOUT
- * from its reader) is not a disk's fault: the step fails, for the caller to
- * wait and retry.
+ * counts the disks stopped.  The error's layer decides (rl_err.layer): a
+ * log that does not answer (RL_ERR_LOG: -EIO, -ETIMEDOUT from its reader)
+ * is not a disk's fault, so the step fails, for the caller to wait and
+ * retry; a local disk error in the image (RL_ERR_IMAGE: a pwrite's EIO)
+ * is that disk's, and stops it like a bad record, never to be waited for
+ * as if the log would answer.  An image whose fdatasync failed is
+ * doubtful past its last checkpoint (the failure is sticky, see apply.c):
+ * at its retry it is closed and opened again, and replays from there.
+ *
+ * Every read of the log goes through replay.c's loop, with a target per
+ * disk (apply, checkpoint every checkpoint_records) and one for the
+ * catalog (a DELETE drops its disk first).
  *
  * Where positions are committed.  The follower's own position in each
  * stream is its image's checkpoint (DATADIR/.repdisk/ckpt/UUID), written

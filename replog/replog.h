@@ -392,10 +392,6 @@ uint64_t rl_image_last_seq(const struct rl_image *img);
 uint64_t rl_image_checkpointed(const struct rl_image *img);
 /* The host named by the newest claim applied ("" if none or unknown). */
 const char *rl_image_owner(const struct rl_image *img);
-/* The log position of the claim that set the image's epoch, if applied
- * since the image was opened (UINT64_MAX if it came from the checkpoint):
- * with two claims of one epoch, the first in the log is the owner's. */
-uint64_t rl_image_claim_pos(const struct rl_image *img);
 /* 0, or -EIO once an fdatasync of the image failed (sticky: the image
  * then takes no records and writes no checkpoint until it is reopened). */
 int rl_image_failed(const struct rl_image *img);
