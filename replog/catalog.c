@@ -55,7 +55,7 @@ struct rl_catalog {
 	struct rl_disk_info *disks;
 	size_t n, cap;
 	struct rl_skip *skips;		/* positions every applier passes */
-	size_t n_skips;
+	size_t n_skips, cap_skips;
 };
 
 int rl_datadir_prepare(const char *datadir, struct rl_err *err)
@@ -152,16 +152,15 @@ int rl_datadir_lock(const char *datadir, struct rl_err *err)
 static int skip_add(struct rl_catalog *cat, const struct rl_uuid *disk,
 		    uint64_t pos, const char *note, size_t len)
 {
-	struct rl_skip *v, *s;
+	struct rl_skip *s;
 
 	for (size_t i = 0; i < cat->n_skips; i++)
 		if (cat->skips[i].pos == pos &&
 		    rl_uuid_eq(&cat->skips[i].disk, disk))
 			return 0;
-	v = realloc(cat->skips, (cat->n_skips + 1) * sizeof(*v));
-	if (!v)
+	if (rl_grow(&cat->skips, &cat->cap_skips, cat->n_skips + 1,
+		    sizeof(*cat->skips)) < 0)
 		return -ENOMEM;
-	cat->skips = v;
 	s = &cat->skips[cat->n_skips++];
 	s->disk = *disk;
 	s->pos = pos;

@@ -48,13 +48,12 @@ int cli_usage_error(const char *who, const char *usage, const char *fmt, ...)
  * after it); returns 0 or -1. */
 static inline int cli_parse_u64(const char *s, unsigned long long *out)
 {
-	char *end;
+	uint64_t v;
 
-	if (!s || *s < '0' || *s > '9')
+	if (rl_parse_u64(s, UINT64_MAX, &v, NULL) < 0)
 		return -1;
-	errno = 0;
-	*out = strtoull(s, &end, 10);
-	return errno || *end ? -1 : 0;
+	*out = v;
+	return 0;
 }
 
 /* The log options (replog/logopts.c) as getopt_long codes: CLI_LOG_LONGOPTS

@@ -18,12 +18,9 @@
 
 static int parse_int(const char *v, int min, int max, int *out)
 {
-	char *end;
-	long n;
+	uint64_t n;
 
-	errno = 0;
-	n = strtol(v, &end, 10);
-	if (errno || !*v || *end || n < min || n > max)
+	if (rl_parse_u64(v, (uint64_t)max, &n, NULL) < 0 || n < (uint64_t)min)
 		return -1;
 	*out = (int)n;
 	return 0;

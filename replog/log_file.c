@@ -93,7 +93,7 @@ struct file_stream {
 	uint64_t durable;		/* protected by lock */
 	struct pending_vec queue;	/* positions durable.., under lock */
 	int *retired;			/* old segment fds, under lock */
-	size_t n_retired;
+	size_t n_retired, cap_retired;
 	bool dirty;			/* queued for the flusher (on log->dirty
 					   or the list it works through),
 					   under log->lock */
@@ -569,14 +569,12 @@ static int file_append(struct rl_stream *base, const void *rec, size_t len,
 			pthread_mutex_unlock(&s->lock);
 			return fd;
 		}
-		int *r = realloc(s->retired, (s->n_retired + 1) * sizeof(int));
-
-		if (!r) {
+		if (rl_grow(&s->retired, &s->cap_retired, s->n_retired + 1,
+			    sizeof(*s->retired)) < 0) {
 			close(fd);
 			pthread_mutex_unlock(&s->lock);
 			return -ENOMEM;
 		}
-		s->retired = r;
 		s->retired[s->n_retired++] = s->fd;
 		s->fd = fd;
 		s->seg_base = s->end;

@@ -135,15 +135,14 @@ static char *encode(const struct rl_positions *p, size_t *len)
 	return buf;
 }
 
+/* A number field: the digits, then the end of the line or a blank (readers
+ * ignore trailing fields they do not know). */
 static int parse_u64(const char *s, uint64_t *out)
 {
-	char *end;
+	const char *end;
 
-	if (*s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	*out = strtoull(s, &end, 10);
-	return errno || (*end && *end != ' ') ? -1 : 0;
+	return rl_parse_u64(s, UINT64_MAX, out, &end) < 0 ||
+	       (*end && *end != ' ') ? -1 : 0;
 }
 
 /* Decodes buf (len bytes, not NUL-terminated) into *p (p->pos malloc'ed). */

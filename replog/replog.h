@@ -88,6 +88,14 @@ void rl_set_log_func(rl_log_func fn, void *arg);
 int64_t rl_clock_ms(clockid_t id);
 uint64_t rl_clock_ns(clockid_t id);
 
+/* ------------------------------------------------------------------ numbers */
+
+/* Parses a non-negative decimal integer: digits only (no sign, no blank
+ * before), at most max.  With rest NULL nothing may follow it; else *rest
+ * points after the digits.  0, or -1 for anything else. */
+int rl_parse_u64(const char *s, uint64_t max, uint64_t *out,
+		 const char **rest);
+
 /* ------------------------------------------------------------------ uuids */
 
 struct rl_uuid {

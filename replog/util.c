@@ -51,6 +51,24 @@ int rl_err_layer(struct rl_err *err, enum rl_err_layer layer, int rc)
 	return rc;
 }
 
+int rl_parse_u64(const char *s, uint64_t max, uint64_t *out,
+		 const char **rest)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!s || *s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || v > max || (!rest && *end))
+		return -1;
+	if (rest)
+		*rest = end;
+	*out = v;
+	return 0;
+}
+
 int64_t rl_clock_ms(clockid_t id)
 {
 	struct timespec t;
