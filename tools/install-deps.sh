@@ -7,6 +7,8 @@ packages=(
 	build-essential cmake pkg-config
 	libfuse3-dev fuse3 librdkafka-dev libzstd-dev libsodium-dev check
 	libjansson-dev
+	# XXH3, a candidate for the record format's check (tools/bench/checksums.c)
+	libxxhash-dev
 	# the clients the tests drive, as users do
 	qemu-utils fio e2fsprogs rsync python3 util-linux procps kcat
 	# a real Apache Kafka cluster for the Kafka tests (tools/kafka-cluster.sh:
