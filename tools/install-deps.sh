@@ -20,6 +20,8 @@ packages=(
 	# and libguestfs (libguestfs.sh)
 	qemu-system-x86 extlinux syslinux-common busybox-static fdisk cpio
 	libguestfs-tools
+	# the fuzz harnesses (tests/fuzz: clang's libFuzzer)
+	clang
 )
 
 missing=()

@@ -1,0 +1,223 @@
+/* Helpers shared by the harnesses: the temporary directory, file set-up,
+ * checksum fix-ups and the record round trip (see fuzz_common.h). */
+#include "fuzz_common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+const struct rl_uuid fuzz_disk = FUZZ_DISK;
+
+static char fuzz_root[PATH_MAX];
+
+void fuzz_fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "fuzz: property broken: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	abort();
+}
+
+static int rm_one(const char *path, const struct stat *st, int type,
+		  struct FTW *ftw)
+{
+	(void)st;
+	if (ftw->level == 0)
+		return 0;	/* the directory itself stays */
+	if ((type == FTW_DP ? rmdir(path) : unlink(path)) < 0 &&
+	    errno != ENOENT)
+		fuzz_fail("remove %s: %s", path, strerror(errno));
+	return 0;
+}
+
+void fuzz_clear(const char *dir)
+{
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void fuzz_cleanup(void)
+{
+	if (fuzz_root[0]) {
+		fuzz_clear(fuzz_root);
+		rmdir(fuzz_root);
+	}
+}
+
+static void fuzz_drop_msg(enum rl_log_level level, const char *msg, void *arg)
+{
+	(void)level;
+	(void)msg;
+	(void)arg;
+}
+
+const char *fuzz_dir(void)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	if (fuzz_root[0])
+		return fuzz_root;
+	snprintf(fuzz_root, sizeof(fuzz_root), "%s/repdisk-fuzz-XXXXXX",
+		 tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(fuzz_root))
+		fuzz_fail("mkdtemp %s: %s", fuzz_root, strerror(errno));
+	atexit(fuzz_cleanup);
+	rl_set_log_func(fuzz_drop_msg, NULL);
+	return fuzz_root;
+}
+
+void fuzz_mkdir(const char *fmt, ...)
+{
+	char path[PATH_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(path, sizeof(path), fmt, ap);
+	va_end(ap);
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		fuzz_fail("mkdir %s: %s", path, strerror(errno));
+}
+
+void fuzz_write(const char *path, const void *buf, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	const char *p = buf;
+
+	if (fd < 0)
+		fuzz_fail("create %s: %s", path, strerror(errno));
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n <= 0)
+			fuzz_fail("write %s: %s", path, strerror(errno));
+		p += n;
+		len -= (size_t)n;
+	}
+	close(fd);
+}
+
+/* FORMAT.md, "Checksum": BLAKE2b-256(payload as stored || header[0, 64)) */
+void fuzz_fix_checksum(uint8_t *rec, size_t len)
+{
+	crypto_generichash_state st;
+
+	if (len < RL_RECORD_HDR_SIZE)
+		return;
+	crypto_generichash_init(&st, NULL, 0, 32);
+	crypto_generichash_update(&st, rec + RL_RECORD_HDR_SIZE,
+				  len - RL_RECORD_HDR_SIZE);
+	crypto_generichash_update(&st, rec, 64);
+	crypto_generichash_final(&st, rec + 64, 32);
+}
+
+void fuzz_fix_checksums(uint8_t *body, size_t len)
+{
+	size_t off = 0;
+
+	while (len - off >= RL_RECORD_HDR_SIZE) {
+		ssize_t stored = rl_record_check_header(body + off, NULL);
+
+		if (stored < 0 ||
+		    (size_t)stored > len - off - RL_RECORD_HDR_SIZE)
+			return;
+		fuzz_fix_checksum(body + off, RL_RECORD_HDR_SIZE +
+				  (size_t)stored);
+		off += RL_RECORD_HDR_SIZE + (size_t)stored;
+	}
+}
+
+static bool same_bytes(const void *a, size_t alen, const void *b, size_t blen)
+{
+	return alen == blen && (alen == 0 || memcmp(a, b, alen) == 0);
+}
+
+static void compare(const struct rl_record *a, const struct rl_record *b,
+		    const char *what, const char *how)
+{
+	const char *tn = rl_type_name(a->type);
+
+	if (a->type != b->type || !rl_uuid_eq(&a->disk, &b->disk) ||
+	    a->epoch != b->epoch || a->seq != b->seq ||
+	    a->offset != b->offset || a->length != b->length ||
+	    a->mode != b->mode || a->uid != b->uid || a->gid != b->gid)
+		fuzz_fail("%s: %s record %s decodes to other fields", what,
+			  tn, how);
+	if (!same_bytes(a->data, a->data_len, b->data, b->data_len))
+		fuzz_fail("%s: %s record %s decodes to other data (%zu bytes, "
+			  "then %zu)", what, tn, how, a->data_len, b->data_len);
+	if (!a->name != !b->name || (a->name && strcmp(a->name, b->name) != 0))
+		fuzz_fail("%s: %s record %s decodes to another name", what,
+			  tn, how);
+}
+
+/* Encodes r with zstd_min, decodes the result and compares; returns the
+ * encoded bytes (malloc'ed) in *out. */
+static size_t round_trip(const struct rl_record *r, size_t zstd_min,
+			 uint8_t **out, const char *what)
+{
+	size_t cap = rl_record_encoded_max(r);
+	uint8_t *buf = malloc(cap);
+	struct rl_decoder d;
+	struct rl_record back;
+	struct rl_err err = { 0 };
+	ssize_t n;
+	const char *how = zstd_min ? "re-encoded with zstd" : "re-encoded";
+
+	if (!buf)
+		fuzz_fail("%s: out of memory", what);
+	n = rl_record_encode(r, zstd_min, buf, cap, &err);
+	if (n < 0)
+		fuzz_fail("%s: a decoded %s record does not encode: %s", what,
+			  rl_type_name(r->type), err.msg);
+	rl_decoder_init(&d);
+	if (rl_record_decode(&d, buf, (size_t)n, &back, &err) < 0)
+		fuzz_fail("%s: a %s record %s does not decode: %s", what,
+			  rl_type_name(r->type), how, err.msg);
+	compare(r, &back, what, how);
+	rl_decoder_free(&d);
+	*out = buf;
+	return (size_t)n;
+}
+
+void fuzz_check_record(const struct rl_record *r, const void *orig,
+		       size_t orig_len, const char *what)
+{
+	uint8_t *buf;
+	size_t n;
+
+	if (!rl_type_name(r->type))
+		fuzz_fail("%s: decoded a record of unknown type %d", what,
+			  r->type);
+	n = round_trip(r, 0, &buf, what);
+	if (orig && r->codec == RL_CODEC_NONE && orig_len >= 6) {
+		const uint8_t *o = orig;
+		unsigned version = o[4] | o[5] << 8;
+
+		/* a version 2 record of a type that version 1 has is valid
+		 * (version 2 is version 1 plus SKIP) but is written as 1 */
+		if (version == (r->type == RL_SKIP ? 2u : 1u) &&
+		    !same_bytes(buf, n, orig, orig_len))
+			fuzz_fail("%s: a %s record has two encodings (%zu "
+				  "bytes read, %zu re-encoded)", what,
+				  rl_type_name(r->type), orig_len, n);
+	}
+	free(buf);
+	/* compressed, it must come back the same too (bounded: compressing
+	 * megabytes per input would slow the fuzzer down for little) */
+	if (r->type == RL_WRITE && r->data_len <= (1u << 20)) {
+		round_trip(r, 1, &buf, what);
+		free(buf);
+	}
+}
