@@ -195,7 +195,7 @@ START_TEST(test_zero_and_discard_past_eof)
 	char path[PATH_MAX];
 	uint8_t a[8192];
 	struct rl_image *img;
-	uint64_t pos = 0, seq = 0;
+	uint64_t pos = 0;
 	int fd;
 
 	datadir_init(&d, "eof");
@@ -206,17 +206,19 @@ START_TEST(test_zero_and_discard_past_eof)
 	img_path(&d, "disk", path, sizeof(path));
 	apply_expect(img, rec_claim(&disk1, 1), pos++, RL_APPLIED);
 
+	/* sequence numbers written out: the order of ++ in an initializer
+	 * list is unspecified */
 	struct rl_record ops[] = {
-		rec_write(1, ++seq, 0, a, 8192),
+		rec_write(1, 1, 0, a, 8192),
 		/* ZERO across the end extends the image */
-		rec_range(RL_ZERO, 1, ++seq, 4096, 16384),
+		rec_range(RL_ZERO, 1, 2, 4096, 16384),
 		/* ZERO wholly past the end extends it too, sparsely */
-		rec_range(RL_ZERO, 1, ++seq, 32768, 8192),
-		rec_write(1, ++seq, 36864, a, 4096),
+		rec_range(RL_ZERO, 1, 3, 32768, 8192),
+		rec_write(1, 4, 36864, a, 4096),
 		/* DISCARD across the end zeroes up to it, and stops there */
-		rec_range(RL_DISCARD, 1, ++seq, 38000, 100000),
+		rec_range(RL_DISCARD, 1, 5, 38000, 100000),
 		/* DISCARD wholly past the end changes nothing */
-		rec_range(RL_DISCARD, 1, ++seq, 1 << 20, 4096),
+		rec_range(RL_DISCARD, 1, 6, 1 << 20, 4096),
 	};
 	const uint64_t sizes[] = { 8192, 20480, 40960, 40960, 40960, 40960 };
 
