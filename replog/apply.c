@@ -80,9 +80,9 @@ void rl_claim_owner(char out[RL_NAME_MAX + 1], const void *data, size_t len)
 int rl_checkpoint_read(const char *ckpt_dir, const struct rl_uuid *disk,
 		       struct rl_checkpoint *out, struct rl_err *err)
 {
-	char path[PATH_MAX], buf[512], uuid[RL_UUID_STRLEN + 1];
-	char want[RL_UUID_STRLEN + 1];
-	unsigned long long pos, epoch, seq;
+	char path[PATH_MAX], buf[512], want[RL_UUID_STRLEN + 1];
+	uint64_t pos, epoch, seq;
+	const char *p;
 	int n;
 
 	rl_uuid_format(disk, want);
@@ -96,24 +96,32 @@ int rl_checkpoint_read(const char *ckpt_dir, const struct rl_uuid *disk,
 	if (n < 0)
 		return rl_err_set(err, -n, "checkpoint %s: %s", path,
 				  strerror(-n));
-	if (sscanf(buf, CKPT_MAGIC "\ndisk %36s\nnext_pos %llu\nepoch %llu\n"
-		   "last_seq %llu\n", uuid, &pos, &epoch, &seq) != 4 ||
-	    strcmp(uuid, want) != 0)
+	/* exactly the lines rl_checkpoint_write() writes: a number is digits
+	 * and nothing else (no sign, no blank, no "4junk") */
+	p = rl_scan_lit(buf, CKPT_MAGIC "\ndisk ");
+	p = rl_scan_lit(p, want);
+	p = rl_scan_u64(rl_scan_lit(p, "\nnext_pos "), INT64_MAX, &pos, '\n');
+	p = rl_scan_u64(rl_scan_lit(p, "epoch "), UINT64_MAX, &epoch, '\n');
+	p = rl_scan_u64(rl_scan_lit(p, "last_seq "), UINT64_MAX, &seq, '\n');
+	/* optional: checkpoints before it was added have no owner line */
+	out->owner[0] = '\0';
+	if (p && *p) {
+		size_t len;
+
+		p = rl_scan_lit(p, "owner ");
+		len = p ? strcspn(p, "\n") : 0;
+		if (p && len > 0 && len <= RL_NAME_MAX && p[len] == '\n' &&
+		    !p[len + 1])
+			rl_claim_owner(out->owner, p, len);
+		else
+			p = NULL;
+	}
+	if (!p)
 		return rl_err_set(err, EBADMSG, "checkpoint %s: not a "
 				  "checkpoint of disk %s", path, want);
 	out->next_pos = pos;
 	out->epoch = epoch;
 	out->last_seq = seq;
-	/* optional: checkpoints before it was added have no owner line */
-	out->owner[0] = '\0';
-	const char *o = strstr(buf, "\nowner ");
-
-	if (o) {
-		o += strlen("\nowner ");
-		size_t len = strcspn(o, "\n");
-
-		rl_claim_owner(out->owner, o, len);
-	}
 	return 0;
 }
 

@@ -189,6 +189,37 @@ size_t rl_catalog_skips(const struct rl_catalog *cat,
 	return cat->n_skips;
 }
 
+/* p after "UUID " (the uuid into *u), or NULL. */
+static const char *scan_uuid(const char *p, struct rl_uuid *u)
+{
+	char s[RL_UUID_STRLEN + 1];
+
+	if (!p || strlen(p) <= RL_UUID_STRLEN || p[RL_UUID_STRLEN] != ' ')
+		return NULL;
+	memcpy(s, p, RL_UUID_STRLEN);
+	s[RL_UUID_STRLEN] = '\0';
+	return rl_uuid_parse(s, u) == 0 ? p + RL_UUID_STRLEN + 1 : NULL;
+}
+
+/* p after "MODE " (octal permission bits, at most 0777), or NULL. */
+static const char *scan_mode(const char *p, uint32_t *mode)
+{
+	uint32_t m = 0;
+	int n = 0;
+
+	for (; p && *p >= '0' && *p <= '7' && n < 4; p++, n++)
+		m = m * 8 + (uint32_t)(*p - '0');
+	if (!p || n == 0 || *p != ' ' || m > 0777)
+		return NULL;
+	*mode = m;
+	return p + 1;
+}
+
+static struct rl_disk_info *by_uuid(const struct rl_catalog *cat,
+				    const struct rl_uuid *u);
+static struct rl_disk_info *by_name(const struct rl_catalog *cat,
+				    const char *name);
+
 static int state_parse(struct rl_catalog *cat, char *buf, struct rl_err *err)
 {
 	char *line, *save = NULL;
@@ -197,35 +228,46 @@ static int state_parse(struct rl_catalog *cat, char *buf, struct rl_err *err)
 	for (line = strtok_r(buf, "\n", &save); line;
 	     line = strtok_r(NULL, "\n", &save)) {
 		struct rl_disk_info d;
-		char uuid[RL_UUID_STRLEN + 1];
-		unsigned long long pos;
-		int off = 0;
+		const char *p;
+		uint64_t v;
 
 		if (first) {
 			if (strcmp(line, CATALOG_MAGIC) != 0)
 				goto bad;
 			first = false;
-		} else if (sscanf(line, "next_pos %llu", &pos) == 1) {
-			cat->next_pos = pos;
+		} else if ((p = rl_scan_lit(line, "next_pos "))) {
+			if (!rl_scan_u64(p, INT64_MAX, &cat->next_pos, '\0'))
+				goto bad;
 			have_pos = true;
-		} else if (sscanf(line, "epoch %llu", &pos) == 1) {
-			cat->epoch = pos;
-		} else if (strncmp(line, "owner ", 6) == 0 &&
-			   strlen(line + 6) <= RL_NAME_MAX) {
-			snprintf(cat->owner, sizeof(cat->owner), "%s", line + 6);
-		} else if (sscanf(line, "skip %36s %llu%n", uuid, &pos,
-				  &off) == 2 && off > 0 &&
-			   rl_uuid_parse(uuid, &d.uuid) == 0) {
-			const char *note = line[off] == ' ' ? line + off + 1 : "";
-
-			if (skip_add(cat, &d.uuid, pos, note, strlen(note)) < 0)
+		} else if ((p = rl_scan_lit(line, "epoch "))) {
+			if (!rl_scan_u64(p, UINT64_MAX, &cat->epoch, '\0'))
+				goto bad;
+		} else if ((p = rl_scan_lit(line, "owner "))) {
+			if (!*p || strlen(p) > RL_NAME_MAX)
+				goto bad;
+			rl_claim_owner(cat->owner, p, strlen(p));
+		} else if ((p = rl_scan_lit(line, "skip "))) {
+			/* skip UUID POS [NOTE] */
+			p = scan_uuid(p, &d.uuid);
+			if (!p || rl_parse_u64(p, INT64_MAX, &v, &p) < 0 ||
+			    (*p && *p != ' '))
+				goto bad;
+			p += *p == ' ';
+			if (skip_add(cat, &d.uuid, v, p, strlen(p)) < 0)
 				return rl_err_set(err, ENOMEM, "out of memory");
-		} else if (sscanf(line, "disk %36s %o %u %u%n", uuid, &d.mode,
-				  &d.uid, &d.gid, &off) == 4 && off > 0 &&
-			   line[off] == ' ' &&	/* the name is all the rest */
-			   rl_uuid_parse(uuid, &d.uuid) == 0 &&
-			   rl_name_check(line + off + 1, NULL) == 0) {
-			snprintf(d.name, sizeof(d.name), "%s", line + off + 1);
+		} else if ((p = rl_scan_lit(line, "disk "))) {
+			/* disk UUID MODE(octal) UID GID NAME: the name is all
+			 * the rest; one line per disk, one disk per name */
+			p = scan_uuid(p, &d.uuid);
+			p = scan_mode(p, &d.mode);
+			p = rl_scan_u64(p, UINT32_MAX, &v, ' ');
+			d.uid = (uint32_t)v;
+			p = rl_scan_u64(p, UINT32_MAX, &v, ' ');
+			d.gid = (uint32_t)v;
+			if (!p || rl_name_check(p, NULL) < 0 ||
+			    by_uuid(cat, &d.uuid) || by_name(cat, p))
+				goto bad;
+			snprintf(d.name, sizeof(d.name), "%s", p);
 			if (rl_grow(&cat->disks, &cat->cap, cat->n + 1,
 				    sizeof(d)) < 0)
 				return rl_err_set(err, ENOMEM, "out of memory");

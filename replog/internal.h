@@ -182,6 +182,11 @@ int rl_claim_run(const struct rl_claim *c, uint64_t *epoch, uint64_t *at,
 		 struct rl_err *err);
 
 /* util.c */
+/* Strict scanning of the state files' "key value" lines: p after the
+ * literal lit, or NULL (p NULL: NULL); p after a decimal number (at most
+ * max) and the character term that must follow it, or NULL. */
+const char *rl_scan_lit(const char *p, const char *lit);
+const char *rl_scan_u64(const char *p, uint64_t max, uint64_t *v, char term);
 int rl_fsync_dir(const char *dir);
 /* Makes sure path is a directory fit for repdisk's state, making it (0700,
  * parent fsync'ed) when create and it is missing: a real directory (not a

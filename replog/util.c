@@ -69,6 +69,22 @@ int rl_parse_u64(const char *s, uint64_t max, uint64_t *out,
 	return 0;
 }
 
+const char *rl_scan_lit(const char *p, const char *lit)
+{
+	size_t n = strlen(lit);
+
+	return p && strncmp(p, lit, n) == 0 ? p + n : NULL;
+}
+
+const char *rl_scan_u64(const char *p, uint64_t max, uint64_t *v, char term)
+{
+	const char *end;
+
+	if (!p || rl_parse_u64(p, max, v, &end) < 0 || *end != term)
+		return NULL;
+	return term ? end + 1 : end;
+}
+
 int64_t rl_clock_ms(clockid_t id)
 {
 	struct timespec t;

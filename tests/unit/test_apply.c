@@ -437,6 +437,34 @@ START_TEST(test_checkpoint_reopen)
 	ck_assert_int_eq(rl_image_open(path, d.ckpt, &disk1, &img, &err),
 			 -EBADMSG);
 	ck_assert_msg(strstr(err.msg, u), "message: %s", err.msg);
+	/* ... and so is one whose numbers are not just digits (a sign, a
+	 * blank, a tail), or that holds lines it does not know */
+	{
+		static const char *const bad[] = {
+			"next_pos -1\nepoch 3\nlast_seq 4\n",
+			"next_pos 1\nepoch +3\nlast_seq 4\n",
+			"next_pos 1\nepoch 3\nlast_seq 4junk\n",
+			"next_pos 1\nepoch  3\nlast_seq 4\n",
+			"next_pos 1\nepoch 3\nlast_seq 4\nowner a\nmore 1\n",
+			"next_pos 1\nepoch 3\nlast_seq 99999999999999999999\n",
+		};
+		char text[512];
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			int n = snprintf(text, sizeof(text), "repdisk-checkpoint "
+					 "1\ndisk %s\n%s", u, bad[i]);
+
+			unit_write_file(ck, text, (size_t)n);
+			ck_assert_msg(rl_checkpoint_read(d.ckpt, &disk1, &c,
+							 &err) == -EBADMSG,
+				      "accepted: %s", bad[i]);
+		}
+		snprintf(text, sizeof(text), "repdisk-checkpoint 1\ndisk %s\n"
+			 "next_pos 1\nepoch 3\nlast_seq 4\nowner h:/d\n", u);
+		unit_write_file(ck, text, strlen(text));
+		ck_assert_int_eq(rl_checkpoint_read(d.ckpt, &disk1, &c, &err), 0);
+		ck_assert_str_eq(c.owner, "h:/d");
+	}
 	{
 		char other[RL_UUID_STRLEN + 1], text[256];
 		int n;

@@ -403,6 +403,57 @@ START_TEST(test_catalog_writer)
 }
 END_TEST
 
+/* A catalog state file is read strictly: numbers are digits alone, a mode
+ * is octal permission bits, one line per disk and one disk per name. */
+START_TEST(test_catalog_state_strict)
+{
+	static const char *const bad[] = {
+		"next_pos +1\n",
+		"next_pos 1junk\n",
+		"next_pos 1\nepoch -2\n",
+		"next_pos 1\ndisk 00000000-0000-4000-8000-000000000001 9644 0 0 a\n",
+		"next_pos 1\ndisk 00000000-0000-4000-8000-000000000001 644 -1 0 a\n",
+		"next_pos 1\ndisk 00000000-0000-4000-8000-000000000001 644 0 0 a\n"
+		"disk 00000000-0000-4000-8000-000000000002 644 0 0 a\n",
+		"next_pos 1\ndisk 00000000-0000-4000-8000-000000000001 644 0 0 a\n"
+		"disk 00000000-0000-4000-8000-000000000001 644 0 0 b\n",
+		"next_pos 1\nskip 00000000-0000-4000-8000-000000000001 x\n",
+	};
+	struct datadir d;
+	struct rl_catalog *cat;
+	struct rl_err err = { 0 };
+	char path[PATH_MAX], text[512];
+
+	datadir_init(&d, "strict");
+	unit_path(path, sizeof(path), "%s/.repdisk/catalog", d.dir);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int n = snprintf(text, sizeof(text), "repdisk-catalog 1\n%s",
+				 bad[i]);
+
+		unit_write_file(path, text, (size_t)n);
+		ck_assert_msg(rl_catalog_open(d.dir, &cat, &err) == -EBADMSG,
+			      "accepted: %s", bad[i]);
+	}
+	snprintf(text, sizeof(text), "repdisk-catalog 1\nnext_pos 3\nepoch 2\n"
+		 "owner h:/d\ndisk 00000000-0000-4000-8000-000000000001 640 7 8 "
+		 "a b\nskip 00000000-0000-4000-8000-000000000001 5 who why\n");
+	unit_write_file(path, text, strlen(text));
+	ck_assert_int_eq(rl_catalog_open(d.dir, &cat, &err), 0);
+	ck_assert_uint_eq(rl_catalog_next_pos(cat), 3);
+	ck_assert_uint_eq(rl_catalog_epoch(cat), 2);
+	ck_assert_str_eq(rl_catalog_owner(cat), "h:/d");
+	{
+		struct rl_disk_info info;
+
+		ck_assert_int_eq(rl_catalog_find_name(cat, "a b", &info), 0);
+		ck_assert_uint_eq(info.mode, 0640);
+		ck_assert_uint_eq(info.uid, 7);
+		ck_assert(rl_catalog_skipped(cat, &info.uuid, 5));
+	}
+	rl_catalog_close(cat);
+}
+END_TEST
+
 static Suite *catalog_suite(void)
 {
 	Suite *s = suite_create("catalog");
@@ -415,6 +466,7 @@ static Suite *catalog_suite(void)
 	tcase_add_test(tcat, test_datadir_lock);
 	tcase_add_test(tcat, test_catalog_copy_state_oom);
 	tcase_add_test(tcat, test_catalog_writer);
+	tcase_add_test(tcat, test_catalog_state_strict);
 	suite_add_tcase(s, tcat);
 	return s;
 }
