@@ -143,6 +143,9 @@ leader_of() { kcluster leader "repdisk.$NS.disk.$1"; }
 kmount
 start_follower "$LOG" "$R"
 for bs in "${BSIZES[@]}"; do truncate -s 64M "$M/vm-$bs.img"; done
+# two disks no one writes, for the metadata changes of quorum-loss (a
+# chmod of a disk being written would wait in the kernel for its writes)
+truncate -s 1M "$M/idle-a.img" "$M/idle-b.img"
 u4=$(log_status_field "$LOG" "$D" vm-4096.img uuid)
 
 for CASE in "${CASES[@]}"; do
@@ -169,9 +172,9 @@ for CASE in "${CASES[@]}"; do
 		t1=$(now_ms)
 		# a catalog change and a truncate wait for the log (then fail);
 		# lookups, stat and readdir of every disk do not wait behind them
-		chmod 640 "$M/vm-4096.img" 2>"$T/chmod.err" &
+		chmod 640 "$M/idle-a.img" 2>"$T/chmod.err" &
 		ch=$!
-		truncate -s 80M "$M/vm-65536.img" 2>"$T/truncate.err" &
+		truncate -s 2M "$M/idle-b.img" 2>"$T/truncate.err" &
 		tr=$!
 		cleanup "kill -9 $ch $tr 2>/dev/null"
 		sleep 1
@@ -182,9 +185,14 @@ for CASE in "${CASES[@]}"; do
 		expect_eio
 		t2=$(now_ms)
 		reads_work
-		for p in "$ch" "$tr"; do
-			for _ in $(seq $((WRITE_TIMEOUT * 10 + 300))); do running "$p" || break; sleep 0.1; done
+		# both fail once the write timeout has passed (a client that
+		# exits non-zero is what wait_bounded refuses: poll instead)
+		for _ in $(seq $((WRITE_TIMEOUT * 30))); do
+			running "$ch" || running "$tr" || break
+			sleep 0.1
 		done
+		running "$ch" && fail "$CASE: chmod still waits $((WRITE_TIMEOUT * 3)) s after losing the quorum"
+		running "$tr" && fail "$CASE: truncate still waits $((WRITE_TIMEOUT * 3)) s after losing the quorum"
 		grep -q "Input/output error" "$T/chmod.err" ||
 			fail "$CASE: chmod without a quorum: $(cat "$T/chmod.err")"
 		grep -q "writes fail with EIO" "$D/.repdisk/mount.log" ||
