@@ -46,11 +46,14 @@ void rl_replay_close(struct rl_replay *rp)
 }
 
 /* A reader's failure: the log's when it did not answer, else the record's
- * (damaged, forged, deleted by retention). */
+ * (damaged, forged, deleted by retention); running out of memory is
+ * neither, and stays untagged. */
 static int reader_failed(int rc, struct rl_err *err)
 {
-	return rl_err_layer(err, rc == -EIO || rc == -ETIMEDOUT ||
-			    rc == -ENOMEM ? RL_ERR_LOG : RL_ERR_RECORD, rc);
+	if (rc == -ENOMEM)
+		return rc;
+	return rl_err_layer(err, rc == -EIO || rc == -ETIMEDOUT ?
+			    RL_ERR_LOG : RL_ERR_RECORD, rc);
 }
 
 static int reopen(struct rl_replay *rp, struct rl_err *err)
@@ -100,7 +103,7 @@ int rl_replay_run(struct rl_replay *rp, uint64_t to, size_t budget,
 						       rp->t.what, next));
 		if (rc < 0) {
 			rc = reader_failed(rc, err);
-			if (err->layer == RL_ERR_LOG || !rp->t.skip_unreadable ||
+			if (err->layer != RL_ERR_RECORD || !rp->t.skip_unreadable ||
 			    !rp->t.skip_unreadable(rp->t.arg, err->msg))
 				return rc;	/* the reader stays at it */
 			/* a record the catalog skips: read on after it */
