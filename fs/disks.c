@@ -19,8 +19,10 @@
  * (deleted) under fs->lock first, so it cannot go away meanwhile.
  *
  * While a failed change leaves the catalog behind the log, changes fail
- * at once with EIO (rl_catalog_writer_behind, read without cat_lock), and
- * the checkpoint thread catches up once a second (fs_catalog_sync), after
+ * at once with EIO (rl_catalog_writer_behind, read before cat_lock is
+ * taken: the catch-up holds it across its round trip, up to
+ * --write-timeout without a quorum), and the checkpoint thread catches
+ * up once a second (fs_catalog_sync), after
  * which the disk table follows the catalog (catalog_reconcile).  A change
  * is also checked against the data directory (a directory in the way)
  * before it is appended.
@@ -270,6 +272,17 @@ static int catalog_change(struct fs *fs, struct rl_record *r)
 	return rc == 0 || rc == -EROFS ? rc : -EIO;
 }
 
+/* Takes cat_lock for a change: 0, or -EIO at once while the catalog is
+ * behind the log, without waiting for the lock, which the catch-up holds
+ * across its round trip (fs_catalog_sync). */
+static int change_lock(struct fs *fs)
+{
+	if (rl_catalog_writer_behind(fs->cw))
+		return -EIO;	/* see the notes at the top */
+	pthread_mutex_lock(&fs->cat_lock);
+	return 0;
+}
+
 /* Before a change to name: the catalog is in step with the log, the name
  * is free, and nothing in the data directory is in the way of its image.
  * 0 or -errno; cat_lock and fs->lock held. */
@@ -401,9 +414,10 @@ int fs_disk_create(struct fs *fs, const char *name, mode_t mode, uid_t uid,
 	int rc;
 
 	rc = rl_name_check(name, &err);
+	if (rc == 0)
+		rc = change_lock(fs);
 	if (rc < 0)
 		return rc;
-	pthread_mutex_lock(&fs->cat_lock);
 	pthread_mutex_lock(&fs->lock);
 	rc = change_check(fs, name);
 	pthread_mutex_unlock(&fs->lock);
@@ -456,7 +470,8 @@ int fs_disk_delete(struct fs *fs, const char *name)
 	struct disk *d;
 	int rc;
 
-	pthread_mutex_lock(&fs->cat_lock);
+	if ((rc = change_lock(fs)) < 0)
+		return rc;
 	pthread_mutex_lock(&fs->lock);
 	d = fs_disk_by_name(fs, name);
 	pthread_mutex_unlock(&fs->lock);
@@ -473,7 +488,8 @@ int fs_disk_rename(struct fs *fs, const char *name, const char *newname,
 	struct rl_err err;
 	int rc;
 
-	pthread_mutex_lock(&fs->cat_lock);
+	if ((rc = change_lock(fs)) < 0)
+		return rc;
 	pthread_mutex_lock(&fs->lock);
 	d = fs_disk_by_name(fs, name);
 	target = fs_disk_by_name(fs, newname);
@@ -509,7 +525,8 @@ int fs_disk_setattr(struct fs *fs, struct disk *d, uint32_t mode, uint32_t uid,
 			       .mode = mode & 0777, .uid = uid, .gid = gid };
 	int rc;
 
-	pthread_mutex_lock(&fs->cat_lock);
+	if ((rc = change_lock(fs)) < 0)
+		return rc;
 	pthread_mutex_lock(&fs->lock);
 	rc = change_check(fs, NULL);
 	if (rc == 0 && d->deleted)

@@ -79,6 +79,13 @@ int kafka_topic_lookup(struct kafka_log *log, const char *topic,
  * max.message.bytes is below the producer's batches: 0 or -errno. */
 int kafka_topic_ensure(struct kafka_log *log, const char *topic,
 		       struct rl_err *err);
+/* An offset of partition 0 of topic, asked of its leader within
+ * timeout_ms: which is RD_KAFKA_OFFSET_END (the high watermark) or
+ * RD_KAFKA_OFFSET_BEGINNING (the low one).  Use it, never
+ * rd_kafka_query_watermark_offsets(): see kafka_topics.c. */
+rd_kafka_resp_err_t kafka_topic_offset(struct kafka_log *log,
+				       const char *topic, int64_t which,
+				       int timeout_ms, int64_t *out);
 
 /* kafka_positions.c */
 /* Whether topic is created compacted (the follower-positions topic). */

@@ -207,8 +207,11 @@ int kafka_pos_scan(struct rl_log *base,
 	rc = kafka_topic_lookup(log, topic, &replicas, &partitions, err);
 	if (rc <= 0)
 		return rc;	/* 0: no follower ever published */
-	e = rd_kafka_query_watermark_offsets(log->rk, topic, 0, &lo, &hi,
-					     log->timeout_ms);
+	e = kafka_topic_offset(log, topic, RD_KAFKA_OFFSET_BEGINNING,
+			       log->timeout_ms, &lo);
+	if (!e)
+		e = kafka_topic_offset(log, topic, RD_KAFKA_OFFSET_END,
+				       log->timeout_ms, &hi);
 	if (e)
 		return rl_err_set(err, e == RD_KAFKA_RESP_ERR__TIMED_OUT ?
 				  ETIMEDOUT : EIO, "follower positions: topic "

@@ -314,3 +314,28 @@ int kafka_topic_ensure(struct kafka_log *log, const char *topic,
 	}
 	return 0;
 }
+
+/* rd_kafka_query_watermark_offsets() would do, but in librdkafka before
+ * 2.3.0 it waits without bound while the broker it asks is down: it
+ * loops until an answer comes and never looks at its timeout (librdkafka
+ * issue #2588, fixed by pull request #4460 in 2.3.0).  A catalog sync
+ * stuck in it held the catalog lock until the cluster came back.
+ * rd_kafka_offsets_for_times() keeps to its timeout, and sends the same
+ * ListOffsets request: a timestamp of -1 (RD_KAFKA_OFFSET_END) asks for
+ * the latest offset, -2 (RD_KAFKA_OFFSET_BEGINNING) for the earliest. */
+rd_kafka_resp_err_t kafka_topic_offset(struct kafka_log *log,
+				       const char *topic, int64_t which,
+				       int timeout_ms, int64_t *out)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_resp_err_t e;
+
+	rd_kafka_topic_partition_list_add(l, topic, 0)->offset = which;
+	e = rd_kafka_offsets_for_times(log->rk, l, timeout_ms);
+	if (!e)
+		e = l->elems[0].err;
+	if (!e)
+		*out = l->elems[0].offset;
+	rd_kafka_topic_partition_list_destroy(l);
+	return e;
+}

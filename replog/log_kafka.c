@@ -108,10 +108,11 @@
  * is replication to the in-sync replicas.  A follower of many disks opens
  * one consumer per disk.  librdkafka's own log lines (e.g. connection
  * refused) go to stderr.  A reader below what the topic's retention kept
- * gets -ERANGE (reseed).  rl_log_end() asks the partition's leader with
- * rd_kafka_query_watermark_offsets(), which in librdkafka 2.0.2 can wait
- * without bound while the cached leader's broker is down; readers use
- * their own fetches' high watermark instead once they have one.
+ * gets -ERANGE (reseed).  rl_log_end() asks the partition's leader for
+ * its high watermark (kafka_topic_offset(), which keeps to the log's
+ * timeout where librdkafka 2.0.2's rd_kafka_query_watermark_offsets()
+ * does not); readers use their own fetches' high watermark instead once
+ * they have one.
  *
  * Files.  The backend is split by concern around kafka_internal.h, which
  * holds struct kafka_log and the calls that cross files:
@@ -553,7 +554,7 @@ static int kafka_end(struct rl_stream *base, uint64_t *end)
 {
 	struct kafka_stream *s = KSTREAM(base);
 	struct kafka_log *log = KLOG(base->log);
-	int64_t lo, hi, deadline = rl_clock_ms(CLOCK_MONOTONIC) + log->timeout_ms;
+	int64_t hi, deadline = rl_clock_ms(CLOCK_MONOTONIC) + log->timeout_ms;
 	rd_kafka_resp_err_t e;
 
 	/* A leader that moved (a broker went down) answers "not leader"
@@ -562,8 +563,8 @@ static int kafka_end(struct rl_stream *base, uint64_t *end)
 	for (;;) {
 		int64_t left = deadline - rl_clock_ms(CLOCK_MONOTONIC);
 
-		e = rd_kafka_query_watermark_offsets(log->rk, s->topic, 0, &lo,
-						     &hi, left > 0 ? (int)left : 1);
+		e = kafka_topic_offset(log, s->topic, RD_KAFKA_OFFSET_END,
+				       left > 0 ? (int)left : 1, &hi);
 		/* ... and a topic just created is "unknown" to a broker, or
 		 * to librdkafka's metadata, for a moment */
 		if (left <= 0 ||
@@ -785,11 +786,12 @@ static int kafka_reader_next(struct rl_reader *base, struct rl_record *rec,
 			}
 			if (m && (m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE ||
 				  m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET)) {
-				int64_t lo = -1, hi = -1;
+				int64_t lo = -1;
 
 				rd_kafka_message_destroy(m);
-				rd_kafka_query_watermark_offsets(log->rk,
-					r->s->topic, 0, &lo, &hi, 5000);
+				kafka_topic_offset(log, r->s->topic,
+						   RD_KAFKA_OFFSET_BEGINNING,
+						   5000, &lo);
 				snprintf(e.msg, sizeof(e.msg), "no longer in the "
 					 "log, which now starts at position %"
 					 PRId64 " (deleted by the topic's "
