@@ -370,7 +370,7 @@ static int image_apply(struct rl_image *img, const struct rl_record *r,
 		return rl_err_set(err, EBADMSG, "image %s: position %" PRIu64
 				  ": record of another disk", img->path, pos);
 	if (r->type != RL_CLAIM && r->type != RL_WRITE && r->type != RL_ZERO &&
-	    r->type != RL_DISCARD && r->type != RL_RESIZE)
+	    r->type != RL_DISCARD && r->type != RL_RESIZE && r->type != RL_MARK)
 		return rl_err_set(err, EBADMSG, "image %s: position %" PRIu64
 				  ": %s record in a disk stream", img->path,
 				  pos, tn ? tn : "unknown");
@@ -402,7 +402,10 @@ static int image_apply(struct rl_image *img, const struct rl_record *r,
 		break;
 	}
 
-	if (r->type == RL_RESIZE) {
+	if (r->type == RL_MARK) {
+		/* a label or a range to verify, for what reads the log: the
+		 * image does not change */
+	} else if (r->type == RL_RESIZE) {
 		if (ftruncate(img->fd, (off_t)r->offset) < 0)
 			rc = -errno;
 	} else {

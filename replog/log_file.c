@@ -339,11 +339,11 @@ static int stream_recover(struct file_log *log, struct file_stream *s,
 	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
 	rl_decoder_init(&dec);
 	for (;;) {
-		uint8_t hdr[RL_RECORD_HDR_SIZE];
+		uint8_t hdr[RL_RECORD_HDR_MIN];
 		struct rl_err e;
 		struct rl_record r;
 		ssize_t got = rl_pread_full(fd, hdr, sizeof(hdr), (off_t)off);
-		ssize_t stored;
+		ssize_t size;
 
 		if (got < 0) {
 			rc = rl_err_set(err, (int)-got, "read %s: %s", path,
@@ -356,12 +356,12 @@ static int stream_recover(struct file_log *log, struct file_stream *s,
 			snprintf(why, sizeof(why), "incomplete header");
 			break;
 		}
-		stored = rl_record_check_header(hdr, &e);
-		if (stored < 0) {
+		size = rl_record_size(hdr, &e);
+		if (size < 0) {
 			snprintf(why, sizeof(why), "%s", e.msg);
 			break;
 		}
-		size_t len = RL_RECORD_HDR_SIZE + (size_t)stored;
+		size_t len = (size_t)size;
 
 		if (len > cap) {
 			uint8_t *nb = realloc(buf, len);
@@ -955,15 +955,11 @@ static int reader_fill(struct file_reader *r, size_t need)
  * error. */
 static ssize_t reader_peek(struct file_reader *r, struct rl_err *err)
 {
-	int rc = reader_fill(r, RL_RECORD_HDR_SIZE);
-	ssize_t stored;
+	int rc = reader_fill(r, RL_RECORD_HDR_MIN);
 
 	if (rc <= 0)
 		return rc;
-	stored = rl_record_check_header(r->buf + (r->off - r->buf_off), err);
-	if (stored < 0)
-		return stored;
-	return RL_RECORD_HDR_SIZE + stored;
+	return rl_record_size(r->buf + (r->off - r->buf_off), err);
 }
 
 static int reader_fail(struct file_reader *r, int code, const char *why,
@@ -1192,16 +1188,16 @@ static int file_bytes_from(struct rl_stream *base, uint64_t from,
 			int fd = open(path, O_RDONLY | O_CLOEXEC);
 
 			for (uint64_t p = segs[i]; fd >= 0 && p < from; p++) {
-				uint8_t hdr[RL_RECORD_HDR_SIZE];
+				uint8_t hdr[RL_RECORD_HDR_MIN];
 				ssize_t len;
 
 				if (rl_pread_full(fd, hdr, sizeof(hdr),
 						  (off_t)off) != sizeof(hdr))
 					break;
-				len = rl_record_check_header(hdr, NULL);
+				len = rl_record_size(hdr, NULL);
 				if (len < 0)
 					break;
-				off += RL_RECORD_HDR_SIZE + (uint64_t)len;
+				off += (uint64_t)len;
 			}
 			if (fd >= 0)
 				close(fd);

@@ -122,15 +122,20 @@ int rl_name_check(const char *name, struct rl_err *err);
 /* ------------------------------------------------------------------ records
  *
  * The byte layout is in docs/FORMAT.md.  A disk's stream holds CLAIM, WRITE,
- * ZERO, DISCARD and RESIZE records; the catalog stream holds CREATE, RENAME,
- * DELETE and SETATTR records.
+ * ZERO, DISCARD, RESIZE and MARK records; the catalog stream holds CREATE,
+ * RENAME, DELETE, SETATTR and SKIP records.
  */
 
-#define RL_RECORD_VERSION	1	/* what every record but SKIP is written as */
-#define RL_RECORD_VERSION_MAX	2	/* version 2: version 1 plus SKIP */
-#define RL_RECORD_HDR_SIZE	96
+#define RL_RECORD_VERSION	3	/* what every record is written as */
+#define RL_RECORD_VERSION_MAX	3	/* readers read versions 1 to 3 */
+#define RL_RECORD_HDR_SIZE	128	/* a version-3 header: a writer's
+					   payload starts here */
+#define RL_RECORD_HDR_MIN	96	/* the first bytes of every version's
+					   header: enough to size a record
+					   (rl_record_size) */
 #define RL_RECORD_MAX_PAYLOAD	(16u << 20)	/* stored bytes, 16 MiB */
 #define RL_RECORD_MAX_DATA	(16u << 20)	/* uncompressed WRITE data */
+#define RL_MARK_LABEL_MAX	1024		/* bytes of a MARK's label */
 
 enum rl_type {
 	/* disk stream */
@@ -139,6 +144,9 @@ enum rl_type {
 	RL_DISCARD = 3,	/* offset, length: the guest no longer needs the range */
 	RL_RESIZE = 4,	/* offset = new size in bytes */
 	RL_CLAIM = 5,	/* a writer takes the disk with a new epoch; data = host */
+	RL_MARK = 6,	/* data = a label; offset, length: a byte range to
+			   verify (length 0: none).  Version 3.  Appliers
+			   change nothing for it but pass its position */
 	/* catalog stream */
 	RL_CREATE = 16,	/* disk, name, mode, uid, gid */
 	RL_RENAME = 17,	/* disk, name (the new name) */
@@ -146,7 +154,7 @@ enum rl_type {
 	RL_SETATTR = 19,	/* disk, mode, uid, gid */
 	RL_SKIP = 20,	/* disk, offset = a position of its stream that every
 			   applier passes over (repdisk log skip); data =
-			   who, when and why, for the audit */
+			   who, when and why, for the audit.  Version 2 */
 };
 
 enum rl_codec {
@@ -169,6 +177,10 @@ struct rl_record {
 	const char *name;
 	uint32_t mode, uid, gid;
 	uint32_t stored_len;	/* payload bytes as stored (decode only) */
+	uint64_t time_ns;	/* the writer's wall clock when it encoded the
+				   record, ns since 1970 (version 3; to
+				   encode, 0 means now) */
+	uint16_t version;	/* decode only */
 };
 
 const char *rl_type_name(enum rl_type t);	/* "WRITE", ..., or NULL */
@@ -185,11 +197,10 @@ ssize_t rl_record_encode(const struct rl_record *r, size_t zstd_min,
 
 /* Two-phase encoding, for writers that number records under a lock:
  * rl_record_prepare() does the expensive part (copy or compress the
- * payload, hash it) and leaves the epoch and sequence number blank;
- * rl_record_seal() writes them and finishes the checksum (64 bytes of
+ * payload, check it) and leaves the epoch and sequence number blank;
+ * rl_record_seal() writes them and checks the header (112 bytes of
  * hashing).  rl_record_encode() is both in one call. */
 struct rl_sealer {
-	_Alignas(64) unsigned char state[384];	/* crypto_generichash_state */
 	enum rl_codec codec;	/* how prepare stored the payload */
 };
 
@@ -210,15 +221,16 @@ struct rl_decoder {
 void rl_decoder_init(struct rl_decoder *d);
 void rl_decoder_free(struct rl_decoder *d);
 
-/* Validates a header alone: magic, version, type, codec, reserved fields,
- * lengths.  On success returns the stored payload length (>= 0), so a reader
- * knows how many bytes follow.  -EBADMSG (or -EPROTO for an unknown version)
- * with a message otherwise. */
-ssize_t rl_record_check_header(const void *hdr, struct rl_err *err);
+/* Validates the first RL_RECORD_HDR_MIN bytes of a record alone: magic,
+ * version, type, codec, reserved fields, lengths.  On success returns the
+ * record's whole size (header and payload), so a reader knows how many
+ * bytes it spans.  -EBADMSG (or -EPROTO for an unknown version) with a
+ * message otherwise. */
+ssize_t rl_record_size(const void *hdr, struct rl_err *err);
 
 /* Strictly decodes exactly `len` bytes into *r.  Pointers in *r point into
  * buf or into d's buffer and stay valid until the next decode with d.
- * Errors: -EBADMSG (corrupt, truncated, bad checksum, bad zstd frame),
+ * Errors: -EBADMSG (corrupt, truncated, a bad check, a bad zstd frame),
  * -EPROTO (unknown version), each with a message; *r is then untouched. */
 int rl_record_decode(struct rl_decoder *d, const void *buf, size_t len,
 		     struct rl_record *r, struct rl_err *err);

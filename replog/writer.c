@@ -633,7 +633,8 @@ int rl_writer_submit_buf(struct rl_writer *w, const struct rl_record *r,
 	 * with our epoch, or a catalog record, would be appended durably and
 	 * then refused (or ignored) by every applier, poisoning the stream. */
 	if (r->type != RL_WRITE && r->type != RL_ZERO &&
-	    r->type != RL_DISCARD && r->type != RL_RESIZE) {
+	    r->type != RL_DISCARD && r->type != RL_RESIZE &&
+	    r->type != RL_MARK) {
 		free(buf);
 		return -EINVAL;
 	}

@@ -19,7 +19,8 @@ static const char usage[] =
 	"       repdisk log bench [--dir DIR] [--seconds N]\n"
 	"\n"
 	"dump prints every durable record of the log, one line each:\n"
-	"  STREAM POSITION TYPE epoch=E seq=S offset=O length=L codec=C stored=N ...\n"
+	"  STREAM POSITION TYPE epoch=E seq=S offset=O length=L codec=C stored=N\n"
+	"      version=V [time=WRITER'S CLOCK, from version 3]\n"
 	"STREAM is the disk's name (or uuid) or \"catalog\".  Without DISK it\n"
 	"prints the catalog, then every disk; DISK is a name, a uuid or \"catalog\".\n"
 	"A bad record stops the dump with a message naming its segment, byte\n"
@@ -74,6 +75,19 @@ static void names_note(struct names *nm, const struct rl_record *r)
 	snprintf(d->name, sizeof(d->name), "%s", r->name);
 }
 
+/* A MARK's label on one line: printable ASCII as it is, other bytes as
+ * \xHH (a label is the writer's, not ours to trust). */
+static void print_label(const void *p, size_t len)
+{
+	const unsigned char *c = p;
+
+	for (size_t i = 0; i < len; i++)
+		if (c[i] > ' ' && c[i] < 0x7f && c[i] != '\\')
+			putchar(c[i]);
+		else
+			printf("\\x%02x", c[i]);
+}
+
 static void print_record(const char *label, uint64_t pos,
 			 const struct rl_record *r)
 {
@@ -94,6 +108,13 @@ static void print_record(const char *label, uint64_t pos,
 	case RL_CLAIM:
 		printf(" host=%.*s", (int)r->data_len, (const char *)r->data);
 		break;
+	case RL_MARK:
+		if (r->length)
+			printf(" offset=%" PRIu64 " length=%" PRIu64, r->offset,
+			       r->length);
+		printf(" label=");
+		print_label(r->data, r->data_len);
+		break;
 	case RL_SKIP:
 		rl_uuid_format(&r->disk, u);
 		printf(" disk=%s position=%" PRIu64 " note=%.*s", u, r->offset,
@@ -108,8 +129,19 @@ static void print_record(const char *label, uint64_t pos,
 			printf(" mode=%04o uid=%u gid=%u", r->mode, r->uid,
 			       r->gid);
 	}
-	printf(" codec=%s stored=%u\n", r->codec == RL_CODEC_ZSTD ? "zstd" :
-	       "none", r->stored_len);
+	printf(" codec=%s stored=%u version=%u", r->codec == RL_CODEC_ZSTD ?
+	       "zstd" : "none", r->stored_len, r->version);
+	if (r->version >= 3) {
+		time_t t = (time_t)(r->time_ns / 1000000000u);
+		char when[32];
+		struct tm tm;
+
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S",
+			 gmtime_r(&t, &tm));
+		printf(" time=%s.%09uZ", when,
+		       (unsigned)(r->time_ns % 1000000000u));
+	}
+	putchar('\n');
 }
 
 /* Calls fn for each record of stream s from position 0 to its durable

@@ -40,18 +40,19 @@ void fuzz_write(const char *path, const void *buf, size_t len);
 void fuzz_fail(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2), noreturn));
 
-/* Recomputes the checksum of the record in rec[0, len) as if its payload
- * were rec[96, len): random mutations almost never get past a BLAKE2b, so
- * the harnesses also try each input with its checksums made right. */
+/* Recomputes the checks of the record in rec[0, len) as if its payload
+ * were what follows its version's header: random mutations almost never
+ * get past an XXH3 or a BLAKE2b, so the harnesses also try each input
+ * with its checks made right. */
 void fuzz_fix_checksum(uint8_t *rec, size_t len);
 /* The same for every whole record of a segment body, walked by headers. */
 void fuzz_fix_checksums(uint8_t *body, size_t len);
 
 /* The round trip of a decoded record: it must encode (decode and encode
  * apply the same field rules) and decode again to the same fields.  With
- * orig (the bytes it was decoded from), a record stored uncompressed and
- * with its type's own version must also encode to exactly those bytes: one
- * record, one encoding.  what names the caller in a failure. */
+ * orig (the bytes it was decoded from), a version-3 record stored
+ * uncompressed must also encode to exactly those bytes: one record, one
+ * encoding.  what names the caller in a failure. */
 void fuzz_check_record(const struct rl_record *r, const void *orig,
 		       size_t orig_len, const char *what);
 

@@ -1,19 +1,21 @@
 /* Fuzz harness: one record's bytes, as a log hands them to a reader.
  *
- * The input is a record (FORMAT.md): rl_record_check_header() looks at its
- * first 96 bytes and rl_record_decode() at all of it, once as it is and
- * once with its checksum made right (fuzz_fix_checksum), so that mutations
- * reach the field rules, the names and the zstd frames behind the BLAKE2b.
+ * The input is a record of any version (FORMAT.md): rl_record_size() looks
+ * at its first 96 bytes and rl_record_decode() at all of it, once as it is
+ * and once with its checks made right (fuzz_fix_checksum), so that
+ * mutations reach the field rules, the names and the zstd frames behind
+ * the XXH3 (version 3) or the BLAKE2b (versions 1 and 2).
  * One decoder serves every input, as a reader's does.
  *
  * Checked beyond "no crash":
  *   - a refusal is -EBADMSG, -EPROTO or -ENOMEM with its code and a
- *     message in the rl_err; check_header refuses what decode refuses
- *     for its header, and a header it accepts says at most 16 MiB;
+ *     message in the rl_err; rl_record_size refuses what decode refuses
+ *     for its header, and a header it accepts spans at most its header
+ *     and 16 MiB;
  *   - a record that decodes is as long as its header says, encodes again
  *     (plain and with zstd) and decodes to the same fields, data and
- *     name; stored plain with its type's version, it re-encodes to the
- *     very bytes it came from (fuzz_check_record).
+ *     name; a version-3 one stored plain re-encodes to the very bytes it
+ *     came from (fuzz_check_record).
  */
 #include "fuzz_common.h"
 
@@ -38,7 +40,8 @@ static void decode_one(const uint8_t *buf, size_t len, const char *what)
 				  err.msg);
 		return;
 	}
-	if (len != RL_RECORD_HDR_SIZE + (size_t)r.stored_len)
+	if (len != (r.version >= 3 ? RL_RECORD_HDR_SIZE : RL_RECORD_HDR_MIN) +
+		   (size_t)r.stored_len)
 		fuzz_fail("%s: decoded %zu bytes as a record of %u stored "
 			  "payload bytes", what, len, r.stored_len);
 	fuzz_check_record(&r, buf, len, what);
@@ -47,37 +50,39 @@ static void decode_one(const uint8_t *buf, size_t len, const char *what)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	(void)fuzz_dir();	/* quiet replog: nothing is written */
-	if (size >= RL_RECORD_HDR_SIZE) {
+	if (size >= RL_RECORD_HDR_MIN) {
 		struct rl_err err = { 0 }, derr = { 0 };
 		struct rl_record r;
-		ssize_t stored = rl_record_check_header(data, &err);
+		ssize_t n = rl_record_size(data, &err);
 
-		if (stored < 0) {
-			if ((stored != -EBADMSG && stored != -EPROTO) ||
-			    err.code != -stored || !err.msg[0])
-				fuzz_fail("check_header returned %zd with "
-					  "code %d, message \"%s\"", stored,
+		if (n < 0) {
+			if ((n != -EBADMSG && n != -EPROTO) ||
+			    err.code != -n || !err.msg[0])
+				fuzz_fail("rl_record_size returned %zd with "
+					  "code %d, message \"%s\"", n,
 					  err.code, err.msg);
 			/* decode checks the header first, the same way */
 			if (rl_record_decode(&dec, data, size, &r, &derr) !=
-			    (int)stored)
-				fuzz_fail("check_header refuses (%s), decode "
+			    (int)n)
+				fuzz_fail("rl_record_size refuses (%s), decode "
 					  "does not say the same (%s)",
 					  err.msg, derr.msg);
-		} else if (stored > (ssize_t)RL_RECORD_MAX_PAYLOAD) {
-			fuzz_fail("check_header accepts %zd payload bytes",
-				  stored);
+		} else if (n < RL_RECORD_HDR_MIN ||
+			   n > (ssize_t)(RL_RECORD_HDR_SIZE +
+					 RL_RECORD_MAX_PAYLOAD)) {
+			fuzz_fail("rl_record_size accepts a record of %zd "
+				  "bytes", n);
 		}
 	}
 	decode_one(data, size, "as given");
-	if (size >= RL_RECORD_HDR_SIZE) {
+	if (size >= RL_RECORD_HDR_MIN) {
 		uint8_t *copy = malloc(size);
 
 		if (!copy)
 			return 0;
 		memcpy(copy, data, size);
 		fuzz_fix_checksum(copy, size);
-		decode_one(copy, size, "checksum fixed");
+		decode_one(copy, size, "checks fixed");
 		free(copy);
 	}
 	return 0;

@@ -120,7 +120,7 @@ static uint64_t read_stream(const char *dir, const struct rl_uuid *disk,
 		fuzz_check_record(&rec, NULL, 0, "reader");
 		if (++n > bound)
 			fuzz_fail("reader: %" PRIu64 " records from %zu "
-				  "bytes", n, bound * RL_RECORD_HDR_SIZE);
+				  "bytes", n, bound * RL_RECORD_HDR_MIN);
 	}
 	if (rc == 0 && from + n != end)
 		fuzz_fail("reader: stopped at position %" PRIu64 " before "
@@ -183,7 +183,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	split = (size_t)(data[9] | data[10] << 8);
 	base2 = data[11];
 	blen = size - PREFIX;
-	bound = blen / RL_RECORD_HDR_SIZE + 1;
+	bound = blen / RL_RECORD_HDR_MIN + 1;
 	if (flags & F_NOHEAD)
 		head = 0;
 

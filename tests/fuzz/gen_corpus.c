@@ -9,6 +9,7 @@
  * fuzz_NAME; run it again after a format change and commit the result.
  */
 #include "fuzz_common.h"
+#include "v1.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -50,8 +51,11 @@ static size_t encode(const struct rl_record *r, size_t zstd_min, uint8_t *buf,
 		     size_t size)
 {
 	struct rl_err err = { 0 };
-	ssize_t n = rl_record_encode(r, zstd_min, buf, size, &err);
+	struct rl_record e = *r;
+	ssize_t n;
 
+	e.time_ns = 1796150000123456789ull;	/* a seed stays the same */
+	n = rl_record_encode(&e, zstd_min, buf, size, &err);
 	if (n < 0)
 		fuzz_fail("encode %s: %s", rl_type_name(r->type), err.msg);
 	return (size_t)n;
@@ -103,6 +107,31 @@ static void gen_records(void)
 	/* the 4 KiB WRITE compressed */
 	emit("record", "disk-3-WRITE-zstd", buf,
 	     encode(&disk_recs[3], 1, buf, sizeof(buf)));
+	/* as writers before version 3 wrote them */
+	for (size_t i = 0; i < N(disk_recs); i += 2) {
+		static uint8_t v1[RL_RECORD_HDR_SIZE + 8192];
+		size_t n = encode(&disk_recs[i], 0, buf, sizeof(buf));
+
+		snprintf(name, sizeof(name), "v1-disk-%zu-%s", i,
+			 rl_type_name(disk_recs[i].type));
+		emit("record", name, v1, v1_downgrade(buf, n, v1));
+	}
+	{
+		static uint8_t v1[RL_RECORD_HDR_SIZE + 8192];
+		size_t n = encode(&cat_recs[5], 0, buf, sizeof(buf));
+
+		emit("record", "v2-catalog-5-SKIP", v1,
+		     v1_downgrade(buf, n, v1));
+	}
+	{
+		struct rl_record m = { .type = RL_MARK, .disk = FUZZ_DISK,
+				       .epoch = 1, .seq = 6, .offset = 0,
+				       .length = 1 << 20, .data = "nightly",
+				       .data_len = 7 };
+
+		emit("record", "disk-6-MARK", buf, encode(&m, 0, buf,
+							 sizeof(buf)));
+	}
 	for (size_t i = 0; i < N(cat_recs); i++) {
 		snprintf(name, sizeof(name), "catalog-%zu-%s", i,
 			 rl_type_name(cat_recs[i].type));
@@ -173,6 +202,27 @@ static void gen_segments(void)
 	/* a crash in the middle of an append: a torn tail past the head */
 	emit_segment("disk-torn-tail", 0, N(disk_recs) - 1, 0, 0, seg + 32,
 		     len - 32 - 50);
+	/* a stream written before version 3, then on by a version-3 writer:
+	 * its first 3 records in version 1 */
+	{
+		uint8_t *mixed = malloc(len);
+		size_t in = 32, out = 0;
+
+		for (int i = 0; in < len; i++) {
+			size_t n = (size_t)rl_record_size(seg + in, NULL);
+
+			if (i < 3) {
+				out += v1_downgrade(seg + in, n, mixed + out);
+			} else {
+				memcpy(mixed + out, seg + in, n);
+				out += n;
+			}
+			in += n;
+		}
+		emit_segment("disk-v1-then-v3", 0, N(disk_recs), 0, 0, mixed,
+			     out);
+		free(mixed);
+	}
 	free(seg);
 
 	snprintf(dir, sizeof(dir), "%s/log2", fuzz_dir());
@@ -182,10 +232,10 @@ static void gen_segments(void)
 	emit_segment("catalog", 0x01, N(cat_recs), 0, 0, seg + 32, len - 32);
 	free(seg);
 
-	/* two segments: 256-byte segments roll after the CLAIM, RESIZE and
+	/* two segments: 400-byte segments roll after the CLAIM, RESIZE and
 	 * small WRITE (position 3 starts the second) */
 	snprintf(dir, sizeof(dir), "%s/log3", fuzz_dir());
-	write_log(dir, &fuzz_disk, disk_recs, N(disk_recs), 256);
+	write_log(dir, &fuzz_disk, disk_recs, N(disk_recs), 400);
 	snprintf(path, sizeof(path), "%s/disks/%s/%020d.seg", dir, u, 0);
 	seg = slurp(path, &len);
 	snprintf(path, sizeof(path), "%s/disks/%s/%020d.seg", dir, u, 3);

@@ -60,19 +60,20 @@ expect_exit 1 "$REPDISK" follow --once --log "$LOG" "$T/f1"
 expect_stderr "data directory $T/f1: in use by another repdisk process"
 kill -TERM "$fpid"; wait "$fpid" || fail "follower did not exit 0 on SIGTERM"
 
-# --- flip a byte in the checksum of the record at position P
+# --- flip a byte in the header check of the record at position P (every
+# record is version 3: a 128-byte header, its check in the last 16 bytes)
 P=150
 off=32
 for ((i = 0; i < P; i++)); do
 	len=$(od -An -tu4 -j $((off + 56)) -N4 "$SEG" | tr -d ' ')
-	off=$((off + 96 + len))
+	off=$((off + 128 + len))
 done
 cp "$SEG" "$T/seg.orig"
-byte=$(od -An -tu1 -j $((off + 70)) -N1 "$SEG" | tr -d ' ')
+byte=$(od -An -tu1 -j $((off + 120)) -N1 "$SEG" | tr -d ' ')
 printf "\\x$(printf %02x $(((byte + 1) & 255)))" |
-	dd of="$SEG" bs=1 seek=$((off + 70)) conv=notrunc status=none
+	dd of="$SEG" bs=1 seek=$((off + 120)) conv=notrunc status=none
 cp "$SEG" "$T/seg.bad"
-where="disks/$UUID/00000000000000000000.seg byte $off \\(position $P\\): bad checksum"
+where="disks/$UUID/00000000000000000000.seg byte $off \\(position $P\\): bad header check"
 
 expect_exit 1 "$REPDISK" log dump --log "$LOG" vm1.img
 expect_stderr "^repdisk log dump: $where$"

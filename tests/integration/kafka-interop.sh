@@ -4,9 +4,9 @@
 #   - kcat -L lists the namespace's topics: repdisk.NS.catalog and one
 #     repdisk.NS.disk.UUID per disk, the UUIDs that `repdisk status` shows;
 #   - kcat reads each topic's records at offsets contiguous from 0, each
-#     96 bytes of header plus the payload that `repdisk log dump` reports,
-#     and dump decodes as many records, in the same positions, with the
-#     right types: the catalog the mount's CLAIM and a CREATE per disk;
+#     the header (128 bytes; 96 before version 3) plus the payload that
+#     `repdisk log dump` reports, and dump decodes as many records, in
+#     the same positions, with the right types: the catalog the mount's CLAIM and a CREATE per disk;
 #     each disk its CLAIM first, RESIZE (truncate), then the WRITEs that
 #     were made, at their offsets and lengths;
 #   - the topics were made by CreateTopics as documented: 1 partition,
@@ -55,15 +55,20 @@ records() {
 }
 # same_records TOPIC STREAM: kcat and `repdisk log dump` agree on STREAM's
 # records: the same positions, contiguous from 0, and each message is the
-# 96-byte header plus the payload dump reports (stored=N)
+# header (128 bytes in version 3, 96 before) plus the payload dump reports
+# (stored=N)
 same_records() {
 	records "$1" > "$T/kcat.$2"
 	timeout 60 "$REPDISK" log dump --log "$LOG" "$2" > "$T/dump.$2" 2> "$T/dump.err" ||
 		fail "log dump $2: $(cat "$T/dump.err")"
 	awk '{ print $1, $2 }' "$T/kcat.$2" | awk '$1 != NR - 1 { exit 1 } $2 < 96 { exit 1 }' ||
 		{ cat "$T/kcat.$2"; fail "$1: offsets not contiguous from 0, or a message under 96 bytes"; }
-	awk '{ s = ""; for (i = 3; i <= NF; i++) if ($i ~ /^stored=/) s = substr($i, 8)
-		print $2, 96 + s }' "$T/dump.$2" > "$T/want.$2"
+	awk '{ s = ""; h = 96
+		for (i = 3; i <= NF; i++) {
+			if ($i ~ /^stored=/) s = substr($i, 8)
+			if ($i ~ /^version=/ && substr($i, 9) >= 3) h = 128
+		}
+		print $2, h + s }' "$T/dump.$2" > "$T/want.$2"
 	diff "$T/kcat.$2" "$T/want.$2" > "$T/diff" ||
 		{ cat "$T/diff"; fail "$1: kcat's offsets and sizes differ from log dump's records of $2"; }
 	[ -s "$T/kcat.$2" ] || fail "$1 is empty"

@@ -18,6 +18,11 @@
  *       is there with the same contents.  Exit 0, or 1 naming the first
  *       missing or different record.
  *
+ *   rl_testwriter downgrade LOGDIR
+ *       Rewrites every segment of the file log in LOGDIR (no process may
+ *       have it open) with its records in version 1 (version 2 for SKIP):
+ *       the log a repdisk from before version 3 would have written.
+ *
  *   rl_testwriter forge --log URI --disk NAME --acks -
  *       Appends to the disk's stream a well-formed WRITE of an epoch no
  *       writer claimed (what an intruder with access to the log would
@@ -27,6 +32,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -38,6 +44,9 @@
 #include <unistd.h>
 
 #include <sodium.h>
+#include <sys/stat.h>
+
+#include "v1.h"
 
 #define HASH_LEN 16
 
@@ -433,6 +442,52 @@ static int do_verify(const struct opts *o)
 	return 0;
 }
 
+/* One segment of downgrade: its 32-byte header as it is, then each record
+ * in version 1; into path.new, then renamed over path. */
+static int downgrade_one(const char *path, const struct stat *st, int type,
+			 struct FTW *ftw)
+{
+	size_t len = (size_t)st->st_size, in = 32, out = 32;
+	char tmp[PATH_MAX];
+	uint8_t *a, *b;
+	FILE *f;
+
+	(void)ftw;
+	if (type != FTW_F || strlen(path) < 4 ||
+	    strcmp(path + strlen(path) - 4, ".seg") != 0)
+		return 0;
+	a = malloc(len ? len : 1);
+	b = malloc(len ? len : 1);
+	f = fopen(path, "rb");
+	if (!a || !b || !f || fread(a, 1, len, f) != len || len < 32)
+		die("read %s", path);
+	fclose(f);
+	memcpy(b, a, 32);
+	while (in < len) {
+		struct rl_err err;
+		ssize_t n = rl_record_size(a + in, &err);
+
+		if (n < 0 || (size_t)n > len - in)
+			die("%s: byte %zu: %s", path, in,
+			    n < 0 ? err.msg : "cut record");
+		if (a[in + 4] == 3) {
+			out += v1_downgrade(a + in, (size_t)n, b + out);
+		} else {
+			memcpy(b + out, a + in, (size_t)n);
+			out += (size_t)n;
+		}
+		in += (size_t)n;
+	}
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	f = fopen(tmp, "wb");
+	if (!f || fwrite(b, 1, out, f) != out || fflush(f) != 0 ||
+	    fsync(fileno(f)) != 0 || fclose(f) != 0 || rename(tmp, path) != 0)
+		die("write %s", tmp);
+	free(a);
+	free(b);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option lopts[] = {
@@ -453,7 +508,14 @@ int main(int argc, char **argv)
 	int c;
 
 	if (argc < 2 || sodium_init() < 0)
-		die("usage: rl_testwriter load|verify OPTIONS");
+		die("usage: rl_testwriter load|verify|forge OPTIONS, or "
+		    "downgrade LOGDIR");
+	if (strcmp(argv[1], "downgrade") == 0) {
+		if (argc != 3 || nftw(argv[2], downgrade_one, 16, FTW_PHYS) != 0)
+			die("downgrade LOGDIR: %s", argc == 3 ? argv[2] :
+			    "no directory given");
+		return 0;
+	}
 	while ((c = getopt_long(argc - 1, argv + 1, "", lopts, NULL)) != -1) {
 		switch (c) {
 		case 'l': o.log = optarg; break;

@@ -1,8 +1,10 @@
 /* Unit tests of the record format (replog/record.c): round trips of every
- * record type, two-phase encoding, and strict decoding of damaged and forged
- * records.  Forged records get a valid checksum (BLAKE2b-256 over the payload
- * and then header bytes [0, 64), stored at header byte 64), so they reach the
- * rules behind the checksum. */
+ * record type, two-phase encoding, strict decoding of damaged and forged
+ * records, and reading versions 1 and 2.  Forged records get valid checks
+ * (version 3: XXH3-128 of the payload at header byte 96, then of header
+ * bytes [0, 112) at byte 112; versions 1 and 2: BLAKE2b-256 over the
+ * payload and then header bytes [0, 64), at byte 64), so they reach the
+ * rules behind the checks. */
 #include "unit.h"
 
 #include <errno.h>
@@ -10,6 +12,7 @@
 #include <string.h>
 
 #include <sodium.h>
+#include <xxhash.h>
 #define ZSTD_STATIC_LINKING_ONLY	/* ZSTD_frameHeaderSize() */
 #include <zstd.h>
 
@@ -25,9 +28,18 @@
 #define OFF_OFFSET	40
 #define OFF_LENGTH	48
 #define OFF_PAYLOAD_LEN	56
-#define OFF_RESERVED	60
-#define OFF_CHECKSUM	64
-#define HDR		RL_RECORD_HDR_SIZE
+#define OFF_KEY_ID	60	/* versions 1 and 2: reserved */
+#define OFF_TIME	64
+#define OFF_NONCE	72
+#define OFF_PCHECK	96
+#define OFF_HCHECK	112
+#define HDR		128
+#define V1_OFF_CHECKSUM	64
+#define V1_HDR		96
+#define TIME		1796150000123456789ull	/* 2026-12-01, in ns */
+
+_Static_assert(HDR == RL_RECORD_HDR_SIZE && V1_HDR == RL_RECORD_HDR_MIN,
+	       "header sizes");
 
 static void put_le(uint8_t *p, uint64_t v, int bytes)
 {
@@ -44,28 +56,44 @@ static uint64_t get_le(const uint8_t *p, int bytes)
 	return v;
 }
 
-/* Recomputes the checksum of a record of len bytes in place. */
+static void xxh128(const void *p, size_t len, uint8_t *out)
+{
+	XXH128_canonical_t c;
+
+	XXH128_canonicalFromHash(&c, XXH3_128bits(p, len));
+	memcpy(out, c.digest, 16);
+}
+
+/* Recomputes the checks of a record of len bytes in place, by the version
+ * its header names. */
 static void reseal(uint8_t *rec, size_t len)
 {
+	if (get_le(rec + OFF_VERSION, 2) >= 3) {
+		xxh128(rec + HDR, len - HDR, rec + OFF_PCHECK);
+		xxh128(rec, OFF_HCHECK, rec + OFF_HCHECK);
+		return;
+	}
 	crypto_generichash_state st;
 
 	crypto_generichash_init(&st, NULL, 0, 32);
-	crypto_generichash_update(&st, rec + HDR, len - HDR);
-	crypto_generichash_update(&st, rec, OFF_CHECKSUM);
-	crypto_generichash_final(&st, rec + OFF_CHECKSUM, 32);
+	crypto_generichash_update(&st, rec + V1_HDR, len - V1_HDR);
+	crypto_generichash_update(&st, rec, V1_OFF_CHECKSUM);
+	crypto_generichash_final(&st, rec + V1_OFF_CHECKSUM, 32);
 }
 
-/* Builds a record from raw field values with a valid checksum (malloc'ed,
- * exactly HDR + plen bytes). */
-static uint8_t *craft(unsigned type, unsigned codec, const struct rl_uuid *disk,
-		      uint64_t epoch, uint64_t seq, uint64_t off, uint64_t len,
-		      const void *payload, size_t plen)
+/* Builds a record of a version from raw field values with valid checks
+ * (malloc'ed, exactly its header + plen bytes); version 3 gets TIME. */
+static uint8_t *craft_v(unsigned version, unsigned type, unsigned codec,
+			const struct rl_uuid *disk, uint64_t epoch,
+			uint64_t seq, uint64_t off, uint64_t len,
+			const void *payload, size_t plen)
 {
-	uint8_t *r = calloc(1, HDR + plen + 1);
+	size_t hdr = version >= 3 ? HDR : V1_HDR;
+	uint8_t *r = calloc(1, hdr + plen + 1);
 
 	ck_assert_ptr_nonnull(r);
 	memcpy(r + OFF_MAGIC, "RDLR", 4);
-	put_le(r + OFF_VERSION, RL_RECORD_VERSION, 2);
+	put_le(r + OFF_VERSION, version, 2);
 	r[OFF_TYPE] = (uint8_t)type;
 	r[OFF_CODEC] = (uint8_t)codec;
 	memcpy(r + OFF_DISK, disk->b, 16);
@@ -74,10 +102,20 @@ static uint8_t *craft(unsigned type, unsigned codec, const struct rl_uuid *disk,
 	put_le(r + OFF_OFFSET, off, 8);
 	put_le(r + OFF_LENGTH, len, 8);
 	put_le(r + OFF_PAYLOAD_LEN, plen, 4);
+	if (version >= 3)
+		put_le(r + OFF_TIME, TIME, 8);
 	if (plen)
-		memcpy(r + HDR, payload, plen);
-	reseal(r, HDR + plen);
+		memcpy(r + hdr, payload, plen);
+	reseal(r, hdr + plen);
 	return r;
+}
+
+static uint8_t *craft(unsigned type, unsigned codec, const struct rl_uuid *disk,
+		      uint64_t epoch, uint64_t seq, uint64_t off, uint64_t len,
+		      const void *payload, size_t plen)
+{
+	return craft_v(RL_RECORD_VERSION, type, codec, disk, epoch, seq, off,
+		       len, payload, plen);
 }
 
 /* Copies len bytes into a buffer of exactly that size, so that ASan
@@ -144,7 +182,12 @@ static void roundtrip(const struct rl_record *in, size_t zstd_min,
 	ck_assert_uint_eq(get_le(buf + OFF_PAYLOAD_LEN, 4), len - HDR);
 	rl_decoder_init(&d);
 	decode_ok(&d, buf, len, &out, tn);
-	ck_assert_int_eq(rl_record_check_header(buf, NULL), (ssize_t)(len - HDR));
+	ck_assert_int_eq(rl_record_size(buf, NULL), (ssize_t)len);
+	ck_assert_uint_eq(out.version, 3);
+	if (in->time_ns)
+		ck_assert_uint_eq(out.time_ns, in->time_ns);
+	else	/* now: after 2026-01-01, whatever the machine's clock */
+		ck_assert_uint_gt(out.time_ns, 1767225600ull * 1000000000u);
 
 	ck_assert_int_eq(out.type, in->type);
 	ck_assert_msg(out.codec == want_codec, "%s: codec %d, expected %d", tn,
@@ -158,6 +201,7 @@ static void roundtrip(const struct rl_record *in, size_t zstd_min,
 	switch (in->type) {
 	case RL_WRITE:
 	case RL_CLAIM:
+	case RL_MARK:
 		ck_assert_uint_eq(out.data_len, in->data_len);
 		if (in->data_len)
 			ck_assert_mem_eq(out.data, in->data, in->data_len);
@@ -222,7 +266,25 @@ START_TEST(test_roundtrip_disk_types)
 	roundtrip(&c, 0, RL_CODEC_NONE);
 	c.data = "";
 	c.data_len = 0;
+	c.time_ns = TIME;
 	roundtrip(&c, 0, RL_CODEC_NONE);
+
+	/* a label alone, a range to verify, the longest label */
+	static char label[RL_MARK_LABEL_MAX];
+	struct rl_record m = { .type = RL_MARK, .disk = disk1, .epoch = 3,
+			       .seq = 78, .data = "before upgrade",
+			       .data_len = 14 };
+
+	roundtrip(&m, 0, RL_CODEC_NONE);
+	m.offset = 1 << 20;
+	m.length = 1 << 30;
+	roundtrip(&m, 0, RL_CODEC_NONE);
+	memset(label, 'L', sizeof(label));
+	m.data = label;
+	m.data_len = sizeof(label);
+	roundtrip(&m, 0, RL_CODEC_NONE);
+	m.data_len = 0;
+	roundtrip(&m, 0, RL_CODEC_NONE);
 }
 END_TEST
 
@@ -371,6 +433,8 @@ START_TEST(test_prepare_seal_equals_encode)
 		{ .type = RL_RENAME, .disk = disk1, .name = "b" },
 		{ .type = RL_DELETE, .disk = disk1 },
 		{ .type = RL_SETATTR, .disk = disk1, .mode = 0644, .uid = 1 },
+		{ .type = RL_MARK, .disk = disk1, .offset = 0, .length = 4096,
+		  .data = "m", .data_len = 1 },
 	};
 
 	for (size_t i = 0; i < sizeof(recs) / sizeof(recs[0]); i++) {
@@ -385,6 +449,7 @@ START_TEST(test_prepare_seal_equals_encode)
 			ck_assert_ptr_nonnull(b);
 			r.epoch = 999;	/* prepare must not use these */
 			r.seq = 888;
+			r.time_ns = TIME;
 			memset(a, 0xee, cap);
 			na = rl_record_prepare(&r, zmin, a, cap, &sealer, NULL);
 			ck_assert_int_ge(na, HDR);
@@ -417,14 +482,18 @@ START_TEST(test_craft_matches_encoder)
 	static const uint8_t data[17] = "0123456789abcdef";
 	struct rl_record w = { .type = RL_WRITE, .disk = disk1, .epoch = 2,
 			       .seq = 3, .offset = 4096, .length = 16,
-			       .data = data, .data_len = 16 };
+			       .data = data, .data_len = 16, .time_ns = TIME };
 	uint8_t *enc, *c = craft(RL_WRITE, 0, &disk1, 2, 3, 4096, 16, data, 16);
 	size_t len = unit_encode(&w, 0, &enc);
 
 	ck_assert_uint_eq(len, HDR + 16);
 	ck_assert_mem_eq(enc, c, len);
 	ck_assert_uint_eq(get_le(enc + OFF_MAGIC, 4), 0x524c4452u);
-	ck_assert_uint_eq(get_le(enc + OFF_RESERVED, 4), 0);
+	ck_assert_uint_eq(get_le(enc + OFF_VERSION, 2), 3);
+	ck_assert_uint_eq(get_le(enc + OFF_KEY_ID, 4), 0);
+	ck_assert_uint_eq(get_le(enc + OFF_TIME, 8), TIME);
+	for (int i = 0; i < 24; i++)
+		ck_assert_uint_eq(enc[OFF_NONCE + i], 0);
 	free(enc);
 	free(c);
 }
@@ -467,16 +536,29 @@ static size_t sample(int which, uint8_t **out)
 				       .data_len = 8 };
 		return unit_encode(&r, 0, out);
 	}
-	default: {
+	case 4: {
 		struct rl_record r = { .type = RL_ZERO, .disk = disk1,
 				       .epoch = 1, .seq = 3, .offset = 0,
 				       .length = 4096 };
 		return unit_encode(&r, 0, out);
 	}
+	case 5: {
+		struct rl_record r = { .type = RL_MARK, .disk = disk1,
+				       .epoch = 1, .seq = 4, .offset = 8192,
+				       .length = 4096, .data = "label",
+				       .data_len = 5 };
+		return unit_encode(&r, 0, out);
+	}
+	case 6:		/* what writers before version 3 wrote */
+		*out = craft_v(1, RL_WRITE, 0, &disk1, 1, 5, 512, 16, data, 16);
+		return V1_HDR + 16;
+	default:
+		*out = craft_v(2, RL_SKIP, 0, &disk1, 0, 0, 7, 0, "why", 3);
+		return V1_HDR + 3;
 	}
 }
 
-#define N_SAMPLES 5
+#define N_SAMPLES 8
 
 /* Every single-bit flip anywhere in a record is refused: -EPROTO when it
  * changes the version, -EBADMSG otherwise; never success, never a crash. */
@@ -494,14 +576,22 @@ START_TEST(test_every_bit_flip_rejected)
 		for (size_t byte = 0; byte < len; byte++) {
 			for (int bit = 0; bit < 8; bit++) {
 				char what[64];
-				bool version = byte == OFF_VERSION ||
-					       byte == OFF_VERSION + 1;
+				int code = EBADMSG;
 
 				snprintf(what, sizeof(what), "sample %d byte %zu "
 					 "bit %d", s, byte, bit);
 				rec[byte] ^= (uint8_t)(1u << bit);
-				expect_bad(&d, rec, len, version ? EPROTO : EBADMSG,
-					   what);
+				/* a version this build does not know, or a key
+				 * it does not have: -EPROTO (another known
+				 * version fails its checks) */
+				if ((byte == OFF_VERSION || byte == OFF_VERSION + 1) &&
+				    (get_le(rec + OFF_VERSION, 2) < 1 ||
+				     get_le(rec + OFF_VERSION, 2) > 3))
+					code = EPROTO;
+				if (byte >= OFF_KEY_ID && byte < OFF_KEY_ID + 4 &&
+				    get_le(rec + OFF_VERSION, 2) >= 3)
+					code = EPROTO;
+				expect_bad(&d, rec, len, code, what);
 				rec[byte] ^= (uint8_t)(1u << bit);
 			}
 		}
@@ -568,12 +658,14 @@ static void patch_and_expect(int s, size_t off, uint64_t v, int bytes,
 START_TEST(test_forged_header_fields)
 {
 	/* unknown versions: -EPROTO naming the version */
-	patch_and_expect(0, OFF_VERSION, 3, 2, EPROTO, "version 3");
+	patch_and_expect(0, OFF_VERSION, 4, 2, EPROTO, "version 4");
 	patch_and_expect(0, OFF_VERSION, 0, 2, EPROTO, "version 0");
 	patch_and_expect(2, OFF_VERSION, 65535, 2, EPROTO, "version 65535");
 	/* unknown types */
 	patch_and_expect(0, OFF_TYPE, 0, 1, EBADMSG, "type");
-	patch_and_expect(0, OFF_TYPE, 6, 1, EBADMSG, "type");
+	patch_and_expect(0, OFF_TYPE, 7, 1, EBADMSG, "type");
+	patch_and_expect(6, OFF_TYPE, RL_MARK, 1, EBADMSG, "type");	/* v1 */
+	patch_and_expect(6, OFF_TYPE, RL_SKIP, 1, EBADMSG, "type");	/* v1 */
 	patch_and_expect(0, OFF_TYPE, 15, 1, EBADMSG, "type");
 	patch_and_expect(0, OFF_TYPE, 21, 1, EBADMSG, "type");
 	patch_and_expect(0, OFF_TYPE, 255, 1, EBADMSG, "type");
@@ -583,8 +675,14 @@ START_TEST(test_forged_header_fields)
 	patch_and_expect(2, OFF_CODEC, RL_CODEC_ZSTD, 1, EBADMSG, NULL);
 	patch_and_expect(3, OFF_CODEC, RL_CODEC_ZSTD, 1, EBADMSG, NULL);
 	/* the reserved field */
-	patch_and_expect(0, OFF_RESERVED, 1, 4, EBADMSG, "reserved");
-	patch_and_expect(0, OFF_RESERVED + 3, 0x80, 1, EBADMSG, "reserved");
+	/* a key id: refused by name until this build has keys */
+	patch_and_expect(0, OFF_KEY_ID, 1, 4, EPROTO, "key 1");
+	patch_and_expect(0, OFF_KEY_ID + 3, 0x80, 1, EPROTO, "key");
+	/* a nonce without a key */
+	patch_and_expect(0, OFF_NONCE + 23, 1, 1, EBADMSG, "nonce");
+	/* versions 1 and 2: the same bytes are reserved */
+	patch_and_expect(6, OFF_KEY_ID, 1, 4, EBADMSG, "reserved");
+	patch_and_expect(7, OFF_KEY_ID + 3, 0x80, 1, EBADMSG, "reserved");
 	/* magic */
 	patch_and_expect(0, OFF_MAGIC, 0x524c4453u, 4, EBADMSG, "magic");
 	/* nil disk */
@@ -870,24 +968,113 @@ START_TEST(test_forged_zstd)
 }
 END_TEST
 
-/* rl_record_check_header() alone: what a reader uses to size a record. */
-START_TEST(test_check_header)
+/* rl_record_size() alone: what a reader uses to frame a record, from the
+ * first RL_RECORD_HDR_MIN bytes of any version. */
+START_TEST(test_record_size)
 {
 	uint8_t *rec;
 	size_t len = sample(0, &rec);
 	struct rl_err err = { 0 };
 
-	ck_assert_int_eq(rl_record_check_header(rec, &err), (ssize_t)(len - HDR));
+	ck_assert_int_eq(rl_record_size(rec, &err), (ssize_t)len);
 	rec[OFF_VERSION] = 7;
-	ck_assert_int_eq(rl_record_check_header(rec, &err), -EPROTO);
+	ck_assert_int_eq(rl_record_size(rec, &err), -EPROTO);
 	ck_assert_ptr_nonnull(strstr(err.msg, "version 7"));
-	rec[OFF_VERSION] = 1;
+	rec[OFF_VERSION] = 3;
 	put_le(rec + OFF_PAYLOAD_LEN, RL_RECORD_MAX_PAYLOAD, 4);
-	ck_assert_int_eq(rl_record_check_header(rec, NULL),
-			 (ssize_t)RL_RECORD_MAX_PAYLOAD);
+	ck_assert_int_eq(rl_record_size(rec, NULL),
+			 (ssize_t)(HDR + RL_RECORD_MAX_PAYLOAD));
+	rec[OFF_VERSION] = 1;
+	ck_assert_int_eq(rl_record_size(rec, NULL),
+			 (ssize_t)(V1_HDR + RL_RECORD_MAX_PAYLOAD));
 	put_le(rec + OFF_PAYLOAD_LEN, UINT32_MAX, 4);
-	ck_assert_int_eq(rl_record_check_header(rec, &err), -EBADMSG);
+	ck_assert_int_eq(rl_record_size(rec, &err), -EBADMSG);
 	free(rec);
+}
+END_TEST
+
+/* Records of versions 1 and 2 decode as they always did: a stream may
+ * hold them before version-3 records. */
+START_TEST(test_read_versions_1_and_2)
+{
+	static const uint8_t data[16] = "0123456789abcdef";
+	static const uint8_t attr[12 + 3] = { 0xa4, 0x01, 0, 0, 1, 0, 0, 0,
+					      2, 0, 0, 0, 'v', 'm', '1' };
+	struct rl_decoder d;
+	struct rl_record r;
+	uint8_t *rec;
+
+	rl_decoder_init(&d);
+	rec = craft_v(1, RL_WRITE, 0, &disk1, 4, 9, 8192, 16, data, 16);
+	decode_ok(&d, rec, V1_HDR + 16, &r, "version-1 WRITE");
+	ck_assert_uint_eq(r.version, 1);
+	ck_assert_uint_eq(r.time_ns, 0);
+	ck_assert_uint_eq(r.epoch, 4);
+	ck_assert_uint_eq(r.seq, 9);
+	ck_assert_uint_eq(r.offset, 8192);
+	ck_assert_uint_eq(r.data_len, 16);
+	ck_assert_mem_eq(r.data, data, 16);
+	ck_assert_int_eq(rl_record_size(rec, NULL), V1_HDR + 16);
+	free(rec);
+
+	rec = craft_v(1, RL_CREATE, 0, &disk1, 0, 0, 0, 0, attr, sizeof(attr));
+	decode_ok(&d, rec, V1_HDR + sizeof(attr), &r, "version-1 CREATE");
+	ck_assert_str_eq(r.name, "vm1");
+	ck_assert_uint_eq(r.mode, 0644);
+	ck_assert_uint_eq(r.uid, 1);
+	ck_assert_uint_eq(r.gid, 2);
+	free(rec);
+
+	rec = craft_v(2, RL_SKIP, 0, &disk1, 0, 0, 7, 0, "why", 3);
+	decode_ok(&d, rec, V1_HDR + 3, &r, "version-2 SKIP");
+	ck_assert_uint_eq(r.version, 2);
+	ck_assert_uint_eq(r.offset, 7);
+	free(rec);
+
+	/* MARK came with version 3 */
+	rec = craft_v(2, RL_MARK, 0, &disk1, 1, 1, 0, 0, "x", 1);
+	expect_bad(&d, rec, V1_HDR + 1, EBADMSG, "version-2 MARK");
+	free(rec);
+	/* a version-1 record given with 32 bytes more, as if its header
+	 * were version 3's */
+	rec = craft_v(1, RL_WRITE, 0, &disk1, 4, 9, 8192, 16, data, 16);
+	uint8_t *more = calloc(1, HDR + 16);
+
+	ck_assert_ptr_nonnull(more);
+	memcpy(more, rec, V1_HDR + 16);
+	expect_bad(&d, more, HDR + 16, EBADMSG, "version 1 plus 32 bytes");
+	free(more);
+	free(rec);
+	rl_decoder_free(&d);
+}
+END_TEST
+
+/* MARK's own rules: a range that does not overflow, or none at all, and
+ * a label of at most RL_MARK_LABEL_MAX bytes. */
+START_TEST(test_forged_marks)
+{
+	static uint8_t label[RL_MARK_LABEL_MAX + 1];
+	struct rl_decoder d;
+	struct rl_record r;
+	uint8_t *rec;
+
+	rl_decoder_init(&d);
+	rec = craft(RL_MARK, 0, &disk1, 1, 1, 0, 0, label, sizeof(label));
+	expect_bad(&d, rec, HDR + sizeof(label), EBADMSG, "long label");
+	free(rec);
+	rec = craft(RL_MARK, 0, &disk1, 1, 1, 0, 0, label, sizeof(label) - 1);
+	decode_ok(&d, rec, HDR + sizeof(label) - 1, &r, "longest label");
+	free(rec);
+	rec = craft(RL_MARK, 0, &disk1, 1, 1, 4096, 0, NULL, 0);
+	expect_bad(&d, rec, HDR, EBADMSG, "offset without a length");
+	free(rec);
+	rec = craft(RL_MARK, 0, &disk1, 1, 1, UINT64_MAX - 8, 16, NULL, 0);
+	expect_bad(&d, rec, HDR, EBADMSG, "overflowing range");
+	free(rec);
+	rec = craft(RL_MARK, RL_CODEC_ZSTD, &disk1, 1, 1, 0, 0, "ab", 2);
+	expect_bad(&d, rec, HDR + 2, EBADMSG, "compressed label");
+	free(rec);
+	rl_decoder_free(&d);
 }
 END_TEST
 
@@ -940,8 +1127,10 @@ START_TEST(test_encode_refuses)
 	r = (struct rl_record){ .type = RL_CLAIM, .disk = disk1, .epoch = 1,
 				.data = host, .data_len = 256 };
 	expect_encode_refused(&r, EINVAL, "CLAIM with a 256-byte host");
-	r = (struct rl_record){ .type = (enum rl_type)6, .disk = disk1 };
+	r = (struct rl_record){ .type = (enum rl_type)7, .disk = disk1 };
 	expect_encode_refused(&r, EINVAL, "unknown type");
+	r = (struct rl_record){ .type = RL_MARK, .disk = disk1, .offset = 1 };
+	expect_encode_refused(&r, EINVAL, "MARK with an offset, no length");
 
 	static const char *const names[] = { "a/b", ".repdisk-x", ".repdisk",
 					     "", ".", "..", "x\ny" };
@@ -1082,13 +1271,14 @@ START_TEST(test_type_names)
 	ck_assert_str_eq(rl_type_name(RL_DISCARD), "DISCARD");
 	ck_assert_str_eq(rl_type_name(RL_RESIZE), "RESIZE");
 	ck_assert_str_eq(rl_type_name(RL_CLAIM), "CLAIM");
+	ck_assert_str_eq(rl_type_name(RL_MARK), "MARK");
 	ck_assert_str_eq(rl_type_name(RL_CREATE), "CREATE");
 	ck_assert_str_eq(rl_type_name(RL_RENAME), "RENAME");
 	ck_assert_str_eq(rl_type_name(RL_DELETE), "DELETE");
 	ck_assert_str_eq(rl_type_name(RL_SETATTR), "SETATTR");
 	ck_assert_str_eq(rl_type_name(RL_SKIP), "SKIP");
 	ck_assert_ptr_null(rl_type_name((enum rl_type)0));
-	ck_assert_ptr_null(rl_type_name((enum rl_type)6));
+	ck_assert_ptr_null(rl_type_name((enum rl_type)7));
 	ck_assert_ptr_null(rl_type_name((enum rl_type)21));
 }
 END_TEST
@@ -1111,7 +1301,9 @@ static Suite *record_suite(void)
 	tcase_add_test(tc, test_forged_payloads);
 	tcase_add_test(tc, test_forged_names);
 	tcase_add_test(tc, test_forged_zstd);
-	tcase_add_test(tc, test_check_header);
+	tcase_add_test(tc, test_record_size);
+	tcase_add_test(tc, test_read_versions_1_and_2);
+	tcase_add_test(tc, test_forged_marks);
 	tcase_add_test(tc, test_encode_refuses);
 	tcase_add_test(tc, test_name_check);
 	tcase_add_test(tc, test_uuid);

@@ -14,7 +14,12 @@
 #
 #   bash tools/bench/run.sh [--dir DIR] [--size-mb N] [--runtime S]
 #                           [--only raw,passthrough,repdisk,devbroker,kafka]
-#                           [--no-follower]
+#                           [--no-follower] [--baseline REPDISK-BINARY]
+#
+# --baseline: one more target, "baseline", right after "repdisk": the
+# same file-log run with another build of repdisk (the previous release,
+# or a commit before a change), so that a change is measured against what
+# it replaces in one run.
 #
 # --no-follower: no follower beside the repdisk targets.  On a small
 # machine a follower on the same host takes CPU from the mount (it
@@ -26,7 +31,7 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 dir=/var/tmp/repdisk-bench size_mb=1024 runtime=10 only=raw,passthrough,repdisk,devbroker,kafka
-no_follower=
+no_follower= baseline=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--dir) dir=$2; shift 2 ;;
@@ -34,7 +39,8 @@ while [ $# -gt 0 ]; do
 	--runtime) runtime=$2; shift 2 ;;
 	--only) only=$2; shift 2 ;;
 	--no-follower) no_follower=1; shift ;;
-	*) echo "usage: $0 [--dir DIR] [--size-mb N] [--runtime S] [--only raw,passthrough,repdisk,devbroker,kafka] [--no-follower]" >&2; exit 2 ;;
+	--baseline) baseline=$(realpath "$2"); shift 2 ;;
+	*) echo "usage: $0 [--dir DIR] [--size-mb N] [--runtime S] [--only raw,passthrough,repdisk,devbroker,kafka] [--no-follower] [--baseline REPDISK-BINARY]" >&2; exit 2 ;;
 	esac
 done
 
@@ -162,6 +168,12 @@ fi
 if [[ $only == *repdisk* ]]; then
 	run_repdisk repdisk "file:$work/repdisk-log"
 	targets+=(repdisk)
+fi
+if [ -n "$baseline" ]; then
+	this=$repdisk repdisk=$baseline
+	run_repdisk baseline "file:$work/baseline-log"
+	repdisk=$this
+	targets+=(baseline)
 fi
 if [[ $only == *devbroker* ]]; then
 	"$repdisk" devbroker --brokers 3 --min-insync 2 \
