@@ -99,8 +99,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(cmd, "--version") == 0) {
-		printf("repdisk %s (record formats 1 to %d)\n",
-		       REPDISK_VERSION, RL_RECORD_VERSION_MAX);
+		printf("repdisk %s (writes record version %d, reads 1 to %d)\n",
+		       REPDISK_VERSION, RL_RECORD_VERSION, RL_RECORD_VERSION_MAX);
 		return 0;
 	}
 	for (size_t i = 0; i < NCOMMANDS; i++)

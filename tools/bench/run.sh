@@ -16,6 +16,9 @@
 #                           [--only raw,passthrough,repdisk,devbroker,kafka]
 #                           [--no-follower] [--baseline REPDISK-BINARY]
 #
+# For repdisk targets it also reports the mount daemon's CPU seconds per
+# GiB written in the seq-write job (all its threads, utime + stime).
+#
 # --baseline: one more target, "baseline", right after "repdisk": the
 # same file-log run with another build of repdisk (the previous release,
 # or a commit before a change), so that a change is measured against what
@@ -88,6 +91,10 @@ lag_sampler() {
 	done > "$out/$1.$2.lag"
 }
 
+cpu_ticks() { # PID: its user + system CPU time, in clock ticks
+	awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
 fio_job() { # TARGET-NAME WORKLOAD FIO-ARGS...
 	local name=$1 w=$2 sampler=
 	shift 2
@@ -95,7 +102,10 @@ fio_job() { # TARGET-NAME WORKLOAD FIO-ARGS...
 		lag_sampler "$name" "$w" &
 		sampler=$!
 	fi
+	# the daemon's CPU time over the job (utime + stime, in clock ticks)
+	[ -n "${DAEMON_PID:-}" ] && cpu_ticks "$DAEMON_PID" > "$out/$name.$w.cpu0"
 	fio --name="$w" "$@" > "$out/$name.$w.json"
+	[ -n "${DAEMON_PID:-}" ] && cpu_ticks "$DAEMON_PID" > "$out/$name.$w.cpu1"
 	if [ -n "$sampler" ]; then
 		# the follower catches up (2 minutes at most) before the next job
 		date +%s%3N > "$out/$name.$w.end"
@@ -133,7 +143,7 @@ run_repdisk() {
 	"$repdisk" mount --log "$log" "$work/$name-data" "$work/mnt-$name"
 	rdpid=$(pgrep -f "^repdisk mount .*$work/$name-data $work/mnt-$name\$")
 	if [ -n "$no_follower" ]; then
-		run_fio "$name" "$work/mnt-$name/disk.img"
+		DAEMON_PID=$rdpid run_fio "$name" "$work/mnt-$name/disk.img"
 		grep VmHWM "/proc/$rdpid/status" | awk '{print $2}' > "$out/$name.rss_kb"
 		fusermount3 -u "$work/mnt-$name"
 		return
@@ -141,7 +151,8 @@ run_repdisk() {
 	"$repdisk" follow --log "$log" "$work/$name-follower" \
 		> "$out/$name.follower.log" 2>&1 &
 	pids+=($!)
-	FOLLOW_DATA=$work/$name-follower FOLLOW_LOG=$log run_fio "$name" "$work/mnt-$name/disk.img"
+	DAEMON_PID=$rdpid FOLLOW_DATA=$work/$name-follower FOLLOW_LOG=$log \
+		run_fio "$name" "$work/mnt-$name/disk.img"
 	grep VmHWM "/proc/$rdpid/status" | awk '{print $2}' > "$out/$name.rss_kb"
 	fusermount3 -u "$work/mnt-$name"
 	if ! kill -0 "${pids[-1]}" 2>/dev/null; then
@@ -217,6 +228,14 @@ for label, w, f in rows:
     if base:
         line += "".join(f"{vals[t] / vals[base]:14.2f}" for t in targets if t != base)
     print(line)
+# the daemon's CPU seconds per GiB that fio wrote in the seq-write job
+hz = os.sysconf("SC_CLK_TCK")
+for t in targets:
+    c0, c1 = (os.path.join(out, f"{t}.seqwrite.cpu{i}") for i in (0, 1))
+    if os.path.exists(c0) and os.path.exists(c1):
+        cpu = (int(open(c1).read()) - int(open(c0).read())) / hz
+        gib = job(t, "seqwrite")["write"]["io_bytes"] / 2**30
+        print(f"{t + ' CPU s/GiB seq write':30}{cpu / gib:16.2f}")
 for t in targets:
     rss = os.path.join(out, f"{t}.rss_kb")
     if os.path.exists(rss):
