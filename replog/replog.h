@@ -162,6 +162,41 @@ enum rl_codec {
 	RL_CODEC_ZSTD = 1,
 };
 
+/* ------------------------------------------------------------------ keys
+ *
+ * A deployment's keys (replog/keys.c): a key file of "key ID HEX" lines,
+ * oldest first, mode 0600 and owned by its reader.  Writers seal with the
+ * newest key; readers open each record with the key its header names.
+ */
+
+#define RL_KEY_BYTES	32
+
+struct rl_key {
+	uint32_t id;				/* 1..2^32-1 */
+	unsigned char payload[32];		/* XChaCha20-Poly1305 */
+	unsigned char header[32];		/* keyed BLAKE2b */
+	unsigned char fingerprint[8];		/* shown by `key list` */
+};
+
+struct rl_keyring;
+
+/* Loads the key file at path: refused (-EACCES) unless it is a regular
+ * file owned by this user with no access for group or others; -EINVAL
+ * naming the line for a bad one.  0 or -errno with err. */
+int rl_keyring_load(const char *path, struct rl_keyring **out,
+		    struct rl_err *err);
+void rl_keyring_free(struct rl_keyring *kr);
+const struct rl_key *rl_keyring_newest(const struct rl_keyring *kr);
+const struct rl_key *rl_keyring_find(const struct rl_keyring *kr,
+				     uint32_t id);
+size_t rl_keyring_count(const struct rl_keyring *kr);
+const struct rl_key *rl_keyring_at(const struct rl_keyring *kr, size_t i);
+/* Adds a new random key to the key file at path, with the next id (1 in
+ * a new file, which create makes, mode 0600, and never over an existing
+ * one); the file is replaced whole.  0 with *id, or -errno with err. */
+int rl_keyfile_add(const char *path, bool create, uint32_t *id,
+		   struct rl_err *err);
+
 /* A decoded record, or one to encode.  `data` is the uncompressed payload
  * (WRITE data, CLAIM host name); `name` is set for CREATE and RENAME. */
 struct rl_record {
@@ -181,6 +216,8 @@ struct rl_record {
 				   record, ns since 1970 (version 3; to
 				   encode, 0 means now) */
 	uint16_t version;	/* decode only */
+	uint32_t key_id;	/* decode only: the key it was sealed with, 0
+				   for none */
 };
 
 const char *rl_type_name(enum rl_type t);	/* "WRITE", ..., or NULL */
@@ -194,6 +231,10 @@ size_t rl_record_encoded_max(const struct rl_record *r);
  * negative errno (-EINVAL for a record that breaks the format's rules). */
 ssize_t rl_record_encode(const struct rl_record *r, size_t zstd_min,
 			 void *buf, size_t size, struct rl_err *err);
+/* The same, sealed with key (NULL: none). */
+ssize_t rl_record_encode_key(const struct rl_record *r, size_t zstd_min,
+			     const struct rl_key *key, void *buf, size_t size,
+			     struct rl_err *err);
 
 /* Two-phase encoding, for writers that number records under a lock:
  * rl_record_prepare() does the expensive part (copy or compress the
@@ -201,7 +242,8 @@ ssize_t rl_record_encode(const struct rl_record *r, size_t zstd_min,
  * rl_record_seal() writes them and checks the header (112 bytes of
  * hashing).  rl_record_encode() is both in one call. */
 struct rl_sealer {
-	enum rl_codec codec;	/* how prepare stored the payload */
+	const struct rl_key *key;	/* in: seal with it; NULL: no key */
+	enum rl_codec codec;		/* out: how prepare stored the payload */
 };
 
 ssize_t rl_record_prepare(const struct rl_record *r, size_t zstd_min,
@@ -216,6 +258,13 @@ struct rl_decoder {
 	void *buf;
 	size_t cap;
 	void *zctx;		/* ZSTD_DCtx */
+	void *plain;		/* a sealed record's decrypted payload */
+	size_t plain_cap;
+	/* Set by the caller after rl_decoder_init(): the keys to open sealed
+	 * records with.  With keys, a record without a key is refused
+	 * (anyone can forge one) unless accept_unkeyed. */
+	const struct rl_keyring *keys;
+	bool accept_unkeyed;
 };
 
 void rl_decoder_init(struct rl_decoder *d);

@@ -498,7 +498,7 @@ static int submit_one(struct rl_writer *w, const struct rl_record *r,
 		      void *buf, size_t cap, rl_done_cb cb, void *opaque)
 {
 	struct submission *sub;
-	struct rl_sealer sealer;
+	struct rl_sealer sealer = { 0 };
 	size_t want = rl_record_encoded_max(r);
 	ssize_t len;
 

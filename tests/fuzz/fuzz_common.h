@@ -48,11 +48,17 @@ void fuzz_fix_checksum(uint8_t *rec, size_t len);
 /* The same for every whole record of a segment body, walked by headers. */
 void fuzz_fix_checksums(uint8_t *body, size_t len);
 
+/* The harnesses' deployment keys: key 1, from a fixed master key, so that
+ * the sealed seeds gen_corpus makes open in the harnesses.  Loaded once
+ * (from a key file written and removed again). */
+const struct rl_keyring *fuzz_keys(void);
+
 /* The round trip of a decoded record: it must encode (decode and encode
  * apply the same field rules) and decode again to the same fields.  With
- * orig (the bytes it was decoded from), a version-3 record stored
- * uncompressed must also encode to exactly those bytes: one record, one
- * encoding.  what names the caller in a failure. */
+ * orig (the bytes it was decoded from), a version-3 record without a key
+ * stored uncompressed must also encode to exactly those bytes: one
+ * record, one encoding.  A sealed record is sealed again with its key
+ * from fuzz_keys() (another nonce: other bytes).  what names the caller in a failure. */
 void fuzz_check_record(const struct rl_record *r, const void *orig,
 		       size_t orig_len, const char *what);
 

@@ -5,10 +5,12 @@
  * and once with its checks made right (fuzz_fix_checksum), so that
  * mutations reach the field rules, the names and the zstd frames behind
  * the XXH3 (version 3) or the BLAKE2b (versions 1 and 2).
- * One decoder serves every input, as a reader's does.
+ * Each input is decoded by two decoders, reused as readers reuse theirs:
+ * one without keys, and one with the harness's key (fuzz_keys), which
+ * opens sealed records and refuses records without a key.
  *
  * Checked beyond "no crash":
- *   - a refusal is -EBADMSG, -EPROTO or -ENOMEM with its code and a
+ *   - a refusal is -EBADMSG, -EPROTO, -ENOKEY or -ENOMEM with its code and a
  *     message in the rl_err; rl_record_size refuses what decode refuses
  *     for its header, and a header it accepts spans at most its header
  *     and 16 MiB;
@@ -23,16 +25,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-static struct rl_decoder dec;	/* reused, as readers reuse theirs */
+static struct rl_decoder dec, keyed;	/* without keys; with them */
 
-static void decode_one(const uint8_t *buf, size_t len, const char *what)
+static void decode_with(struct rl_decoder *d, const uint8_t *buf, size_t len,
+			const char *what)
 {
 	struct rl_err err = { 0 };
 	struct rl_record r;
-	int rc = rl_record_decode(&dec, buf, len, &r, &err);
+	int rc = rl_record_decode(d, buf, len, &r, &err);
 
 	if (rc < 0) {
-		if (rc != -EBADMSG && rc != -EPROTO && rc != -ENOMEM)
+		if (rc != -EBADMSG && rc != -EPROTO && rc != -ENOKEY &&
+		    rc != -ENOMEM)
 			fuzz_fail("%s: decode returned %d", what, rc);
 		if (err.code != -rc || !err.msg[0])
 			fuzz_fail("%s: decode returned %d with code %d, "
@@ -44,7 +48,19 @@ static void decode_one(const uint8_t *buf, size_t len, const char *what)
 		   (size_t)r.stored_len)
 		fuzz_fail("%s: decoded %zu bytes as a record of %u stored "
 			  "payload bytes", what, len, r.stored_len);
+	if (r.key_id && !d->keys)
+		fuzz_fail("%s: a sealed record opened without keys", what);
+	if (!r.key_id && d->keys)
+		fuzz_fail("%s: a record without a key accepted by a reader "
+			  "with keys", what);
 	fuzz_check_record(&r, buf, len, what);
+}
+
+static void decode_one(const uint8_t *buf, size_t len, const char *what)
+{
+	keyed.keys = fuzz_keys();
+	decode_with(&dec, buf, len, what);
+	decode_with(&keyed, buf, len, what);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -47,18 +47,24 @@ static uint8_t *slurp(const char *path, size_t *len)
 	return buf;
 }
 
-static size_t encode(const struct rl_record *r, size_t zstd_min, uint8_t *buf,
-		     size_t size)
+static size_t encode_key(const struct rl_record *r, size_t zstd_min,
+			 const struct rl_key *key, uint8_t *buf, size_t size)
 {
 	struct rl_err err = { 0 };
 	struct rl_record e = *r;
 	ssize_t n;
 
 	e.time_ns = 1796150000123456789ull;	/* a seed stays the same */
-	n = rl_record_encode(&e, zstd_min, buf, size, &err);
+	n = rl_record_encode_key(&e, zstd_min, key, buf, size, &err);
 	if (n < 0)
 		fuzz_fail("encode %s: %s", rl_type_name(r->type), err.msg);
 	return (size_t)n;
+}
+
+static size_t encode(const struct rl_record *r, size_t zstd_min, uint8_t *buf,
+		     size_t size)
+{
+	return encode_key(r, zstd_min, NULL, buf, size);
 }
 
 static const struct rl_record disk_recs[] = {
@@ -122,6 +128,21 @@ static void gen_records(void)
 
 		emit("record", "v2-catalog-5-SKIP", v1,
 		     v1_downgrade(buf, n, v1));
+	}
+	/* sealed with the harnesses' key (fuzz_keys) */
+	{
+		const struct rl_key *k = rl_keyring_newest(fuzz_keys());
+
+		for (size_t i = 0; i < N(disk_recs); i++) {
+			snprintf(name, sizeof(name), "key-disk-%zu-%s", i,
+				 rl_type_name(disk_recs[i].type));
+			emit("record", name, buf, encode_key(&disk_recs[i], 0, k,
+							     buf, sizeof(buf)));
+		}
+		emit("record", "key-disk-3-WRITE-zstd", buf,
+		     encode_key(&disk_recs[3], 1, k, buf, sizeof(buf)));
+		emit("record", "key-catalog-1-CREATE", buf,
+		     encode_key(&cat_recs[1], 0, k, buf, sizeof(buf)));
 	}
 	{
 		struct rl_record m = { .type = RL_MARK, .disk = FUZZ_DISK,

@@ -442,7 +442,7 @@ START_TEST(test_prepare_seal_equals_encode)
 			struct rl_record r = recs[i];
 			size_t cap = rl_record_encoded_max(&r);
 			uint8_t *a = malloc(cap), *b = malloc(cap);
-			struct rl_sealer sealer;
+			struct rl_sealer sealer = { 0 };
 			ssize_t na, nb;
 
 			ck_assert_ptr_nonnull(a);
@@ -581,16 +581,16 @@ START_TEST(test_every_bit_flip_rejected)
 				snprintf(what, sizeof(what), "sample %d byte %zu "
 					 "bit %d", s, byte, bit);
 				rec[byte] ^= (uint8_t)(1u << bit);
-				/* a version this build does not know, or a key
-				 * it does not have: -EPROTO (another known
-				 * version fails its checks) */
+				/* a version this build does not know: -EPROTO
+				 * (another known version fails its checks); a
+				 * key the reader does not have: -ENOKEY */
 				if ((byte == OFF_VERSION || byte == OFF_VERSION + 1) &&
 				    (get_le(rec + OFF_VERSION, 2) < 1 ||
 				     get_le(rec + OFF_VERSION, 2) > 3))
 					code = EPROTO;
 				if (byte >= OFF_KEY_ID && byte < OFF_KEY_ID + 4 &&
 				    get_le(rec + OFF_VERSION, 2) >= 3)
-					code = EPROTO;
+					code = ENOKEY;
 				expect_bad(&d, rec, len, code, what);
 				rec[byte] ^= (uint8_t)(1u << bit);
 			}
@@ -675,9 +675,9 @@ START_TEST(test_forged_header_fields)
 	patch_and_expect(2, OFF_CODEC, RL_CODEC_ZSTD, 1, EBADMSG, NULL);
 	patch_and_expect(3, OFF_CODEC, RL_CODEC_ZSTD, 1, EBADMSG, NULL);
 	/* the reserved field */
-	/* a key id: refused by name until this build has keys */
-	patch_and_expect(0, OFF_KEY_ID, 1, 4, EPROTO, "key 1");
-	patch_and_expect(0, OFF_KEY_ID + 3, 0x80, 1, EPROTO, "key");
+	/* a key id, and this reader has no keys */
+	patch_and_expect(0, OFF_KEY_ID, 1, 4, ENOKEY, "key 1");
+	patch_and_expect(0, OFF_KEY_ID + 3, 0x80, 1, ENOKEY, "key");
 	/* a nonce without a key */
 	patch_and_expect(0, OFF_NONCE + 23, 1, 1, EBADMSG, "nonce");
 	/* versions 1 and 2: the same bytes are reserved */
