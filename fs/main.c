@@ -58,6 +58,9 @@ static const char usage[] =
 	"                         per -o, the value may contain commas\n"
 	"      --kafka-config F   librdkafka properties from file F, one\n"
 	"                         PROP=VALUE per line (for secrets)\n"
+	"      --key-file F       the deployment's keys (repdisk key): every\n"
+	"                         record is sealed with the newest, and\n"
+	"                         records not sealed with one are refused\n"
 	"\n"
 	"Other options:\n"
 	"      --log-file PATH    the daemon's messages (default\n"
@@ -170,6 +173,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case 'N':
 		case 'W':
 		case 'K':
+		case 'Y':
 			if (cli_log_option(&o->log_opts, c, optarg, &err) < 0)
 				return usage_error("%s", err.msg);
 			break;

@@ -150,7 +150,8 @@ int rl_catalog_writer_change(struct rl_catalog_writer *cw,
 				  "catalog change", rl_type_name(r->type) ?
 				  rl_type_name(r->type) : "unknown");
 	r->epoch = cw->epoch;
-	len = rl_record_encode(r, 0, buf, sizeof(buf), err);
+	len = rl_record_encode_key(r, 0, rl_log_seal_key(cw->stream->log), buf,
+				   sizeof(buf), err);
 	if (len < 0)
 		return (int)len;
 	pos = rl_log_append_sync(cw->stream, buf, (size_t)len, &why);

@@ -136,8 +136,8 @@ int rl_claim_run(const struct rl_claim *c, uint64_t *epoch, uint64_t *at,
 	buf = malloc(rl_record_encoded_max(&claim));
 	if (!buf)
 		return rl_err_set(err, ENOMEM, "out of memory");
-	len = rl_record_encode(&claim, 0, buf, rl_record_encoded_max(&claim),
-			       err);
+	len = rl_record_encode_key(&claim, 0, rl_log_seal_key(c->stream->log),
+				   buf, rl_record_encoded_max(&claim), err);
 	pos = len < 0 ? len :
 	      rl_log_append_sync(c->stream, buf, (size_t)len, err);
 	free(buf);

@@ -58,11 +58,12 @@ static inline int cli_parse_u64(const char *s, unsigned long long *out)
 
 /* The log options (replog/logopts.c) as getopt_long codes: CLI_LOG_LONGOPTS
  * in the long option table, "o:" in the short options, and
- * cli_log_option() for the codes 'N', 'W', 'K' and 'o'. */
+ * cli_log_option() for the codes 'N', 'W', 'K', 'Y' and 'o'. */
 #define CLI_LOG_LONGOPTS \
 	{ "namespace", required_argument, NULL, 'N' }, \
 	{ "write-timeout", required_argument, NULL, 'W' }, \
-	{ "kafka-config", required_argument, NULL, 'K' }
+	{ "kafka-config", required_argument, NULL, 'K' }, \
+	{ "key-file", required_argument, NULL, 'Y' }
 
 /* Sets log option code c to arg; 0, or -EINVAL with a message in err. */
 static inline int cli_log_option(struct rl_log_opts *o, int c,
@@ -70,7 +71,8 @@ static inline int cli_log_option(struct rl_log_opts *o, int c,
 {
 	return rl_log_opts_set(o, c == 'N' ? "namespace" :
 			       c == 'W' ? "write-timeout" :
-			       c == 'K' ? "kafka-config" : "o", arg, err);
+			       c == 'K' ? "kafka-config" :
+			       c == 'Y' ? "key-file" : "o", arg, err);
 }
 
 #endif

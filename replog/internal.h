@@ -56,6 +56,9 @@ struct rl_log {
 	const struct rl_backend *be;
 	unsigned flags;
 	size_t max_record;	/* largest encoded record appended; 0: any */
+	struct rl_keyring *keys;	/* opts->key_file; NULL: none.  Set
+					   by rl_log_open before any stream
+					   exists; freed by rl_log_close */
 };
 
 struct rl_stream {

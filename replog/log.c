@@ -16,7 +16,9 @@ int rl_log_open(const char *uri, unsigned flags, const struct rl_log_opts *opts,
 		struct rl_log **out, struct rl_err *err)
 {
 	static const struct rl_log_opts defaults;
+	struct rl_keyring *keys = NULL;
 	const char *where = uri;
+	int rc;
 	const struct rl_backend *be = &rl_backend_file;	/* a bare path */
 	size_t n = strspn(uri, "abcdefghijklmnopqrstuvwxyz");
 
@@ -37,13 +39,39 @@ int rl_log_open(const char *uri, unsigned flags, const struct rl_log_opts *opts,
 	}
 	if (*where == '\0')
 		return rl_err_set(err, EINVAL, "log %s: no location", uri);
-	return be->open(where, flags, opts, out, err);
+	if (opts->key_file) {
+		rc = rl_keyring_load(opts->key_file, &keys, err);
+		if (rc < 0)
+			return rc;
+	}
+	rc = be->open(where, flags, opts, out, err);
+	if (rc < 0) {
+		rl_keyring_free(keys);
+		return rc;
+	}
+	(*out)->keys = keys;
+	return rc;
 }
 
 void rl_log_close(struct rl_log *log)
 {
-	if (log)
-		log->be->close(log);
+	struct rl_keyring *keys;
+
+	if (!log)
+		return;
+	keys = log->keys;	/* the backend frees log */
+	log->be->close(log);
+	rl_keyring_free(keys);
+}
+
+const struct rl_keyring *rl_log_keys(const struct rl_log *log)
+{
+	return log ? log->keys : NULL;
+}
+
+const struct rl_key *rl_log_seal_key(const struct rl_log *log)
+{
+	return rl_keyring_newest(rl_log_keys(log));
 }
 
 int rl_log_stream(struct rl_log *log, const struct rl_uuid *disk,

@@ -338,6 +338,7 @@ static int stream_recover(struct file_log *log, struct file_stream *s,
 	 * that recovery reads what the disk has. */
 	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
 	rl_decoder_init(&dec);
+	dec.keys = log->base.keys;	/* a record it cannot open is bad */
 	for (;;) {
 		uint8_t hdr[RL_RECORD_HDR_MIN];
 		struct rl_err e;
@@ -384,6 +385,12 @@ static int stream_recover(struct file_log *log, struct file_stream *s,
 			break;
 		}
 		if (rl_record_decode(&dec, buf, len, &r, &e) < 0) {
+			if (e.code == ENOKEY) {
+				/* not damage: this process cannot check it */
+				rc = rl_err_set(err, ENOKEY, "%s: %s", s->label,
+						e.msg);
+				goto out;
+			}
 			snprintf(why, sizeof(why), "%s", e.msg);
 			break;
 		}
@@ -1093,6 +1100,7 @@ static int file_reader_open(struct rl_stream *base, uint64_t pos,
 	r->fd = -1;
 	r->pos = seg;
 	rl_decoder_init(&r->dec);
+	r->dec.keys = base->log->keys;
 	rc = n == 0 ? 0 : reader_open_segment(r, seg, err);
 	/* skip to pos over durable records, reading headers only */
 	while (rc == 0 && r->pos < pos) {

@@ -893,6 +893,7 @@ static int kafka_reader_open(struct rl_stream *base, uint64_t pos,
 	r->pos = pos;
 	r->end = end;
 	rl_decoder_init(&r->dec);
+	r->dec.keys = base->log->keys;
 	conf = kafka_make_conf(log, consumer, err);
 	if (!conf) {
 		rc = -EINVAL;

@@ -8,6 +8,8 @@
  *   -o kafka.PROP=VALUE     kafka: any librdkafka property (TLS, SASL, ...)
  *   --kafka-config FILE     kafka: PROP=VALUE lines, '#' comments; for
  *                           secrets, which should not be on a command line
+ *   --key-file FILE         the deployment's keys (keys.c): records are
+ *                           sealed with the newest and opened with theirs
  *
  * Options in the log URI's query string (see log_kafka.c) override these.
  * The file log ignores them: appends to a local file do not wait for a
@@ -165,6 +167,10 @@ int rl_log_opts_set(struct rl_log_opts *o, const char *opt, const char *val,
 	}
 	if (strcmp(opt, "kafka-config") == 0)
 		return load_config(o, val, err);
+	if (strcmp(opt, "key-file") == 0) {
+		o->key_file = val;	/* loaded (and checked) at rl_log_open */
+		return 0;
+	}
 	if (strcmp(opt, "o") == 0) {
 		if (strncmp(val, "kafka.", 6) != 0 || !val[6])
 			return rl_err_set(err, EINVAL, "-o %s: only kafka."

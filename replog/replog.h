@@ -310,6 +310,10 @@ struct rl_log_opts {
 	int kafka_timeout_ms;		/* an append fails after this; 30000 */
 	const char *const *kafka_props;	/* NULL-terminated librdkafka
 					   "key=value" passed through */
+	/* both backends: the key file (keys.c).  Records are then sealed
+	 * with its newest key, opened with the key each names, and records
+	 * without a key are refused.  NULL: no keys. */
+	const char *key_file;
 };
 
 /* The log options programs take on their command line (logopts.c): opt
@@ -339,6 +343,10 @@ int rl_log_open(const char *uri, unsigned flags, const struct rl_log_opts *opts,
 /* Waits for appends in flight to complete, then closes.  Streams and
  * readers of the log must be closed first. */
 void rl_log_close(struct rl_log *log);
+/* The log's keys (opts->key_file) and the one new records are sealed
+ * with; NULL without keys. */
+const struct rl_keyring *rl_log_keys(const struct rl_log *log);
+const struct rl_key *rl_log_seal_key(const struct rl_log *log);
 
 /* Secrets (SASL passwords, key passphrases) travel as kafka.PROPERTY=VALUE
  * in URIs and -o options: never print or keep them where others can see.

@@ -89,6 +89,7 @@ struct rl_writer {
 	struct rl_image *img;
 	char name[RL_NAME_MAX + 1];	/* for messages */
 	size_t zstd_min;
+	const struct rl_key *seal_key;	/* the log's newest key, or NULL */
 
 	pthread_mutex_t lock;		/* orders seal + append */
 	uint64_t epoch;			/* constant after open */
@@ -139,8 +140,9 @@ struct submission {
 	uint8_t *buf;			/* the encoded record */
 	size_t len;
 	struct rl_record rec;		/* what to apply; data points into buf
-					   unless the payload is compressed */
-	bool compressed;
+					   unless the payload is opaque */
+	bool opaque_payload;		/* compressed or encrypted: decode buf
+					   to apply it */
 	int err;			/* from the log's completion */
 	uint64_t pos;
 	struct submission *next;	/* in w->q_head, under w->q_lock */
@@ -344,7 +346,7 @@ static void apply_one(struct rl_writer *w, struct submission *sub)
 		rc = atomic_load(&w->fenced);
 		if (rc == 0 && pos > rl_image_next_pos(w->img))
 			rc = fill_gap(w, pos, &e);
-		if (rc == 0 && sub->compressed) {
+		if (rc == 0 && sub->opaque_payload) {
 			rc = rl_record_decode(&w->dec, sub->buf, sub->len,
 					      &decoded, &e);
 			r = &decoded;
@@ -498,7 +500,7 @@ static int submit_one(struct rl_writer *w, const struct rl_record *r,
 		      void *buf, size_t cap, rl_done_cb cb, void *opaque)
 {
 	struct submission *sub;
-	struct rl_sealer sealer = { 0 };
+	struct rl_sealer sealer = { .key = w->seal_key };
 	size_t want = rl_record_encoded_max(r);
 	ssize_t len;
 
@@ -528,7 +530,7 @@ static int submit_one(struct rl_writer *w, const struct rl_record *r,
 	sub->opaque = opaque;
 	sub->len = (size_t)len;
 	sub->rec = *r;
-	sub->compressed = sealer.codec != RL_CODEC_NONE;
+	sub->opaque_payload = sealer.codec != RL_CODEC_NONE || sealer.key;
 	if (r->data_len)
 		sub->rec.data = sub->buf + RL_RECORD_HDR_SIZE;
 	return writer_append(w, sub, &sealer);
@@ -773,6 +775,8 @@ int rl_writer_open(struct rl_stream *s, struct rl_image *img,
 	w->stuck_ns = (uint64_t)(opts && opts->stuck_ms ? opts->stuck_ms :
 				 RL_WRITER_STUCK_MS) * 1000000u;
 	rl_decoder_init(&w->dec);
+	w->dec.keys = rl_log_keys(s->log);
+	w->seal_key = rl_log_seal_key(s->log);
 
 	/* One writer per disk: a disk another host claimed last may still
 	 * be written there.  Only an explicit takeover claims it (and

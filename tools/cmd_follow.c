@@ -51,6 +51,8 @@ static const char usage[] =
 	"      --namespace NS          topics repdisk.NS.* (default \"default\")\n"
 	"  -o kafka.PROP=VALUE         a librdkafka property (TLS, SASL, ...)\n"
 	"      --kafka-config FILE     PROP=VALUE lines, for secrets\n"
+	"      --key-file FILE         the deployment's keys (repdisk key): seal\n"
+	"                              new records, refuse others\n"
 	"      --write-timeout SECS    how long a report may wait for the cluster\n"
 	"\n"
 	"A record that cannot be read or applied (damaged, a size this file\n"

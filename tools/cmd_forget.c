@@ -18,6 +18,7 @@ static const char usage[] =
 	"  -l, --log URI       the log\n"
 	"      --namespace NS, -o kafka.PROP=VALUE, --kafka-config FILE\n"
 	"                      Kafka log options\n"
+	"      --key-file FILE the deployment's keys (repdisk key)\n"
 	"  -h, --help          show this help\n";
 
 struct forget_args {

@@ -20,7 +20,7 @@ static const char usage[] =
 	"\n"
 	"dump prints every durable record of the log, one line each:\n"
 	"  STREAM POSITION TYPE epoch=E seq=S offset=O length=L codec=C stored=N\n"
-	"      version=V [time=WRITER'S CLOCK, from version 3]\n"
+	"      version=V [time=WRITER'S CLOCK, from version 3] [key=ID, if sealed]\n"
 	"STREAM is the disk's name (or uuid) or \"catalog\".  Without DISK it\n"
 	"prints the catalog, then every disk; DISK is a name, a uuid or \"catalog\".\n"
 	"A bad record stops the dump with a message naming its segment, byte\n"
@@ -42,6 +42,8 @@ static const char usage[] =
 	"      --namespace NS          topics repdisk.NS.* (default \"default\")\n"
 	"  -o kafka.PROP=VALUE         a librdkafka property (TLS, SASL, ...)\n"
 	"      --kafka-config FILE     PROP=VALUE lines, for secrets\n"
+	"      --key-file FILE         the deployment's keys (repdisk key): seal\n"
+	"                              new records, refuse others\n"
 	"      --write-timeout SECS    accepted, unused\n";
 
 /* Names of disks as the catalog stream says, for labels. */
@@ -141,6 +143,8 @@ static void print_record(const char *label, uint64_t pos,
 		printf(" time=%s.%09uZ", when,
 		       (unsigned)(r->time_ns % 1000000000u));
 	}
+	if (r->key_id)
+		printf(" key=%u", r->key_id);
 	putchar('\n');
 }
 
@@ -480,7 +484,8 @@ static int skip_run(const struct skip_args *a, struct skip_result *res)
 	rec.epoch = scan.epoch;
 	rec.data = res->note;
 	rec.data_len = strlen(res->note);
-	len = rl_record_encode(&rec, 0, buf, sizeof(buf), &err);
+	len = rl_record_encode_key(&rec, 0, rl_log_seal_key(log), buf,
+				   sizeof(buf), &err);
 	if (len < 0 || rl_log_stream(log, NULL, &cs, &err) < 0) {
 		tool_error("log skip", "%s", err.msg);
 		goto out;

@@ -66,6 +66,7 @@ static const char usage[] =
 	"  -q, --quiet         no progress line, even on a terminal\n"
 	"      --namespace NS, -o kafka.PROP=VALUE, --kafka-config FILE\n"
 	"                      Kafka log options, as for repdisk follow\n"
+	"      --key-file FILE the deployment's keys (repdisk key)\n"
 	"  -h, --help          show this help\n";
 
 #define CHUNK	(1u << 20)

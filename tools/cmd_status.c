@@ -43,6 +43,8 @@ static const char usage[] =
 	"      --namespace NS          topics repdisk.NS.* (default \"default\")\n"
 	"  -o kafka.PROP=VALUE         a librdkafka property (TLS, SASL, ...)\n"
 	"      --kafka-config FILE     PROP=VALUE lines, for secrets\n"
+	"      --key-file FILE         the deployment's keys (repdisk key): seal\n"
+	"                              new records, refuse others\n"
 	"      --write-timeout SECS    accepted, unused\n"
 	"\n"
 	"Exit status: 0, 1 when the data directory or the log cannot be read\n"

@@ -42,6 +42,8 @@ static const struct command {
 	  "drop a follower gone for good from the log's registry", cmd_forget },
 	{ "verify", "verify", "compare a disk's replicas byte for byte",
 	  cmd_verify },
+	{ "key", "key",
+	  "generate, rotate or list the keys that seal records", cmd_key },
 	{ "devbroker", "devbroker",
 	  "run a development Kafka cluster (testing only, in memory)",
 	  cmd_devbroker },

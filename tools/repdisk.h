@@ -15,5 +15,6 @@ int cmd_devbroker(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_seed(int argc, char **argv);
 int cmd_forget(int argc, char **argv);
+int cmd_key(int argc, char **argv);
 
 #endif

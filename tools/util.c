@@ -40,6 +40,7 @@ int tool_option(const char *cmd, const char *usage, struct rl_log_opts *lopts,
 	case 'N':
 	case 'W':
 	case 'K':
+	case 'Y':
 	case 'o':
 		if (!lopts)
 			break;

@@ -23,7 +23,7 @@
  *       have it open) with its records in version 1 (version 2 for SKIP):
  *       the log a repdisk from before version 3 would have written.
  *
- *   rl_testwriter forge --log URI --disk NAME --acks -
+ *   rl_testwriter forge --log URI --disk NAME --acks - [--key-file FILE]
  *       Appends to the disk's stream a well-formed WRITE of an epoch no
  *       writer claimed (what an intruder with access to the log would
  *       write): every applier refuses it.  Prints its position.
@@ -51,7 +51,7 @@
 #define HASH_LEN 16
 
 struct opts {
-	const char *log, *datadir, *disk, *acks;
+	const char *log, *datadir, *disk, *acks, *key_file;
 	unsigned long long count, inflight, seed, size_mb, segment_bytes;
 	bool zstd;
 };
@@ -344,7 +344,12 @@ static int do_forge(const struct opts *o)
 	ssize_t len;
 	int64_t pos;
 
-	if (rl_log_open(o->log, RL_LOG_WRITE, NULL, &log, &err) < 0)
+	/* with --key-file, only to open the log (its recovery checks the
+	 * sealed records): the forged record itself is sealed with no key,
+	 * as by someone who can write the log but has no key */
+	struct rl_log_opts lo = { .key_file = o->key_file };
+
+	if (rl_log_open(o->log, RL_LOG_WRITE, &lo, &log, &err) < 0)
 		die("%s", err.msg);
 	disk = catalog_disk(log, o->disk);
 	memset(data, 'F', sizeof(data));
@@ -501,6 +506,7 @@ int main(int argc, char **argv)
 		{ "size-mb", required_argument, NULL, 'm' },
 		{ "segment-bytes", required_argument, NULL, 'b' },
 		{ "zstd", no_argument, NULL, 'z' },
+		{ "key-file", required_argument, NULL, 'k' },
 		{ 0 }
 	};
 	struct opts o = { .count = 1000, .inflight = 16, .seed = 1,
@@ -528,6 +534,7 @@ int main(int argc, char **argv)
 		case 'm': o.size_mb = strtoull(optarg, NULL, 10); break;
 		case 'b': o.segment_bytes = strtoull(optarg, NULL, 10); break;
 		case 'z': o.zstd = true; break;
+		case 'k': o.key_file = optarg; break;
 		default: die("bad option");
 		}
 	}
