@@ -15,6 +15,10 @@
 #   bash tools/bench/run.sh [--dir DIR] [--size-mb N] [--runtime S]
 #                           [--only raw,passthrough,repdisk,devbroker,kafka]
 #                           [--no-follower] [--baseline REPDISK-BINARY]
+#                           [--with-key]
+#
+# --with-key: one more target, "repdisk+key", the file-log run with every
+# record sealed (repdisk key generate; --key-file), beside "repdisk".
 #
 # For repdisk targets it also reports the mount daemon's CPU seconds per
 # GiB written in the seq-write job (all its threads, utime + stime).
@@ -34,7 +38,7 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 dir=/var/tmp/repdisk-bench size_mb=1024 runtime=10 only=raw,passthrough,repdisk,devbroker,kafka
-no_follower= baseline=
+no_follower= baseline= with_key=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--dir) dir=$2; shift 2 ;;
@@ -43,7 +47,8 @@ while [ $# -gt 0 ]; do
 	--only) only=$2; shift 2 ;;
 	--no-follower) no_follower=1; shift ;;
 	--baseline) baseline=$(realpath "$2"); shift 2 ;;
-	*) echo "usage: $0 [--dir DIR] [--size-mb N] [--runtime S] [--only raw,passthrough,repdisk,devbroker,kafka] [--no-follower] [--baseline REPDISK-BINARY]" >&2; exit 2 ;;
+	--with-key) with_key=1; shift ;;
+	*) echo "usage: $0 [--dir DIR] [--size-mb N] [--runtime S] [--only raw,passthrough,repdisk,devbroker,kafka] [--no-follower] [--baseline REPDISK-BINARY] [--with-key]" >&2; exit 2 ;;
 	esac
 done
 
@@ -86,7 +91,7 @@ lag_sampler() {
 	while sleep 0.2; do
 		# the time is taken once the answer is in: a sample of lag 0
 		# then says the follower held the whole log at that time
-		st=$("$repdisk" status "$FOLLOW_DATA" --log "$FOLLOW_LOG" 2>/dev/null)
+		st=$("$repdisk" status "$FOLLOW_DATA" --log "$FOLLOW_LOG" "${key_args[@]}" 2>/dev/null)
 		awk -v t="$(date +%s%3N)" '$1 == "disk.img" { print t, $6 }' <<<"$st"
 	done > "$out/$1.$2.lag"
 }
@@ -140,7 +145,7 @@ run_fio() { # TARGET-NAME FILE
 run_repdisk() {
 	local name=$1 log=$2 rdpid
 	mkdir -p "$work/$name-data" "$work/mnt-$name" "$work/$name-follower"
-	"$repdisk" mount --log "$log" "$work/$name-data" "$work/mnt-$name"
+	"$repdisk" mount --log "$log" "${key_args[@]}" "$work/$name-data" "$work/mnt-$name"
 	rdpid=$(pgrep -f "^repdisk mount .*$work/$name-data $work/mnt-$name\$")
 	if [ -n "$no_follower" ]; then
 		DAEMON_PID=$rdpid run_fio "$name" "$work/mnt-$name/disk.img"
@@ -148,7 +153,7 @@ run_repdisk() {
 		fusermount3 -u "$work/mnt-$name"
 		return
 	fi
-	"$repdisk" follow --log "$log" "$work/$name-follower" \
+	"$repdisk" follow --log "$log" "${key_args[@]}" "$work/$name-follower" \
 		> "$out/$name.follower.log" 2>&1 &
 	pids+=($!)
 	DAEMON_PID=$rdpid FOLLOW_DATA=$work/$name-follower FOLLOW_LOG=$log \
@@ -161,7 +166,7 @@ run_repdisk() {
 	fi
 }
 
-targets=()
+targets=() key_args=()
 if [[ $only == *raw* ]]; then
 	mkdir -p "$work/raw"
 	run_fio raw "$work/raw/disk.img"
@@ -179,6 +184,13 @@ fi
 if [[ $only == *repdisk* ]]; then
 	run_repdisk repdisk "file:$work/repdisk-log"
 	targets+=(repdisk)
+fi
+if [ -n "$with_key" ]; then
+	"$repdisk" key generate "$work/keys" > /dev/null
+	key_args=(--key-file "$work/keys")
+	run_repdisk repdisk+key "file:$work/repdisk-key-log"
+	key_args=()
+	targets+=(repdisk+key)
 fi
 if [ -n "$baseline" ]; then
 	this=$repdisk repdisk=$baseline
