@@ -157,8 +157,8 @@ cat > "$T/want" <<EOF
 3 WRITE epoch=1 offset=1572864 length=524288
 EOF
 diff "$T/got" "$T/want" || fail "b.img's 1 MiB write is not two 512 KiB WRITE records"
-[ "$(awk 'NR > 2 { print $2 }' "$T/kcat.b.img" | sort -u)" = $((96 + 524288)) ] ||
-	fail "the two halves are not 524384-byte messages: $(cat "$T/kcat.b.img")"
+[ "$(awk 'NR > 2 { print $2 }' "$T/kcat.b.img" | sort -u)" = $((128 + 524288)) ] ||
+	fail "the two halves are not 524416-byte messages (a 128-byte header and 512 KiB): $(cat "$T/kcat.b.img")"
 for i in 1 2 3; do readback "$M/a.img" $((i == 1 ? 8192 : i == 2 ? 65536 : 1048576)) "$T/a$i.bin"; done
 readback "$M/b.img" 1048576 "$T/b1.bin"
 say "kcat and log dump agree: catalog $(wc -l < "$T/kcat.catalog"), a.img $(wc -l < "$T/kcat.a.img"), b.img $(wc -l < "$T/kcat.b.img") records"
