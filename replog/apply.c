@@ -385,6 +385,18 @@ static int image_apply(struct rl_image *img, const struct rl_record *r,
 		img->next_pos++;
 		return RL_IGNORED_STALE;
 	case RL_EPOCH_DUP:
+		/* No honest writer seals one seq twice: the file log appends
+		 * each record once, and Kafka's idempotent producer keeps its
+		 * retries out of the log.  Without a key a copy is ignored; a
+		 * sealed one was copied into the log by someone who can write
+		 * it (ENCRYPTION.md): the disk stops at it */
+		if (r->key_id)
+			return rl_err_set(err, EBADMSG, "image %s: position %"
+					  PRIu64 ": a sealed %s record of epoch "
+					  "%" PRIu64 " seq %" PRIu64 ", which "
+					  "was applied already: a copy of an "
+					  "earlier record, replayed into the log",
+					  img->path, pos, tn, r->epoch, r->seq);
 		img->next_pos++;
 		return RL_IGNORED_DUP;
 	case RL_EPOCH_UNCLAIMED:

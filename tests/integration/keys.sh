@@ -5,8 +5,9 @@
 # a reader without the key refuses the log with a message naming the
 # key, one with it converges byte for byte; after a rotation new records
 # use the new key, old ones stay readable, and a reader with only the old
-# file stops at the first new record; a forged record without a key is
-# refused by a reader with keys; a key file others can read is refused
+# file stops at the first new record; a sealed record replayed (copied to
+# the end of its stream) and a forged record without a key are refused by
+# a reader with keys; a key file others can read is refused
 # before anything is mounted.
 . "$(dirname "$0")/../lib/lib.sh"
 requires cmp truncate
@@ -76,6 +77,29 @@ expect_exit 0 "$REPDISK" follow --once --log "$LOG" --key-file "$K" "$R"
 expect_exit 0 "$REPDISK" follow --once --log "$LOG" --key-file "$K" "$R2"
 expect_exit 0 "$REPDISK" verify -q "$D" "$R"
 expect_exit 0 "$REPDISK" verify -q "$D" "$R2"
+
+# a sealed record copied to the end of its stream (a replay, by someone
+# who can write the log's files; file log): the follower stops at it
+if [ "$REPDISK_TEST_BACKEND" = file ]; then
+	requires perl
+	sdir=$(echo "$D"/.repdisk/log/disks/*)
+	seg=$(ls "$sdir"/*.seg | tail -1)
+	size=$(stat -c %s "$seg") off=32 last=32
+	while [ "$off" -lt "$size" ]; do
+		len=$(od -An -tu4 -j $((off + 56)) -N4 "$seg" | tr -d ' ')
+		last=$off off=$((off + 128 + len))
+	done
+	cp "$seg" "$T/seg.orig"
+	cp "$sdir/head" "$T/head.orig"
+	end=$(od -An -tu8 -j 8 -N8 "$sdir/head" | tr -d ' ')
+	tail -c +$((last + 1)) "$T/seg.orig" >> "$seg"
+	perl -e 'print "RDLHEAD1", pack("Q<", $ARGV[0])' $((end + 1)) > "$sdir/head"
+	expect_exit 1 "$REPDISK" follow --once --log "$LOG" --key-file "$K" "$R"
+	expect_stderr "position $end: a sealed WRITE record .*applied already: a copy of an earlier record, replayed into the log"
+	cmp "$D/secret-vm.img" "$R/secret-vm.img" || fail "the replica changed at the replay"
+	cp "$T/seg.orig" "$seg"
+	cp "$T/head.orig" "$sdir/head"
+fi
 
 # a forged record without a key (anyone who can write the log can make
 # one, its checks right; the fixture opens the log with the key only to
