@@ -17,7 +17,8 @@
  *     stream: refused (forged, or a bug);
  *   - in a disk stream, a record before any claim is refused the same way,
  *     and one whose sequence number was already applied in its epoch is a
- *     duplicate (a write retried after a lost reply): ignored.  Catalog
+ *     duplicate: ignored, or refused as a replay when it is sealed with a
+ *     key (apply.c: no honest writer seals a seq twice).  Catalog
  *     records carry no sequence numbers, and those from before the first
  *     catalog claim (epoch 0) are applied as they come.
  *
