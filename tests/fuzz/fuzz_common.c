@@ -110,18 +110,24 @@ void fuzz_write(const char *path, const void *buf, size_t len)
 	close(fd);
 }
 
+void fuzz_key_file(const char *path)
+{
+	static const char text[] = "repdisk-keys 1\nkey 1 "
+		"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n";
+
+	fuzz_write(path, text, sizeof(text) - 1);
+}
+
 const struct rl_keyring *fuzz_keys(void)
 {
 	static struct rl_keyring *kr;
-	static const char text[] = "repdisk-keys 1\nkey 1 "
-		"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n";
 	char path[PATH_MAX];
 	struct rl_err err = { 0 };
 
 	if (kr)
 		return kr;
 	snprintf(path, sizeof(path), "%s/fuzz-keys", fuzz_dir());
-	fuzz_write(path, text, sizeof(text) - 1);
+	fuzz_key_file(path);
 	if (rl_keyring_load(path, &kr, &err) < 0)
 		fuzz_fail("fuzz keys: %s", err.msg);
 	unlink(path);

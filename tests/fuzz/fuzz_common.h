@@ -52,6 +52,8 @@ void fuzz_fix_checksums(uint8_t *body, size_t len);
  * the sealed seeds gen_corpus makes open in the harnesses.  Loaded once
  * (from a key file written and removed again). */
 const struct rl_keyring *fuzz_keys(void);
+/* Writes that key file (mode 0600) at path, for a log's --key-file. */
+void fuzz_key_file(const char *path);
 
 /* The round trip of a decoded record: it must encode (decode and encode
  * apply the same field rules) and decode again to the same fields.  With

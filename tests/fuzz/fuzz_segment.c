@@ -17,6 +17,8 @@
  *   F_SPLIT      two segments, 0 and the base of byte 11 (not 0)
  *   F_APPEND     after recovery, append a CLAIM and read it back
  *   F_NOHEAD     no head file (a writer makes one saying 0)
+ *   F_KEY        every log opened with the harness's key file
+ *                (fuzz_key_file): sealed records open, others are bad
  *
  * Then: a reader reads the stream from 0 and from the durable end (a
  * reader trusts the head: it does no recovery); a writer opens the log
@@ -48,6 +50,7 @@
 #define F_SPLIT		0x08
 #define F_APPEND	0x10
 #define F_NOHEAD	0x20
+#define F_KEY		0x40
 #define PREFIX		12
 #define SEG_HDR_SIZE	32
 
@@ -82,10 +85,12 @@ static void write_segment(const char *sdir, uint64_t base,
 /* Reads the stream from `from` with a log of its own (as another process
  * would).  Returns the records read; *rc_out is the last rl_reader_next()
  * (0 at the durable end) or an open's error. */
+static const char *key_file;	/* F_KEY: the logs' --key-file */
+
 static uint64_t read_stream(const char *dir, const struct rl_uuid *disk,
 			    uint64_t from, size_t bound, int *rc_out)
 {
-	struct rl_log_opts o = { .quiet = true };
+	struct rl_log_opts o = { .quiet = true, .key_file = key_file };
 	struct rl_err err = { 0 };
 	struct rl_log *log;
 	struct rl_stream *s;
@@ -117,6 +122,9 @@ static uint64_t read_stream(const char *dir, const struct rl_uuid *disk,
 		if (disk && !rl_uuid_eq(&rec.disk, disk))
 			fuzz_fail("reader: a record of another disk at "
 				  "position %" PRIu64, pos);
+		if (key_file && !rec.key_id)
+			fuzz_fail("reader: a record without a key from a log "
+				  "opened with keys, at position %" PRIu64, pos);
 		fuzz_check_record(&rec, NULL, 0, "reader");
 		if (++n > bound)
 			fuzz_fail("reader: %" PRIu64 " records from %zu "
@@ -147,7 +155,9 @@ static void append_one(const char *dir, struct rl_stream *ws,
 
 	if (disk)
 		c.disk = *disk;
-	if (rl_record_encode(&c, 0, buf, sizeof(buf), &err) < 0)
+	if (rl_record_encode_key(&c, 0, key_file ?
+				 rl_keyring_newest(fuzz_keys()) : NULL, buf,
+				 sizeof(buf), &err) < 0)
 		fuzz_fail("encode a CLAIM: %s", err.msg);
 	pos = rl_log_append_sync(ws, buf, sizeof(buf), &err);
 	if (pos < 0)
@@ -188,6 +198,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		head = 0;
 
 	fuzz_clear(fuzz_dir());
+	key_file = NULL;
+	if (flags & F_KEY) {
+		static char kpath[PATH_MAX];
+
+		snprintf(kpath, sizeof(kpath), "%s/keys", fuzz_dir());
+		fuzz_key_file(kpath);
+		key_file = kpath;
+	}
+	o.key_file = key_file;
 	snprintf(dir, sizeof(dir), "%s/log", fuzz_dir());
 	fuzz_mkdir("%s", dir);
 	fuzz_mkdir("%s/disks", dir);

@@ -162,12 +162,13 @@ static void gen_records(void)
 }
 
 /* A file log with the records appended to one stream, by its writer. */
-static void write_log(const char *dir, const struct rl_uuid *disk,
-		      const struct rl_record *recs, size_t n,
-		      uint64_t segment_bytes)
+static void write_log_key(const char *dir, const struct rl_uuid *disk,
+			  const struct rl_record *recs, size_t n,
+			  uint64_t segment_bytes, const char *key_file)
 {
 	struct rl_log_opts o = { .quiet = true,
-				 .segment_bytes = segment_bytes };
+				 .segment_bytes = segment_bytes,
+				 .key_file = key_file };
 	static uint8_t buf[RL_RECORD_HDR_SIZE + 8192];
 	struct rl_err err = { 0 };
 	struct rl_log *log;
@@ -177,12 +178,20 @@ static void write_log(const char *dir, const struct rl_uuid *disk,
 	    rl_log_stream(log, disk, &s, &err) < 0)
 		fuzz_fail("log %s: %s", dir, err.msg);
 	for (size_t i = 0; i < n; i++) {
-		size_t len = encode(&recs[i], i == 3 ? 1 : 0, buf, sizeof(buf));
+		size_t len = encode_key(&recs[i], i == 3 ? 1 : 0,
+					rl_log_seal_key(log), buf, sizeof(buf));
 
 		if (rl_log_append_sync(s, buf, len, &err) < 0)
 			fuzz_fail("append: %s", err.msg);
 	}
 	rl_log_close(log);
+}
+
+static void write_log(const char *dir, const struct rl_uuid *disk,
+		      const struct rl_record *recs, size_t n,
+		      uint64_t segment_bytes)
+{
+	write_log_key(dir, disk, recs, n, segment_bytes, NULL);
 }
 
 /* fuzz_segment's input: flags, head, split, base2, body. */
@@ -245,6 +254,25 @@ static void gen_segments(void)
 		free(mixed);
 	}
 	free(seg);
+
+	/* sealed with the harnesses' key (fuzz_segment's F_KEY, 0x40) */
+	{
+		char kpath[PATH_MAX + 16];
+
+		snprintf(kpath, sizeof(kpath), "%s/keys", fuzz_dir());
+		fuzz_key_file(kpath);
+		snprintf(dir, sizeof(dir), "%s/log-key", fuzz_dir());
+		write_log_key(dir, &fuzz_disk, disk_recs, N(disk_recs), 0,
+			      kpath);
+		snprintf(path, sizeof(path), "%s/disks/%s/%020d.seg", dir, u,
+			 0);
+		seg = slurp(path, &len);
+		emit_segment("key-disk", 0x40, N(disk_recs), 0, 0, seg + 32,
+			     len - 32);
+		emit_segment("key-disk-torn-tail", 0x40, N(disk_recs) - 1, 0,
+			     0, seg + 32, len - 32 - 50);
+		free(seg);
+	}
 
 	snprintf(dir, sizeof(dir), "%s/log2", fuzz_dir());
 	write_log(dir, NULL, cat_recs, N(cat_recs), 0);
