@@ -17,7 +17,7 @@
 #                           [--no-follower] [--baseline REPDISK-BINARY]
 #                           [--with-key]
 #
-# --with-key: one more target, "repdisk+key", the file-log run with every
+# --with-key: one more target, "repdisk-key", the file-log run with every
 # record sealed (repdisk key generate; --key-file), beside "repdisk".
 #
 # For repdisk targets it also reports the mount daemon's CPU seconds per
@@ -188,9 +188,9 @@ fi
 if [ -n "$with_key" ]; then
 	"$repdisk" key generate "$work/keys" > /dev/null
 	key_args=(--key-file "$work/keys")
-	run_repdisk repdisk+key "file:$work/repdisk-key-log"
+	run_repdisk repdisk-key "file:$work/repdisk-key-log"
 	key_args=()
-	targets+=(repdisk+key)
+	targets+=(repdisk-key)
 fi
 if [ -n "$baseline" ]; then
 	this=$repdisk repdisk=$baseline
