@@ -137,9 +137,8 @@ static int crypto_ready(struct rl_err *err)
 int rl_keyring_load(const char *path, struct rl_keyring **out,
 		    struct rl_err *err)
 {
-	char *text = crypto_ready(err) < 0 ? NULL :
-		     sodium_malloc(KEYS_FILE_MAX + 1);
-	struct rl_keyring *kr = calloc(1, sizeof(*kr));
+	char *text;
+	struct rl_keyring *kr;
 	uint8_t master[RL_KEY_BYTES];
 	size_t cap = 0, len;
 	unsigned line = 1;
@@ -148,9 +147,13 @@ int rl_keyring_load(const char *path, struct rl_keyring **out,
 	int rc = 0;
 
 	*out = NULL;
+	rc = crypto_ready(err);
+	if (rc < 0)
+		return rc;
+	text = sodium_malloc(KEYS_FILE_MAX + 1);
+	kr = calloc(1, sizeof(*kr));
 	if (!text || !kr) {
-		rc = sodium_init() < 0 ? -EIO :
-		     rl_err_set(err, ENOMEM, "key file %s: out of memory", path);
+		rc = rl_err_set(err, ENOMEM, "key file %s: out of memory", path);
 		goto out;
 	}
 	n = read_secret(path, text, KEYS_FILE_MAX + 1, err);
@@ -263,17 +266,17 @@ const struct rl_key *rl_keyring_at(const struct rl_keyring *kr, size_t i)
 int rl_keyfile_add(const char *path, bool create, uint32_t *id,
 		   struct rl_err *err)
 {
-	char *text = crypto_ready(err) < 0 ? NULL :
-		     sodium_malloc(KEYS_FILE_MAX + 256);
-	char tmp[4096], hex[2 * RL_KEY_BYTES + 1];
+	char *text, tmp[4096], hex[2 * RL_KEY_BYTES + 1];
 	uint8_t master[RL_KEY_BYTES];
 	struct rl_keyring *kr = NULL;
 	size_t len = 0;
 	int fd = -1, rc = 0;
 
+	if (crypto_ready(err) < 0)
+		return -EIO;
+	text = sodium_malloc(KEYS_FILE_MAX + 256);
 	if (!text)
-		return sodium_init() < 0 ? -EIO :
-		       rl_err_set(err, ENOMEM, "key file %s: out of memory",
+		return rl_err_set(err, ENOMEM, "key file %s: out of memory",
 				  path);
 	if (create) {
 		len = (size_t)snprintf(text, KEYS_FILE_MAX, KEYS_MAGIC "\n");

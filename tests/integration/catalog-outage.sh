@@ -38,21 +38,13 @@ cmp -n 65536 "$T/a" "$M/vm1.img" || fail "reads stopped without a quorum"
 # query ignores its timeout while the broker it asks is down: it held
 # the catalog lock until the cluster came back.)
 caught='(\.catalog: high watermark|catalog: up to date with the log again)'
-for _ in $(seq 600); do
-	grep -qE "$caught" "$D/.repdisk/mount.log" && break
-	sleep 0.1
-done
-grep -qE "$caught" "$D/.repdisk/mount.log" ||
+wait_for_line "$D/.repdisk/mount.log" "$caught" 60 ||
 	fail "the catalog's catch-up waits without a quorum: $(grep -v '^%' "$D/.repdisk/mount.log" | tail -3)"
 
 ctl up 1
 ctl up 2
 # the mount catches its catalog up with the log by itself
-for _ in $(seq 300); do
-	grep -q "catalog: up to date with the log again" "$D/.repdisk/mount.log" && break
-	sleep 0.1
-done
-grep -q "catalog: up to date with the log again" "$D/.repdisk/mount.log" ||
+wait_for_line "$D/.repdisk/mount.log" "catalog: up to date with the log again" 30 ||
 	fail "the catalog did not catch up after the outage: $(grep -v '^%' "$D/.repdisk/mount.log" | tail -3)"
 truncate -s 1M "$M/vm2.img" || fail "create once the cluster is back"
 mv "$M/vm1.img" "$M/vm3.img" || fail "rename once the cluster is back"

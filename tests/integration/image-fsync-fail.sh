@@ -39,10 +39,7 @@ good=$(ckpt_pos)
 set_faults "$CTL" "eio $D/vm1.img"
 dd if="$T/B" of="$M/vm1.img" bs=64k seek=1 conv=notrunc status=none ||
 	fail "write B (before any fdatasync failed) was refused"
-for _ in $(seq 100); do
-	grep -q "vm1.img: image .*fdatasync: Input/output error" "$D/.repdisk/mount.log" && break
-	sleep 0.1
-done
+wait_for_line "$D/.repdisk/mount.log" "vm1.img: image .*fdatasync: Input/output error" 10
 grep -q "^repdisk: vm1.img: image $D/vm1.img: fdatasync: Input/output error; what was applied since the last checkpoint may not be on disk, so the image takes no more records and writes fail with EIO" "$D/.repdisk/mount.log" ||
 	fail "no message for the failed fdatasync: $(tail -3 "$D/.repdisk/mount.log")"
 

@@ -383,6 +383,17 @@ fuse_waiting() {
 # fails naming each client still running and how many requests the mount
 # has not answered, after killing the clients.  A client that exits
 # non-zero fails the test too.  Sets nothing; returns when all are done.
+# wait_for_line FILE ERE SECS: waits until a line of FILE (a daemon's log)
+# matches ERE, SECS at most; the caller asserts on FILE afterwards.
+wait_for_line() {
+	local i
+	for ((i = 0; i < $3 * 10; i++)); do
+		grep -qE -- "$2" "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 wait_bounded() {
 	local secs=$1 mnt=$2 until left p label pid rc
 	shift 2
