@@ -21,6 +21,25 @@
  *   - a record of a newer epoch that is not a CLAIM was written by no one
  *     who claimed the disk: refused as an error.
  *
+ * Gaps.  Without a key, a record past the next sequence number is applied
+ * as it comes (an append failed before it).  Sealed records are held to
+ * more, because someone who can write the log's storage could delete one
+ * (ENCRYPTION.md).  Honest holes still happen: a failed append, when
+ * records after it were in flight and landed.  So the rule is one that
+ * every applier can follow alike, the primary's own included:
+ *   - a sealed record past a hole in its epoch is void: not applied,
+ *     its position passed.  The writer failed its submitter (EIO), and
+ *     seals nothing more in that epoch: it claims again (writer.c);
+ *   - a writer seals seq S only when all of S - RL_SEQ_WINDOW and before
+ *     are durable.  A sealed record more than RL_SEQ_WINDOW past the hole
+ *     proves the hole was durable once: refused, the disk stops there;
+ *   - a sealed CLAIM ends the epoch before it: its seq is the last one
+ *     its writer applied there, and its epoch the next one (1 for the
+ *     first).  Less applied here means records were deleted, a newer
+ *     epoch means claims were: refused.
+ * A hole is thus found within RL_SEQ_WINDOW records or at the next claim,
+ * and no applier ever applies a sealed record out of order.
+ *
  * Where data becomes durable.  rl_image_checkpoint() fdatasync()s the
  * image, and only then replaces DATADIR/.repdisk/ckpt/UUID atomically with
  * the next position, the epoch and the last sequence number.  A checkpoint
@@ -376,6 +395,23 @@ static int image_apply(struct rl_image *img, const struct rl_record *r,
 				  pos, tn ? tn : "unknown");
 	switch (rl_epoch_judge(&disk_rules, img->epoch, img->last_seq, r)) {
 	case RL_EPOCH_CLAIM:
+		if (r->key_id && r->epoch != img->epoch + 1)
+			return rl_err_set(err, EBADMSG, "image %s: position %"
+					  PRIu64 ": a sealed CLAIM of epoch %"
+					  PRIu64 ", but the newest claim here is "
+					  "epoch %" PRIu64 ": the claims of epochs "
+					  "%" PRIu64 " to %" PRIu64 " are missing "
+					  "from the log (deleted?)", img->path,
+					  pos, r->epoch, img->epoch,
+					  img->epoch + 1, r->epoch - 1);
+		if (r->key_id && img->epoch && r->seq > img->last_seq)
+			return rl_err_set(err, EBADMSG, "image %s: position %"
+					  PRIu64 ": a sealed CLAIM says epoch %"
+					  PRIu64 " reached seq %" PRIu64 ", but "
+					  "seq %" PRIu64 " is the last here: "
+					  "records of that epoch are missing from "
+					  "the log (deleted?)", img->path, pos,
+					  img->epoch, r->seq, img->last_seq);
 		img->epoch = r->epoch;
 		img->last_seq = r->seq;
 		rl_claim_owner(img->owner, r->data, r->data_len);
@@ -399,6 +435,20 @@ static int image_apply(struct rl_image *img, const struct rl_record *r,
 					  img->path, pos, tn, r->epoch, r->seq);
 		img->next_pos++;
 		return RL_IGNORED_DUP;
+	case RL_EPOCH_GAP:
+		if (!r->key_id)
+			break;		/* applied as it comes */
+		if (r->seq - img->last_seq - 1 > RL_SEQ_WINDOW)
+			return rl_err_set(err, EBADMSG, "image %s: position %"
+					  PRIu64 ": a sealed %s record of epoch "
+					  "%" PRIu64 " seq %" PRIu64 ", but seq %"
+					  PRIu64 " is the last here, more than %d "
+					  "before it: records of that epoch are "
+					  "missing from the log (deleted?)",
+					  img->path, pos, tn, r->epoch, r->seq,
+					  img->last_seq, RL_SEQ_WINDOW);
+		img->next_pos++;
+		return RL_IGNORED_GAP;
 	case RL_EPOCH_UNCLAIMED:
 		return rl_err_set(err, EBADMSG, "image %s: position %" PRIu64
 				  ": %s record before any CLAIM: written by no "

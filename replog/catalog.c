@@ -498,7 +498,8 @@ static int catalog_apply(struct rl_catalog *cat, const struct rl_record *r,
 		goto save;
 	case RL_EPOCH_FUTURE:
 	case RL_EPOCH_UNCLAIMED:
-	case RL_EPOCH_DUP:	/* neither arises in the catalog's rules */
+	case RL_EPOCH_DUP:	/* none of these arises in the catalog's */
+	case RL_EPOCH_GAP:	/* rules */
 		/* as in a disk stream: no writer claimed that epoch */
 		return rl_err_set(err, EBADMSG, "catalog: position %" PRIu64
 				  ": %s record of epoch %" PRIu64 ", but the "

@@ -18,7 +18,14 @@
  *   - in a disk stream, a record before any claim is refused the same way,
  *     and one whose sequence number was already applied in its epoch is a
  *     duplicate: ignored, or refused as a replay when it is sealed with a
- *     key (apply.c: no honest writer seals a seq twice).  Catalog
+ *     key (apply.c: no honest writer seals a seq twice);
+ *   - one past the next sequence number follows a hole: applied as it
+ *     comes without a key, void or refused when sealed (apply.c, "Gaps").
+ *
+ * A CLAIM carries, as its seq, the last sequence number its writer
+ * applied in the epoch before; the new epoch's numbers go on from there.
+ * Appliers that predate the rule did the same (a CLAIM's seq has always
+ * set last_seq), so a stream stays readable by them.  Catalog
  *     records carry no sequence numbers, and those from before the first
  *     catalog claim (epoch 0) are applied as they come.
  *
@@ -52,6 +59,8 @@ enum rl_epoch_verdict rl_epoch_judge(const struct rl_epoch_rules *rules,
 		return RL_EPOCH_FUTURE;
 	if (rules->seq && r->seq <= last_seq)
 		return RL_EPOCH_DUP;
+	if (rules->seq && r->seq > last_seq + 1)
+		return RL_EPOCH_GAP;
 	return RL_EPOCH_APPLY;
 }
 
@@ -129,9 +138,12 @@ int rl_claim_run(const struct rl_claim *c, uint64_t *epoch, uint64_t *at,
 	if (c->before_claim)
 		c->before_claim(c->before_arg);
 
-	/* every record of an older epoch is stale from here */
+	/* every record of an older epoch is stale from here; sequence
+	 * numbers go on from the last one we applied, which readers check
+	 * (apply.c: a sealed claim is the end of the epoch before it) */
 	claim.disk = *rl_stream_disk(c->stream);
 	claim.epoch = c->epoch(c->t.arg) + 1;
+	claim.seq = c->last_seq ? c->last_seq(c->t.arg) : 0;
 	claim.data = host;
 	claim.data_len = strlen(host);
 	buf = malloc(rl_record_encoded_max(&claim));

@@ -154,6 +154,7 @@ enum rl_epoch_verdict {
 	RL_EPOCH_CLAIM,		/* a CLAIM of a newer epoch: it becomes current */
 	RL_EPOCH_STALE,		/* an older epoch (or a CLAIM not newer) */
 	RL_EPOCH_DUP,		/* a sequence number already applied */
+	RL_EPOCH_GAP,		/* past the next sequence number: a hole */
 	RL_EPOCH_UNCLAIMED,	/* refused: no claim yet */
 	RL_EPOCH_FUTURE,	/* refused: an epoch no claim has reached */
 };
@@ -168,6 +169,8 @@ struct rl_claim {
 	struct rl_stream *stream;
 	struct rl_replay_target t;
 	uint64_t (*epoch)(void *arg);		/* the target's newest claim */
+	uint64_t (*last_seq)(void *arg);	/* the last seq it applied in
+						   that epoch; NULL: none */
 	const char *(*owner)(void *arg);	/* its host, "" if unknown */
 	const char *what;	/* "vm1.img", "log URI": starts messages */
 	const char *noun;	/* "the disk", "its catalog" */

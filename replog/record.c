@@ -315,6 +315,7 @@ ssize_t rl_record_prepare(const struct rl_record *r, size_t zstd_min,
 	uint8_t *h = buf, *p = h + RL_RECORD_HDR_SIZE;
 	struct rl_record e = *r;
 	size_t stored = 0, raw = 0, name_len = r->name ? strlen(r->name) : 0;
+	const uint8_t *src = p;		/* the payload to seal */
 
 	/* room for the worst case, or for the data as it is when it will
 	 * not be compressed (a writer's zero-copy buffer is exactly that) */
@@ -338,8 +339,11 @@ ssize_t rl_record_prepare(const struct rl_record *r, size_t zstd_min,
 			e.codec = RL_CODEC_ZSTD;
 		} else {
 			/* data may be NULL when raw is 0 (refused below), and
-			 * memcpy() from NULL is undefined even for 0 bytes */
-			if (raw && r->data != p)
+			 * memcpy() from NULL is undefined even for 0 bytes.
+			 * Sealed, the cipher reads the data where it is. */
+			if (raw && r->data != p && sealer->key)
+				src = r->data;
+			else if (raw && r->data != p)
 				memcpy(p, r->data, raw);
 			stored = raw;
 		}
@@ -399,11 +403,12 @@ ssize_t rl_record_prepare(const struct rl_record *r, size_t zstd_min,
 		check128(p, stored, h + OFF_PAYLOAD_CHECK);
 		return (ssize_t)(RL_RECORD_HDR_SIZE + stored);
 	}
-	/* in place: the payload in buf is ciphertext from here on */
+	/* into buf, in place unless the data lies elsewhere: the payload in
+	 * buf is ciphertext from here on */
 	rl_put_le32(h + OFF_KEY_ID, sealer->key->id);
 	randombytes_buf(h + OFF_NONCE, NONCE_LEN);
 	crypto_aead_xchacha20poly1305_ietf_encrypt_detached(p,
-		h + OFF_PAYLOAD_CHECK, NULL, p, stored, h, AAD_LEN, NULL,
+		h + OFF_PAYLOAD_CHECK, NULL, src, stored, h, AAD_LEN, NULL,
 		h + OFF_NONCE, sealer->key->payload);
 	return (ssize_t)(RL_RECORD_HDR_SIZE + stored);
 }

@@ -130,6 +130,11 @@ int rl_name_check(const char *name, struct rl_err *err);
 #define RL_RECORD_VERSION_MAX	3	/* readers read versions 1 to 3 */
 #define RL_RECORD_HDR_SIZE	128	/* a version-3 header: a writer's
 					   payload starts here */
+/* The most records of one epoch a writer has in flight: it seals seq S
+ * only once every seq up to S - RL_SEQ_WINDOW is durable.  A reader that
+ * finds a sealed record more than this far past a hole in its epoch knows
+ * the hole was durable once: a record deleted (FORMAT.md, Gaps). */
+#define RL_SEQ_WINDOW		4096
 #define RL_RECORD_HDR_MIN	96	/* the first bytes of every version's
 					   header: enough to size a record
 					   (rl_record_size) */
@@ -479,6 +484,7 @@ enum rl_apply_result {
 	RL_IGNORED_STALE = 1,	/* an epoch older than the newest claim */
 	RL_IGNORED_DUP = 2,	/* a sequence number already applied */
 	RL_SKIPPED = 3,		/* refused, but a position the catalog skips */
+	RL_IGNORED_GAP = 4,	/* sealed, past a hole in its epoch: void */
 };
 
 /* Which positions the image may pass over when their record cannot be

@@ -91,9 +91,16 @@ struct rl_writer {
 	size_t zstd_min;
 	const struct rl_key *seal_key;	/* the log's newest key, or NULL */
 
+	char *host;			/* who claims: HOST:DATADIR */
 	pthread_mutex_t lock;		/* orders seal + append */
-	uint64_t epoch;			/* constant after open */
+	_Atomic uint64_t epoch;		/* set under lock (at open, and by the
+					   applier when it claims again) */
 	uint64_t seq;			/* last sequence number used, under lock */
+	bool reclaim;			/* sealed, an append of this epoch
+					   failed: nothing more is sealed in it
+					   until the applier claims again
+					   (under lock) */
+	bool reclaim_said;		/* applier only: a failed claim said */
 	bool append_refused;		/* the log refuses appends at once (a
 					   full disk): said once, under lock */
 
@@ -115,6 +122,7 @@ struct rl_writer {
 
 	pthread_mutex_t idle_lock;
 	pthread_cond_t idle;
+	pthread_cond_t room;		/* in_flight fell below RL_SEQ_WINDOW */
 	uint64_t in_flight;		/* under idle_lock */
 	struct submission *fly_head, *fly_tail;	/* in flight, oldest first,
 						   under idle_lock */
@@ -139,10 +147,15 @@ struct submission {
 	void *opaque;
 	uint8_t *buf;			/* the encoded record */
 	size_t len;
+	uint8_t *plain;			/* the submitter's buffer, kept when the
+					   payload in buf is compressed or
+					   sealed: rec.data points into it */
 	struct rl_record rec;		/* what to apply; data points into buf
-					   unless the payload is opaque */
-	bool opaque_payload;		/* compressed or encrypted: decode buf
-					   to apply it */
+					   or plain, unless the payload is
+					   opaque */
+	bool opaque_payload;		/* compressed or encrypted, and the
+					   plaintext not kept: decode buf to
+					   apply it */
 	int err;			/* from the log's completion */
 	uint64_t pos;
 	struct submission *next;	/* in w->q_head, under w->q_lock */
@@ -222,6 +235,25 @@ static void flight_end(struct rl_writer *w, struct submission *sub)
 		w->fly_tail = sub->fly_prev;
 	if (--w->in_flight == 0)
 		pthread_cond_broadcast(&w->idle);
+	if (w->in_flight == RL_SEQ_WINDOW - 1)
+		pthread_cond_broadcast(&w->room);
+	pthread_mutex_unlock(&w->idle_lock);
+}
+
+/* Under w->lock: waits (without it) until fewer than RL_SEQ_WINDOW
+ * records are in flight, the promise every sealed record makes to its
+ * readers (apply.c, "Gaps").  Records complete in seq order, so then
+ * every seq up to the next one less RL_SEQ_WINDOW has completed. */
+static void window_wait(struct rl_writer *w)
+{
+	pthread_mutex_lock(&w->idle_lock);
+	while (w->in_flight >= RL_SEQ_WINDOW) {
+		pthread_mutex_unlock(&w->lock);
+		pthread_cond_wait(&w->room, &w->idle_lock);
+		pthread_mutex_unlock(&w->idle_lock);
+		pthread_mutex_lock(&w->lock);
+		pthread_mutex_lock(&w->idle_lock);
+	}
 	pthread_mutex_unlock(&w->idle_lock);
 }
 
@@ -339,6 +371,13 @@ static void apply_one(struct rl_writer *w, struct submission *sub)
 
 	if (rc < 0) {
 		outage_begin(w);
+		if (w->seal_key) {
+			/* the records after it that land are void (apply.c,
+			 * "Gaps"): this epoch is over */
+			pthread_mutex_lock(&w->lock);
+			w->reclaim = true;
+			pthread_mutex_unlock(&w->lock);
+		}
 		rc = -EIO;
 	} else {
 		outage_end(w);
@@ -357,7 +396,11 @@ static void apply_one(struct rl_writer *w, struct submission *sub)
 			snprintf(w->fenced_by, sizeof(w->fenced_by),
 				 "epoch %" PRIu64, rl_image_epoch(w->img));
 		pthread_mutex_unlock(&w->apply_lock);
-		if (rc == RL_IGNORED_STALE || rc == -EROFS) {
+		if (rc == RL_IGNORED_GAP) {
+			/* sealed after one that failed: void everywhere, said
+			 * by outage_begin already */
+			rc = -EIO;
+		} else if (rc == RL_IGNORED_STALE || rc == -EROFS) {
 			/* our own record ignored as stale: a newer writer
 			 * claimed the disk */
 			writer_fenced(w);
@@ -382,6 +425,7 @@ static void apply_one(struct rl_writer *w, struct submission *sub)
 	 * in flight, and callers rely on every completion having run */
 	sub->cb(sub->opaque, rc);
 	flight_end(w, sub);
+	free(sub->plain);
 	free(sub->buf);
 	free(sub);
 }
@@ -425,6 +469,87 @@ static void idle_catch_up(struct rl_writer *w)
 	pthread_mutex_unlock(&w->apply_lock);
 }
 
+static uint64_t claim_epoch(void *img)
+{
+	return rl_image_epoch(img);
+}
+
+static uint64_t claim_last_seq(void *img)
+{
+	return rl_image_last_seq(img);
+}
+
+static const char *claim_owner(void *img)
+{
+	return rl_image_owner(img);
+}
+
+static struct rl_claim writer_claim(struct rl_writer *w)
+{
+	return (struct rl_claim){ .stream = w->stream,
+				  .t = rl_replay_image(w->img),
+				  .epoch = claim_epoch,
+				  .last_seq = claim_last_seq,
+				  .owner = claim_owner, .what = w->name,
+				  .noun = "the disk", .host = w->host };
+}
+
+/* On the applier thread, once a second while nothing is in flight, after
+ * an append of a sealed epoch failed: claim the disk again, which reads
+ * the log to its end (the records that landed after all are applied, the
+ * void ones passed) and starts a new epoch from the last seq applied.
+ * Writes fail with EIO until then. */
+static void reclaim(struct rl_writer *w)
+{
+	struct rl_claim c = writer_claim(w);
+	struct rl_err e = { 0 };
+	uint64_t epoch, busy;
+	int rc;
+
+	pthread_mutex_lock(&w->idle_lock);
+	busy = w->in_flight;
+	pthread_mutex_unlock(&w->idle_lock);
+	if (busy || atomic_load(&w->fenced))
+		return;
+	pthread_mutex_lock(&w->apply_lock);
+	rc = rl_claim_run(&c, &epoch, NULL, &e);
+	pthread_mutex_unlock(&w->apply_lock);
+	if (rc == 0) {
+		pthread_mutex_lock(&w->lock);
+		atomic_store(&w->epoch, epoch);
+		w->seq = rl_image_last_seq(w->img);
+		w->reclaim = false;
+		pthread_mutex_unlock(&w->lock);
+		w->reclaim_said = false;
+		rl_msg(RL_LOG_NOTICE, "%s: claimed the disk again after "
+			"failed appends (epoch %" PRIu64 ", from seq %" PRIu64
+			"): writes go on", w->name, epoch, w->seq);
+	} else if (rc == -EBUSY) {
+		snprintf(w->fenced_by, sizeof(w->fenced_by), "%.*s",
+			 (int)sizeof(w->fenced_by) - 1, e.msg);
+		writer_fenced(w);
+	} else if (!w->reclaim_said) {
+		rl_msg(RL_LOG_ERR, "%s: cannot claim the disk again after "
+			"failed appends: %s; writes fail with EIO until it can "
+			"(tried once a second)", w->name, e.msg);
+		w->reclaim_said = true;
+	}
+}
+
+/* On the applier thread, while idle: what a failed append left to do. */
+static void after_failure(struct rl_writer *w)
+{
+	bool again;
+
+	pthread_mutex_lock(&w->lock);
+	again = w->reclaim;
+	pthread_mutex_unlock(&w->lock);
+	if (again)
+		reclaim(w);
+	else
+		idle_catch_up(w);
+}
+
 static void *applier_main(void *arg)
 {
 	struct rl_writer *w = arg;
@@ -440,7 +565,7 @@ static void *applier_main(void *arg)
 						   &ts) == ETIMEDOUT) {
 				pthread_mutex_unlock(&w->q_lock);
 				stuck_check(w);
-				idle_catch_up(w);
+				after_failure(w);
 				pthread_mutex_lock(&w->q_lock);
 			}
 		}
@@ -471,7 +596,15 @@ static int writer_append(struct rl_writer *w, struct submission *sub,
 	int rc;
 
 	pthread_mutex_lock(&w->lock);
-	sub->rec.epoch = w->epoch;
+	window_wait(w);
+	if (w->reclaim) {
+		pthread_mutex_unlock(&w->lock);
+		free(sub->plain);
+		free(sub->buf);
+		free(sub);
+		return -EIO;
+	}
+	sub->rec.epoch = atomic_load(&w->epoch);
 	sub->rec.seq = ++w->seq;
 	rl_record_seal(sub->buf, sealer, sub->rec.epoch, sub->rec.seq);
 	/* on the list once its seq is set (stuck_check reads it under
@@ -486,22 +619,35 @@ static int writer_append(struct rl_writer *w, struct submission *sub,
 		rl_msg(RL_LOG_NOTICE, "%s: the log accepts appends again",
 			w->name);
 	w->append_refused = rc < 0;
+	if (rc < 0)
+		w->seq--;	/* never the log's: the next record takes it */
 	pthread_mutex_unlock(&w->lock);
 	if (rc < 0) {
 		flight_end(w, sub);
+		free(sub->plain);
 		free(sub->buf);
 		free(sub);
 	}
 	return rc;
 }
 
-/* Prepares one record and hands it to writer_append; owns buf. */
+/* Prepares one record and hands it to writer_append; owns buf.
+ *
+ * A WRITE whose data the submitter handed over in place (at buf +
+ * RL_RECORD_HDR_SIZE, the zero-copy path) and that is to be compressed
+ * or sealed is encoded into a second buffer, and buf is kept until the
+ * record is applied: the applier then applies the plaintext it already
+ * holds instead of decompressing or decrypting what it just encoded. */
 static int submit_one(struct rl_writer *w, const struct rl_record *r,
 		      void *buf, size_t cap, rl_done_cb cb, void *opaque)
 {
 	struct submission *sub;
 	struct rl_sealer sealer = { .key = w->seal_key };
 	size_t want = rl_record_encoded_max(r);
+	bool compress = w->zstd_min && r->type == RL_WRITE &&
+			r->data_len >= w->zstd_min;
+	bool in_place = r->type == RL_WRITE && r->data_len &&
+			r->data == (uint8_t *)buf + RL_RECORD_HDR_SIZE;
 	ssize_t len;
 
 	sub = malloc(sizeof(*sub));
@@ -509,18 +655,25 @@ static int submit_one(struct rl_writer *w, const struct rl_record *r,
 		free(buf);
 		return -ENOMEM;
 	}
-	if (w->zstd_min && r->type == RL_WRITE && r->data_len >= w->zstd_min) {
+	sub->plain = NULL;
+	if (in_place && (compress || w->seal_key)) {
+		sub->plain = buf;
+		sub->buf = malloc(want);
+		cap = want;
+	} else if (compress) {
 		/* compression needs a second buffer: it cannot run in place */
 		sub->buf = malloc(want);
 		cap = want;
 	} else {
 		sub->buf = buf;
-		buf = NULL;
 	}
+	if (sub->buf == buf || sub->plain == buf)
+		buf = NULL;
 	len = sub->buf ? rl_record_prepare(r, w->zstd_min, sub->buf, cap,
 					   &sealer, NULL) : -ENOMEM;
 	free(buf);
 	if (len < 0) {
+		free(sub->plain);
 		free(sub->buf);
 		free(sub);
 		return (int)len;
@@ -530,8 +683,9 @@ static int submit_one(struct rl_writer *w, const struct rl_record *r,
 	sub->opaque = opaque;
 	sub->len = (size_t)len;
 	sub->rec = *r;
-	sub->opaque_payload = sealer.codec != RL_CODEC_NONE || sealer.key;
-	if (r->data_len)
+	sub->opaque_payload = !sub->plain &&
+			      (sealer.codec != RL_CODEC_NONE || sealer.key);
+	if (r->data_len && !sub->plain)
 		sub->rec.data = sub->buf + RL_RECORD_HDR_SIZE;
 	return writer_append(w, sub, &sealer);
 }
@@ -702,7 +856,7 @@ int rl_writer_checkpoint(struct rl_writer *w, struct rl_err *err)
 
 uint64_t rl_writer_epoch(const struct rl_writer *w)
 {
-	return w->epoch;
+	return atomic_load(&w->epoch);
 }
 
 int rl_writer_failed(struct rl_writer *w)
@@ -727,17 +881,9 @@ static void writer_free(struct rl_writer *w)
 	pthread_mutex_destroy(&w->ckpt_lock);
 	pthread_mutex_destroy(&w->idle_lock);
 	pthread_cond_destroy(&w->idle);
+	pthread_cond_destroy(&w->room);
+	free(w->host);
 	free(w);
-}
-
-static uint64_t claim_epoch(void *img)
-{
-	return rl_image_epoch(img);
-}
-
-static const char *claim_owner(void *img)
-{
-	return rl_image_owner(img);
 }
 
 int rl_writer_open(struct rl_stream *s, struct rl_image *img,
@@ -767,6 +913,7 @@ int rl_writer_open(struct rl_stream *s, struct rl_image *img,
 	pthread_mutex_init(&w->ckpt_lock, NULL);
 	pthread_mutex_init(&w->idle_lock, NULL);
 	pthread_cond_init(&w->idle, NULL);
+	pthread_cond_init(&w->room, NULL);
 	pthread_mutex_init(&w->q_lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -781,23 +928,26 @@ int rl_writer_open(struct rl_stream *s, struct rl_image *img,
 	/* One writer per disk: a disk another host claimed last may still
 	 * be written there.  Only an explicit takeover claims it (and
 	 * fences that writer). */
-	struct rl_claim c = { .stream = s, .t = rl_replay_image(img),
-			      .epoch = claim_epoch, .owner = claim_owner,
-			      .what = name, .noun = "the disk",
-			      .host = opts ? opts->host : NULL,
-			      .takeover = opts && opts->takeover,
-			      .before_claim = opts ? opts->test_before_claim :
-						     NULL,
-			      .before_arg = opts ? opts->test_arg : NULL };
+	w->host = strdup(opts && opts->host ? opts->host : "");
+	if (!w->host) {
+		writer_free(w);
+		return rl_err_set(err, ENOMEM, "out of memory");
+	}
+	struct rl_claim c = writer_claim(w);
+	uint64_t epoch = 0;
 
-	rc = rl_claim_run(&c, &w->epoch, NULL, err);
+	c.takeover = opts && opts->takeover;
+	c.before_claim = opts ? opts->test_before_claim : NULL;
+	c.before_arg = opts ? opts->test_arg : NULL;
+	rc = rl_claim_run(&c, &epoch, NULL, err);
+	atomic_store(&w->epoch, epoch);
 	if (rc == 0)
 		rc = rl_image_checkpoint(img, err);
 	if (rc < 0) {
 		writer_free(w);
 		return rc;
 	}
-	w->seq = 0;
+	w->seq = rl_image_last_seq(img);	/* the claim's: numbers go on */
 	rc = -pthread_create(&w->applier, NULL, applier_main, w);
 	if (rc < 0) {
 		writer_free(w);

@@ -6,8 +6,9 @@
 # key, one with it converges byte for byte; after a rotation new records
 # use the new key, old ones stay readable, and a reader with only the old
 # file stops at the first new record; a sealed record replayed (copied to
-# the end of its stream) and a forged record without a key are refused by
-# a reader with keys; a key file others can read is refused
+# the end of its stream), a record deleted from the middle of one, and a
+# forged record without a key are refused by a reader with keys; a key
+# file others can read is refused
 # before anything is mounted.
 . "$(dirname "$0")/../lib/lib.sh"
 requires cmp truncate
@@ -99,6 +100,65 @@ if [ "$REPDISK_TEST_BACKEND" = file ]; then
 	cmp "$D/secret-vm.img" "$R/secret-vm.img" || fail "the replica changed at the replay"
 	cp "$T/seg.orig" "$seg"
 	cp "$T/head.orig" "$sdir/head"
+
+	# a record deleted from the middle of a stream (FORMAT.md, Gaps):
+	# found more than RL_SEQ_WINDOW (4096) records of its epoch later,
+	# or at the next claim, which says how far the epoch went
+	mount_disks "$D" "$M" --key-file "$K"
+	truncate -s 32M "$M/gap-vm.img"
+	dd if=/dev/urandom of="$M/gap-vm.img" bs=4k count=4200 oflag=direct status=none
+	unmount_disks "$M"
+	gdir=$(ls -d "$D"/.repdisk/log/disks/* | grep -vx "$sdir")
+	[ "$(echo "$gdir" | wc -l)" = 1 ] || fail "streams: $gdir"
+	# del_record SEG INDEX: cuts record INDEX (from the segment's first)
+	del_record() {
+		perl -e 'open(F, "<", $ARGV[0]) or die; binmode F; local $/; my $d = <F>;
+			my ($o, $i) = (32, 0);
+			while ($o < length $d) {
+				my $n = 128 + unpack("V", substr($d, $o + 56, 4));
+				if ($i++ == $ARGV[1]) { substr($d, $o, $n) = ""; last }
+				$o += $n;
+			}
+			open(G, ">", $ARGV[0]) or die; binmode G; print G $d' "$1" "$2"
+	}
+	gseg=$(ls "$gdir"/*.seg | tail -1)
+	first=$((10#$(basename "$gseg" .seg)))
+	[ "$first" = 0 ] || fail "gap-vm.img's stream starts a segment at $first"
+	cp "$gseg" "$T/gseg.orig"
+	cp "$gdir/head" "$T/ghead.orig"
+	gend=$(od -An -tu8 -j 8 -N8 "$gdir/head" | tr -d ' ')
+	# position 0 is the claim, 1 the truncate, 2 to 4201 the writes:
+	# record N is seq N, and after the cut seq N > 3 is at N - 1
+	del_record "$gseg" 3
+	perl -e 'print "RDLHEAD1", pack("Q<", $ARGV[0])' $((gend - 1)) > "$gdir/head"
+	expect_exit 1 "$REPDISK" follow --once --log "$LOG" --key-file "$K" "$T/r3"
+	expect_stderr "gap-vm.img: .*position 4099: a sealed WRITE record of epoch 1 seq 4100, but seq 2 is the last here, more than 4096 before it: records of that epoch are missing from the log"
+	[ "$(stat -c %s "$T/r3/gap-vm.img")" = $((32 << 20)) ] || fail "gap-vm.img on the replica"
+	cmp -n 4096 "$D/gap-vm.img" "$T/r3/gap-vm.img" ||
+		fail "the replica differs before the hole"
+	cmp -s "$D/gap-vm.img" "$T/r3/gap-vm.img" &&
+		fail "the replica applied records past the hole"
+	cp "$T/gseg.orig" "$gseg"
+	cp "$T/ghead.orig" "$gdir/head"
+
+	# the next mount claims epoch 2, saying epoch 1 reached seq 4201;
+	# the last few records of epoch 1 deleted are found there
+	mount_disks "$D" "$M" --key-file "$K"
+	unmount_disks "$M"
+	gend=$(od -An -tu8 -j 8 -N8 "$gdir/head" | tr -d ' ')
+	cp "$gseg" "$T/gseg.orig"
+	cp "$gdir/head" "$T/ghead.orig"
+	del_record "$gseg" 4196
+	perl -e 'print "RDLHEAD1", pack("Q<", $ARGV[0])' $((gend - 1)) > "$gdir/head"
+	rm -rf "$T/r3"
+	expect_exit 1 "$REPDISK" follow --once --log "$LOG" --key-file "$K" "$T/r3"
+	expect_stderr "gap-vm.img: .*position 4201: a sealed CLAIM says epoch 1 reached seq 4201, but seq 4195 is the last here: records of that epoch are missing from the log"
+	cp "$T/gseg.orig" "$gseg"
+	cp "$T/ghead.orig" "$gdir/head"
+	# unharmed, the stream is followed to its end
+	rm -rf "$T/r3"
+	expect_exit 0 "$REPDISK" follow --once --log "$LOG" --key-file "$K" "$T/r3"
+	cmp "$D/gap-vm.img" "$T/r3/gap-vm.img" || fail "gap-vm.img: the replica differs"
 fi
 
 # a forged record without a key (anyone who can write the log can make

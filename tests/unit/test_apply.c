@@ -377,6 +377,103 @@ START_TEST(test_epochs_and_refusals)
 }
 END_TEST
 
+/* Sealed records are held to their sequence numbers (apply.c, "Gaps"):
+ * past a hole they are void, far past it or across a claim that says the
+ * epoch reached further they stop the disk.  key_id is set by hand: the
+ * applier judges the decoded record, and what the key protects is tested
+ * in test_keys. */
+static struct rl_record sealed(struct rl_record r)
+{
+	r.key_id = 1;
+	return r;
+}
+
+static void apply_refused(struct rl_image *img, struct rl_record r,
+			  uint64_t pos, const char *want)
+{
+	struct rl_err err = { 0 };
+	uint64_t next = rl_image_next_pos(img), seq = rl_image_last_seq(img);
+
+	ck_assert_int_eq(rl_image_apply(img, &r, pos, &err), -EBADMSG);
+	ck_assert_msg(strstr(err.msg, want), "message: %s", err.msg);
+	ck_assert_msg(strstr(err.msg, "missing"), "message: %s", err.msg);
+	ck_assert_uint_eq(rl_image_next_pos(img), next);	/* stopped */
+	ck_assert_uint_eq(rl_image_last_seq(img), seq);
+}
+
+START_TEST(test_sealed_gaps)
+{
+	struct datadir d;
+	char path[PATH_MAX];
+	uint8_t a[4096], b[4096];
+	struct rl_image *img;
+	uint8_t *got;
+	uint64_t pos = 0;
+
+	datadir_init(&d, "gaps");
+	memset(a, 'A', sizeof(a));
+	memset(b, 'B', sizeof(b));
+	img = img_open(&d, "disk", &disk1);
+	img_path(&d, "disk", path, sizeof(path));
+
+	/* the first sealed claim is epoch 1: one of epoch 3 first means the
+	 * claims before it are gone */
+	apply_refused(img, sealed(rec_claim(&disk1, 3)), pos,
+		      "epochs 1 to 2 are missing");
+	apply_expect(img, sealed(rec_claim(&disk1, 1)), pos++, RL_APPLIED);
+	apply_expect(img, sealed(rec_write(1, 1, 0, a, sizeof(a))), pos++,
+		     RL_APPLIED);
+	/* seq 2 failed: 3 and 4 landed after it, and are void (their
+	 * writer got EIO and claims again) */
+	apply_expect(img, sealed(rec_write(1, 3, 0, b, sizeof(b))), pos++,
+		     RL_IGNORED_GAP);
+	apply_expect(img, sealed(rec_write(1, 4, 4096, b, sizeof(b))), pos++,
+		     RL_IGNORED_GAP);
+	ck_assert_uint_eq(rl_image_last_seq(img), 1);
+	/* the writer's claim again: epoch 2 from seq 1, what it applied */
+	struct rl_record c = sealed(rec_claim(&disk1, 2));
+
+	c.seq = 1;
+	apply_expect(img, c, pos++, RL_APPLIED);
+	ck_assert_uint_eq(rl_image_last_seq(img), 1);
+	apply_expect(img, sealed(rec_write(2, 2, 4096, a, sizeof(a))), pos++,
+		     RL_APPLIED);
+	/* a late copy of the void record: older epoch, stale */
+	apply_expect(img, sealed(rec_write(1, 3, 0, b, sizeof(b))), pos++,
+		     RL_IGNORED_STALE);
+	ck_assert_uint_eq(unit_read_file(path, &got), 8192);
+	ck_assert_int_eq(got[0], 'A');
+	ck_assert_int_eq(got[4096], 'A');
+	free(got);
+
+	/* seq 3 deleted: 4 .. 3 + RL_SEQ_WINDOW can be an honest hole, one
+	 * further cannot (its writer knew 3 was durable) */
+	apply_expect(img, sealed(rec_write(2, 4, 0, b, sizeof(b))), pos++,
+		     RL_IGNORED_GAP);
+	apply_expect(img, sealed(rec_write(2, 3 + RL_SEQ_WINDOW, 0, b, 16)),
+		     pos++, RL_IGNORED_GAP);
+	apply_refused(img, sealed(rec_write(2, 4 + RL_SEQ_WINDOW, 0, b, 16)),
+		      pos, "seq 2 is the last here");
+	/* ... and a claim that says epoch 2 reached seq 9 */
+	c = sealed(rec_claim(&disk1, 3));
+	c.seq = 9;
+	apply_refused(img, c, pos, "reached seq 9");
+	/* a claim that skips epoch 3 */
+	c = sealed(rec_claim(&disk1, 4));
+	c.seq = 2;
+	apply_refused(img, c, pos, "epochs 3 to 3 are missing");
+	/* the claim that says what was applied goes */
+	c = sealed(rec_claim(&disk1, 3));
+	c.seq = 2;
+	apply_expect(img, c, pos++, RL_APPLIED);
+
+	/* without a key a hole is applied across, as ever */
+	apply_expect(img, rec_write(3, 9, 0, b, sizeof(b)), pos++, RL_APPLIED);
+	ck_assert_uint_eq(rl_image_last_seq(img), 9);
+	rl_image_close(img);
+}
+END_TEST
+
 START_TEST(test_checkpoint_reopen)
 {
 	struct datadir d;
@@ -741,6 +838,7 @@ static Suite *apply_suite(void)
 	tcase_add_test(tc, test_zero_and_discard_past_eof);
 	tcase_add_test(tc, test_resize);
 	tcase_add_test(tc, test_epochs_and_refusals);
+	tcase_add_test(tc, test_sealed_gaps);
 	tcase_add_test(tc, test_checkpoint_reopen);
 	tcase_add_loop_test(tc, test_crash_replay_converges, 0, 3);
 	suite_add_tcase(s, tc);

@@ -40,7 +40,8 @@ START_TEST(test_epoch_rules_disk)
 	ck_assert_int_eq(judge(&disk, 3, 7, RL_WRITE, 3, 7), RL_EPOCH_DUP);
 	ck_assert_int_eq(judge(&disk, 3, 7, RL_WRITE, 3, 2), RL_EPOCH_DUP);
 	ck_assert_int_eq(judge(&disk, 3, 7, RL_DISCARD, 3, 8), RL_EPOCH_APPLY);
-	ck_assert_int_eq(judge(&disk, 3, 7, RL_WRITE, 3, 100), RL_EPOCH_APPLY);
+	ck_assert_int_eq(judge(&disk, 3, 7, RL_WRITE, 3, 9), RL_EPOCH_GAP);
+	ck_assert_int_eq(judge(&disk, 3, 7, RL_WRITE, 3, 100), RL_EPOCH_GAP);
 }
 END_TEST
 

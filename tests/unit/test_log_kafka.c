@@ -65,6 +65,9 @@ static void mock_stop(void)
 	rd_kafka_destroy(mrk);
 }
 
+/* The key file the next log opened seals with (NULL: none). */
+static const char *log_key_file;
+
 static struct rl_log *open_log_query(unsigned flags, int timeout_ms,
 				     const char *query)
 {
@@ -72,7 +75,8 @@ static struct rl_log *open_log_query(unsigned flags, int timeout_ms,
 					     "log_level=0", NULL };
 	struct rl_log_opts opts = { .kafka_namespace = "u",
 				    .kafka_timeout_ms = timeout_ms,
-				    .kafka_props = props };
+				    .kafka_props = props,
+				    .key_file = log_key_file };
 	struct rl_log *log;
 	struct rl_err err = { 0 };
 	char uri[600];
@@ -448,6 +452,54 @@ START_TEST(test_writer_outage_and_gaps)
 }
 END_TEST
 
+/* Sealed, an epoch is a run with no hole (apply.c, "Gaps"): after a
+ * failed append the writer seals nothing more in it, claims the disk
+ * again, and writes go on in the next epoch, numbered on from the last
+ * seq applied; the image is still what a replay of the log makes. */
+START_TEST(test_writer_sealed_reclaim)
+{
+	char dir[4096], path[4200], keys[4200];
+	struct rl_err err = { 0 };
+	struct wfix f;
+	uint32_t id;
+	char *out;
+	int saved, rc = -EIO;
+
+	unit_tmpdir("sealed-reclaim", dir, sizeof(dir));
+	unit_path(keys, sizeof(keys), "%s/keys", dir);
+	unit_path(path, sizeof(path), "%s/stderr", dir);
+	ck_assert_msg(rl_keyfile_add(keys, true, &id, &err) == 0, "%s",
+		      err.msg);
+	log_key_file = keys;
+	wfix_open(&f, "sealed-a", 1500, "");
+	log_key_file = NULL;
+	ck_assert_int_eq(write_sync(f.w, 0, 'a'), 0);		/* seq 1 */
+	ck_assert_uint_eq(rl_writer_epoch(f.w), 1);
+	rd_kafka_mock_broker_set_down(mc, 1);
+	saved = unit_stderr_begin(path);
+	ck_assert_int_eq(write_sync(f.w, 4096, 'b'), -EIO);	/* seq 2 */
+	rd_kafka_mock_broker_set_up(mc, 1);
+	/* EIO at once until the writer has claimed again, then success */
+	for (int i = 0; i < 300 && rc == -EIO; i++) {
+		struct timespec t = { 0, 100 * 1000000 };
+
+		rc = write_sync(f.w, 8192, 'c');
+		if (rc == -EIO)
+			nanosleep(&t, NULL);
+	}
+	out = unit_stderr_end(saved, path);
+	ck_assert_int_eq(rc, 0);
+	ck_assert_msg(strstr(out, "vm.img: claimed the disk again after "
+			     "failed appends (epoch 2, from seq 1)"),
+		      "stderr: %s", out);
+	free(out);
+	ck_assert_uint_eq(rl_writer_epoch(f.w), 2);
+	ck_assert_uint_eq(rl_image_last_seq(f.img), 2);
+	ck_assert_int_eq(rl_writer_failed(f.w), 0);
+	wfix_close(&f, "sealed-replay");
+}
+END_TEST
+
 /* A write that failed (the partition's leader down) but whose record
  * lands in the log after all, with no write after it: the writer applies
  * it by itself within seconds, so that its image and every follower's
@@ -655,6 +707,7 @@ static Suite *log_kafka_suite(void)
 	tcase_add_test(tc, test_failed_append_is_not_sticky);
 	tcase_add_test(tc, test_writer_outage_and_gaps);
 	tcase_add_test(tc, test_writer_idle_catch_up);
+	tcase_add_test(tc, test_writer_sealed_reclaim);
 	tcase_add_test(tc, test_fatal_producer_error);
 	tcase_add_test(tc, test_record_of_another_disk);
 	tcase_add_test(tc, test_largest_record);
