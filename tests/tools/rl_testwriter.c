@@ -261,6 +261,9 @@ static int do_load(const struct opts *o)
 	if (l.acks_fd < 0)
 		die("%s: %s", o->acks, strerror(errno));
 
+	/* the claim's seq: the writer numbers on from it */
+	uint64_t base = rl_image_last_seq(img);
+
 	for (unsigned long long i = 0; i < o->count; i++) {
 		struct job *j = calloc(1, sizeof(*j));
 		int rc;
@@ -274,9 +277,9 @@ static int do_load(const struct opts *o)
 			pthread_cond_wait(&l.cond, &l.lock);
 		l.in_flight++;
 		pthread_mutex_unlock(&l.lock);
-		/* the writer numbers records from 1 after its claim, and
+		/* the writer numbers records on from its claim's seq, and
 		 * this loop is its only submitter; verify checks it */
-		j->r.seq = i + 1;
+		j->r.seq = base + i + 1;
 		rc = rl_writer_submit(l.w, &j->r, job_done, j);
 		if (rc < 0)
 			die("submit: %s", strerror(-rc));
