@@ -44,6 +44,16 @@
  * item 6).  Every record, whatever its submitter was told, is applied by
  * the same rules on every replica, so they converge.
  *
+ * Sealed with a key, an epoch has no holes (apply.c, "Gaps"): a record
+ * sealed after one whose append failed is void for every applier.  So
+ * when an append fails, the writer seals nothing more in that epoch
+ * (submits get -EIO at once) and, once nothing is in flight, claims the
+ * disk again from the applier thread, once a second until the log takes
+ * the CLAIM (reclaim).  The claim reads the log to its end first, so
+ * records that landed after all are applied, as above.  Also for the
+ * readers' sake, no more than RL_SEQ_WINDOW records are ever in flight
+ * (window_wait), and a seq the log refused at once is given back.
+ *
  * Fencing is the one sticky state.  A newer CLAIM in the log makes our own
  * records stale for every applier; we find it either as the record that
  * fills a gap or because our record comes back ignored as stale.  From
