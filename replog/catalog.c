@@ -38,19 +38,27 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define CATALOG_MAGIC "repdisk-catalog 1"
+/* Version 2 adds the last_seq line; version 1 files (last_seq 0) are
+ * read, and written as long as no catalog record was numbered. */
+#define CATALOG_MAGIC_1 "repdisk-catalog 1"
+#define CATALOG_MAGIC_2 "repdisk-catalog 2"
 #define STATE_MAX (16u << 20)	/* ~50k disks with long names */
 
 /* The catalog stream: records of epoch 0 from before the first claim are
- * applied; catalog records carry no sequence numbers. */
+ * applied.  Writers number catalog records since the gap rules (seq 0:
+ * a record of an older writer, unnumbered), and appliers hold the sealed
+ * ones to their numbers (catalog_apply). */
 static const struct rl_epoch_rules catalog_rules = { .claim_first = false,
 						     .seq = false };
+static const struct rl_epoch_rules numbered_rules = { .claim_first = false,
+						      .seq = true };
 
 struct rl_catalog {
 	char *datadir;
 	char *state_dir;	/* DATADIR/.repdisk */
 	uint64_t next_pos;
 	uint64_t epoch;			/* the newest catalog claim */
+	uint64_t last_seq;		/* the last seq applied in it */
 	char owner[RL_NAME_MAX + 1];	/* its host, one printable word */
 	struct rl_disk_info *disks;
 	size_t n, cap;
@@ -223,7 +231,7 @@ static struct rl_disk_info *by_name(const struct rl_catalog *cat,
 static int state_parse(struct rl_catalog *cat, char *buf, struct rl_err *err)
 {
 	char *line, *save = NULL;
-	bool first = true, have_pos = false;
+	bool first = true, have_pos = false, v2 = false;
 
 	for (line = strtok_r(buf, "\n", &save); line;
 	     line = strtok_r(NULL, "\n", &save)) {
@@ -232,9 +240,13 @@ static int state_parse(struct rl_catalog *cat, char *buf, struct rl_err *err)
 		uint64_t v;
 
 		if (first) {
-			if (strcmp(line, CATALOG_MAGIC) != 0)
+			v2 = strcmp(line, CATALOG_MAGIC_2) == 0;
+			if (!v2 && strcmp(line, CATALOG_MAGIC_1) != 0)
 				goto bad;
 			first = false;
+		} else if (v2 && (p = rl_scan_lit(line, "last_seq "))) {
+			if (!rl_scan_u64(p, UINT64_MAX, &cat->last_seq, '\0'))
+				goto bad;
 		} else if ((p = rl_scan_lit(line, "next_pos "))) {
 			if (!rl_scan_u64(p, INT64_MAX, &cat->next_pos, '\0'))
 				goto bad;
@@ -293,8 +305,12 @@ static int state_save(struct rl_catalog *cat, struct rl_err *err)
 
 	if (!buf)
 		return rl_err_set(err, ENOMEM, "out of memory");
-	len = (size_t)snprintf(buf, cap, CATALOG_MAGIC "\nnext_pos %" PRIu64
-			       "\n", cat->next_pos);
+	len = (size_t)snprintf(buf, cap, "%s\nnext_pos %" PRIu64 "\n",
+			       cat->last_seq ? CATALOG_MAGIC_2 : CATALOG_MAGIC_1,
+			       cat->next_pos);
+	if (cat->last_seq)
+		len += (size_t)snprintf(buf + len, cap - len, "last_seq %"
+					PRIu64 "\n", cat->last_seq);
 	if (cat->epoch)
 		len += (size_t)snprintf(buf + len, cap - len, "epoch %" PRIu64
 					"\nowner %s\n", cat->epoch,
@@ -468,7 +484,10 @@ static int catalog_apply(struct rl_catalog *cat, const struct rl_record *r,
 {
 	struct rl_disk_info *d;
 	char path[PATH_MAX], to[PATH_MAX], u[RL_UUID_STRLEN + 1];
-	uint64_t saved_pos = cat->next_pos;
+	uint64_t saved_pos = cat->next_pos, saved_seq = cat->last_seq;
+	uint64_t seq = cat->last_seq;	/* what it becomes if applied */
+	/* sealed and numbered (a claim always is): held to its number */
+	bool numbered = r->key_id && (r->type == RL_CLAIM || r->seq);
 	bool stale = false;
 	int rc = 0;
 
@@ -488,18 +507,55 @@ static int catalog_apply(struct rl_catalog *cat, const struct rl_record *r,
 		return rl_err_set(err, EBADMSG, "catalog: position %" PRIu64
 				  ": CLAIM of a disk in the catalog stream",
 				  pos);
-	switch (rl_epoch_judge(&catalog_rules, cat->epoch, 0, r)) {
+	switch (rl_epoch_judge(numbered ? &numbered_rules : &catalog_rules,
+			       cat->epoch, cat->last_seq, r)) {
 	case RL_EPOCH_CLAIM:
+		/* as in a disk stream (apply.c, "Gaps"): a sealed claim
+		 * ends the epoch before it, and is of the next epoch */
+		if (r->key_id && r->epoch != cat->epoch + 1)
+			return rl_err_set(err, EBADMSG, "catalog: position %"
+					  PRIu64 ": a sealed CLAIM of epoch %"
+					  PRIu64 ", but the newest catalog claim "
+					  "is epoch %" PRIu64 ": the claims of "
+					  "epochs %" PRIu64 " to %" PRIu64 " are "
+					  "missing from the log (deleted?)", pos,
+					  r->epoch, cat->epoch, cat->epoch + 1,
+					  r->epoch - 1);
+		if (r->key_id && r->seq > cat->last_seq)
+			return rl_err_set(err, EBADMSG, "catalog: position %"
+					  PRIu64 ": a sealed CLAIM says catalog "
+					  "epoch %" PRIu64 " reached seq %" PRIu64
+					  ", but seq %" PRIu64 " is the last here: "
+					  "catalog records are missing from the "
+					  "log (deleted?)", pos, cat->epoch,
+					  r->seq, cat->last_seq);
 		cat->epoch = r->epoch;
+		seq = r->seq;
 		rl_claim_owner(cat->owner, r->data, r->data_len);
 		goto save;
 	case RL_EPOCH_STALE:
 		stale = true;	/* a fenced writer's: ignored everywhere */
 		goto save;
+	case RL_EPOCH_DUP:
+		/* the catalog writer numbers one change at a time, and
+		 * claims again after a failed one: no honest copy, and no
+		 * honest hole */
+		return rl_err_set(err, EBADMSG, "catalog: position %" PRIu64
+				  ": a sealed %s record of catalog epoch %"
+				  PRIu64 " seq %" PRIu64 ", which was applied "
+				  "already: a copy of an earlier record, "
+				  "replayed into the log", pos,
+				  rl_type_name(r->type), r->epoch, r->seq);
+	case RL_EPOCH_GAP:
+		return rl_err_set(err, EBADMSG, "catalog: position %" PRIu64
+				  ": a sealed %s record of catalog epoch %"
+				  PRIu64 " seq %" PRIu64 ", but seq %" PRIu64
+				  " is the last here: catalog records are "
+				  "missing from the log (deleted?)", pos,
+				  rl_type_name(r->type), r->epoch, r->seq,
+				  cat->last_seq);
 	case RL_EPOCH_FUTURE:
-	case RL_EPOCH_UNCLAIMED:
-	case RL_EPOCH_DUP:	/* none of these arises in the catalog's */
-	case RL_EPOCH_GAP:	/* rules */
+	case RL_EPOCH_UNCLAIMED:	/* does not arise in these rules */
 		/* as in a disk stream: no writer claimed that epoch */
 		return rl_err_set(err, EBADMSG, "catalog: position %" PRIu64
 				  ": %s record of epoch %" PRIu64 ", but the "
@@ -509,6 +565,8 @@ static int catalog_apply(struct rl_catalog *cat, const struct rl_record *r,
 				  rl_type_name(r->type) : "unknown", r->epoch,
 				  cat->epoch);
 	case RL_EPOCH_APPLY:
+		if (r->seq)
+			seq = r->seq;
 		break;
 	}
 	if (r->type == RL_CREATE) {
@@ -599,9 +657,13 @@ save:
 					  strerror(-rc));
 	}
 	cat->next_pos = pos + 1;
+	if (!stale)
+		cat->last_seq = seq;
 	rc = rl_err_layer(err, RL_ERR_STATE, state_save(cat, err));
-	if (rc < 0)
+	if (rc < 0) {
 		cat->next_pos = saved_pos;
+		cat->last_seq = saved_seq;
+	}
 	return rc < 0 ? rc : stale ? RL_IGNORED_STALE : 0;
 }
 
@@ -639,6 +701,11 @@ int rl_catalog_copy_state(const char *from, const char *to,
 uint64_t rl_catalog_epoch(const struct rl_catalog *cat)
 {
 	return cat->epoch;
+}
+
+uint64_t rl_catalog_last_seq(const struct rl_catalog *cat)
+{
+	return cat->last_seq;
 }
 
 const char *rl_catalog_owner(const struct rl_catalog *cat)

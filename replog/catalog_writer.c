@@ -24,6 +24,13 @@
  * pile records up or append a second CREATE of one name, which every
  * applier would refuse.  A change that was durable takes effect by itself
  * once its cause is gone.
+ *
+ * Each change is numbered (seq) on from the last one applied, so with
+ * one change at a time there are no holes and no copies of a number, and
+ * appliers hold sealed records to that (catalog.c).  A failed append
+ * might still land after the next change took its number, so with a key
+ * the catch-up ends with a new claim of the catalog: a late copy is then
+ * of an older epoch, stale for everyone.
  */
 #include "internal.h"
 
@@ -38,6 +45,8 @@ struct rl_catalog_writer {
 	struct rl_catalog *cat;
 	struct rl_stream *stream;
 	uint64_t epoch;			/* our claim */
+	char *host, *what;		/* for claiming again */
+	bool takeover;
 	_Atomic bool behind;		/* see the notes */
 	bool fenced;			/* said so */
 };
@@ -50,6 +59,23 @@ static uint64_t cat_epoch(void *cat)
 static const char *cat_owner(void *cat)
 {
 	return rl_catalog_owner(cat);
+}
+
+static uint64_t cat_last_seq(void *cat)
+{
+	return rl_catalog_last_seq(cat);
+}
+
+static int claim(struct rl_catalog_writer *cw, struct rl_err *err)
+{
+	struct rl_claim c = { .stream = cw->stream,
+			      .t = rl_replay_catalog(cw->cat),
+			      .epoch = cat_epoch, .last_seq = cat_last_seq,
+			      .owner = cat_owner, .what = cw->what,
+			      .noun = "its catalog", .host = cw->host,
+			      .takeover = cw->takeover };
+
+	return rl_claim_run(&c, &cw->epoch, NULL, err);
 }
 
 /* Applies the catalog stream's records from the catalog's next position
@@ -72,19 +98,15 @@ int rl_catalog_writer_open(struct rl_log *log, const char *datadir,
 
 	if (!cw)
 		return rl_err_set(err, ENOMEM, "out of memory");
-	rc = rl_catalog_open(datadir, &cw->cat, err);
+	cw->host = strdup(o->host ? o->host : "");
+	cw->what = strdup(o->what ? o->what : "catalog");
+	cw->takeover = o->takeover;
+	rc = cw->host && cw->what ? rl_catalog_open(datadir, &cw->cat, err) :
+	     rl_err_set(err, ENOMEM, "out of memory");
 	if (rc == 0)
 		rc = rl_log_stream(log, NULL, &cw->stream, err);
-	if (rc == 0) {
-		struct rl_claim c = { .stream = cw->stream,
-				      .t = rl_replay_catalog(cw->cat),
-				      .epoch = cat_epoch, .owner = cat_owner,
-				      .what = o->what, .noun = "its catalog",
-				      .host = o->host,
-				      .takeover = o->takeover };
-
-		rc = rl_claim_run(&c, &cw->epoch, NULL, err);
-	}
+	if (rc == 0)
+		rc = claim(cw, err);
 	if (rc < 0) {
 		rl_catalog_writer_close(cw);
 		return rc;
@@ -98,6 +120,8 @@ void rl_catalog_writer_close(struct rl_catalog_writer *cw)
 	if (!cw)
 		return;
 	rl_catalog_close(cw->cat);
+	free(cw->host);
+	free(cw->what);
 	free(cw);
 }
 
@@ -150,6 +174,7 @@ int rl_catalog_writer_change(struct rl_catalog_writer *cw,
 				  "catalog change", rl_type_name(r->type) ?
 				  rl_type_name(r->type) : "unknown");
 	r->epoch = cw->epoch;
+	r->seq = rl_catalog_last_seq(cw->cat) + 1;
 	len = rl_record_encode_key(r, 0, rl_log_seal_key(cw->stream->log), buf,
 				   sizeof(buf), err);
 	if (len < 0)
@@ -199,9 +224,22 @@ int rl_catalog_writer_sync(struct rl_catalog_writer *cw, struct rl_err *err)
 	rc = catch_up(cw, end, err);
 	if (rc < 0)
 		return rc;	/* said when it fell behind; tried again */
-	rl_msg(RL_LOG_NOTICE, "catalog: up to date with the log again");
-	atomic_store(&cw->behind, false);
-	if (rl_catalog_epoch(cw->cat) > cw->epoch)
+	if (rl_catalog_epoch(cw->cat) > cw->epoch) {
+		atomic_store(&cw->behind, false);
 		return fenced(cw, err);
+	}
+	if (rl_log_seal_key(cw->stream->log)) {
+		/* see the notes: the failed change's number is not reused */
+		rc = claim(cw, err);
+		if (rc == -EBUSY) {
+			atomic_store(&cw->behind, false);
+			return fenced(cw, err);
+		}
+		if (rc < 0)
+			return rc;
+	}
+	rl_msg(RL_LOG_NOTICE, "catalog: up to date with the log again%s",
+	       rl_log_seal_key(cw->stream->log) ? " (claimed again)" : "");
+	atomic_store(&cw->behind, false);
 	return 0;
 }

@@ -613,6 +613,8 @@ int rl_catalog_copy_state(const char *from, const char *to,
 			  struct rl_err *err);
 /* The newest catalog claim's epoch (0: none) and owner ("" if unknown). */
 uint64_t rl_catalog_epoch(const struct rl_catalog *cat);
+/* The last sequence number applied in that epoch (0: none numbered). */
+uint64_t rl_catalog_last_seq(const struct rl_catalog *cat);
 const char *rl_catalog_owner(const struct rl_catalog *cat);
 
 /* Applies a catalog record at pos (== next_pos): creates, renames or deletes

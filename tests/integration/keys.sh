@@ -159,6 +159,30 @@ if [ "$REPDISK_TEST_BACKEND" = file ]; then
 	rm -rf "$T/r3"
 	expect_exit 0 "$REPDISK" follow --once --log "$LOG" --key-file "$K" "$T/r3"
 	cmp "$D/gap-vm.img" "$T/r3/gap-vm.img" || fail "gap-vm.img: the replica differs"
+
+	# the catalog's records are numbered too: a change (a SETATTR)
+	# copied to the end of the catalog stream, in its epoch, is refused
+	mount_disks "$D" "$M" --key-file "$K"
+	chmod 640 "$M/gap-vm.img"
+	unmount_disks "$M"
+	expect_exit 0 "$REPDISK" follow --once --log "$LOG" --key-file "$K" "$T/r3"
+	cdir=$D/.repdisk/log/catalog
+	cseg=$(ls "$cdir"/*.seg | tail -1)
+	size=$(stat -c %s "$cseg") off=32 last=32
+	while [ "$off" -lt "$size" ]; do
+		len=$(od -An -tu4 -j $((off + 56)) -N4 "$cseg" | tr -d ' ')
+		[ "$(od -An -tu1 -j $((off + 6)) -N1 "$cseg" | tr -d ' ')" = 19 ] && last=$off
+		off=$((off + 128 + len))
+	done
+	cp "$cseg" "$T/cseg.orig"
+	cp "$cdir/head" "$T/chead.orig"
+	cend=$(od -An -tu8 -j 8 -N8 "$cdir/head" | tr -d ' ')
+	dd if="$T/cseg.orig" bs=1 skip="$last" count=$((128 + $(od -An -tu4 -j $((last + 56)) -N4 "$cseg" | tr -d ' '))) status=none >> "$cseg"
+	perl -e 'print "RDLHEAD1", pack("Q<", $ARGV[0])' $((cend + 1)) > "$cdir/head"
+	expect_exit 1 "$REPDISK" follow --once --log "$LOG" --key-file "$K" "$T/r3"
+	expect_stderr "catalog: position $cend: a sealed SETATTR record of catalog epoch [0-9]+ seq [0-9]+, which was applied already: a copy of an earlier record, replayed into the log"
+	cp "$T/cseg.orig" "$cseg"
+	cp "$T/chead.orig" "$cdir/head"
 fi
 
 # a forged record without a key (anyone who can write the log can make

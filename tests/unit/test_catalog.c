@@ -405,6 +405,87 @@ END_TEST
 
 /* A catalog state file is read strictly: numbers are digits alone, a mode
  * is octal permission bits, one line per disk and one disk per name. */
+/* Sealed catalog records are held to their numbers (catalog.c): the
+ * catalog writer makes one change at a time and claims again after a
+ * failed one, so a copy or a hole is an attack, found at once. */
+static struct rl_record csealed(struct rl_record r, uint64_t epoch,
+				uint64_t seq)
+{
+	r.key_id = 1;
+	r.epoch = epoch;
+	r.seq = seq;
+	return r;
+}
+
+static void cat_refused(struct rl_catalog *cat, struct rl_record r,
+			uint64_t pos, const char *want)
+{
+	struct rl_err err = { 0 };
+
+	ck_assert_int_eq(rl_catalog_apply(cat, &r, pos, &err), -EBADMSG);
+	ck_assert_msg(strstr(err.msg, want), "message: %s", err.msg);
+	ck_assert_uint_eq(rl_catalog_next_pos(cat), pos);
+}
+
+START_TEST(test_catalog_sealed_numbers)
+{
+	struct datadir d;
+	struct rl_catalog *cat;
+	static const struct rl_uuid nil;
+	struct rl_record c = rec_claim(&nil, 1);
+	char path[PATH_MAX];
+	uint8_t *text;
+
+	datadir_init(&d, "cat-sealed");
+	cat = cat_open(&d);
+	cat_apply(cat, csealed(c, 1, 0), 0);
+	cat_apply(cat, csealed(cat_create(&disk1, "vm1.img", 0600), 1, 1), 1);
+	/* a copy of seq 1 (a replay), then seq 3 (seq 2 deleted) */
+	cat_refused(cat, csealed(cat_rename(&disk1, "x.img"), 1, 1), 2,
+		    "which was applied already: a copy of an earlier record, "
+		    "replayed into the log");
+	cat_refused(cat, csealed(cat_rename(&disk1, "x.img"), 1, 3), 2,
+		    "seq 3, but seq 1 is the last here: catalog records are "
+		    "missing");
+	expect_file(&d, "x.img", false);
+	cat_apply(cat, csealed(cat_rename(&disk1, "vm2.img"), 1, 2), 2);
+	/* unnumbered (seq 0: a writer before numbers, or log skip) */
+	cat_apply(cat, csealed(cat_rename(&disk1, "vm3.img"), 1, 0), 3);
+	ck_assert_uint_eq(rl_catalog_last_seq(cat), 2);
+	rl_catalog_close(cat);
+
+	/* kept in the state file, which is version 2 once numbered */
+	unit_path(path, sizeof(path), "%s/.repdisk/catalog", d.dir);
+	ck_assert_uint_gt(unit_read_file(path, &text), 0);
+	ck_assert_msg(strncmp((char *)text, "repdisk-catalog 2\nnext_pos 4\n"
+			      "last_seq 2\n", 40) == 0, "state: %s", text);
+	free(text);
+	cat = cat_open(&d);
+	ck_assert_uint_eq(rl_catalog_last_seq(cat), 2);
+	/* a claim ends the epoch before it, and is of the next one */
+	cat_refused(cat, csealed(c, 2, 5), 4, "says catalog epoch 1 reached "
+		    "seq 5, but seq 2 is the last here");
+	cat_refused(cat, csealed(c, 3, 2), 4, "the claims of epochs 2 to 2 "
+		    "are missing");
+	cat_apply(cat, csealed(c, 2, 2), 4);
+	cat_apply(cat, csealed(cat_rename(&disk1, "vm4.img"), 2, 3), 5);
+	/* the fenced writer of epoch 1: stale, as ever */
+	struct rl_err err = { 0 };
+	struct rl_record old = csealed(cat_rename(&disk1, "old.img"), 1, 9);
+
+	ck_assert_int_eq(rl_catalog_apply(cat, &old, 6, &err),
+			 RL_IGNORED_STALE);
+	/* without a key, numbers are not checked */
+	struct rl_record plain = cat_rename(&disk1, "vm5.img");
+
+	plain.epoch = 2;
+	plain.seq = 9;
+	cat_apply(cat, plain, 7);
+	expect_file(&d, "vm5.img", true);
+	rl_catalog_close(cat);
+}
+END_TEST
+
 START_TEST(test_catalog_state_strict)
 {
 	static const char *const bad[] = {
@@ -418,6 +499,7 @@ START_TEST(test_catalog_state_strict)
 		"next_pos 1\ndisk 00000000-0000-4000-8000-000000000001 644 0 0 a\n"
 		"disk 00000000-0000-4000-8000-000000000001 644 0 0 b\n",
 		"next_pos 1\nskip 00000000-0000-4000-8000-000000000001 x\n",
+		"next_pos 1\nlast_seq 3\n",	/* version 2 only */
 	};
 	struct datadir d;
 	struct rl_catalog *cat;
@@ -467,6 +549,7 @@ static Suite *catalog_suite(void)
 	tcase_add_test(tcat, test_catalog_copy_state_oom);
 	tcase_add_test(tcat, test_catalog_writer);
 	tcase_add_test(tcat, test_catalog_state_strict);
+	tcase_add_test(tcat, test_catalog_sealed_numbers);
 	suite_add_tcase(s, tcat);
 	return s;
 }
