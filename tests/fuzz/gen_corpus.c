@@ -83,18 +83,22 @@ static const struct rl_record disk_recs[] = {
 	  .offset = 0, .length = 512 },
 };
 
+/* numbered as the catalog writer numbers them; SKIP as log skip writes
+ * it (seq 0, unnumbered) */
 static const struct rl_record cat_recs[] = {
 	{ .type = RL_CLAIM, .epoch = 1, .data = "hv1:/srv", .data_len = 8 },
-	{ .type = RL_CREATE, .disk = FUZZ_DISK, .epoch = 1, .name = "vm1.img",
-	  .mode = 0644 },
-	{ .type = RL_CREATE, .disk = DISK2, .epoch = 1, .name = "vm2.img",
-	  .mode = 0600, .uid = 1000, .gid = 1000 },
-	{ .type = RL_RENAME, .disk = DISK2, .epoch = 1, .name = "vm 2.img" },
-	{ .type = RL_SETATTR, .disk = FUZZ_DISK, .epoch = 1, .mode = 0640 },
+	{ .type = RL_CREATE, .disk = FUZZ_DISK, .epoch = 1, .seq = 1,
+	  .name = "vm1.img", .mode = 0644 },
+	{ .type = RL_CREATE, .disk = DISK2, .epoch = 1, .seq = 2,
+	  .name = "vm2.img", .mode = 0600, .uid = 1000, .gid = 1000 },
+	{ .type = RL_RENAME, .disk = DISK2, .epoch = 1, .seq = 3,
+	  .name = "vm 2.img" },
+	{ .type = RL_SETATTR, .disk = FUZZ_DISK, .epoch = 1, .seq = 4,
+	  .mode = 0640 },
 	{ .type = RL_SKIP, .disk = FUZZ_DISK, .epoch = 1, .offset = 7,
 	  .data = "by root@hv1 at 2024-01-01 12:00:00: damaged",
 	  .data_len = 43 },
-	{ .type = RL_DELETE, .disk = DISK2, .epoch = 1 },
+	{ .type = RL_DELETE, .disk = DISK2, .epoch = 1, .seq = 5 },
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
