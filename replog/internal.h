@@ -143,6 +143,14 @@ void rl_replay_close(struct rl_replay *rp);
 int rl_replay_to(struct rl_stream *s, const struct rl_replay_target *t,
 		 uint64_t to, struct rl_err *err);
 
+/* record.c: checks a record's header alone (hdr holds its first len
+ * bytes, at least the whole header for version 3): its framing, and for
+ * version 3 its header check (a sealed one only if d holds its key).  0,
+ * or -EBADMSG/-EPROTO with a message.  Versions 1 and 2 have one checksum
+ * over header and payload: only the framing is checked. */
+int rl_record_check_header(const struct rl_decoder *d, const void *hdr,
+			   size_t len, struct rl_err *err);
+
 /* claim.c: the epoch rules and the claim sequence (see its notes). */
 struct rl_epoch_rules {
 	bool claim_first;	/* records before any claim are refused */

@@ -509,6 +509,39 @@ ssize_t rl_record_size(const void *hdr, struct rl_err *err)
 	return (ssize_t)(hdr_size(version) + stored);
 }
 
+int rl_record_check_header(const struct rl_decoder *d, const void *hdr,
+			   size_t len, struct rl_err *err)
+{
+	const uint8_t *h = hdr;
+	ssize_t size = len >= RL_RECORD_HDR_MIN ? rl_record_size(h, err) :
+		       rl_err_set(err, EBADMSG, "incomplete header");
+	unsigned version;
+	uint32_t key_id;
+	uint8_t sum[CHECK_LEN];
+	const struct rl_key *key;
+
+	if (size < 0)
+		return (int)size;
+	version = rl_get_le16(h + OFF_VERSION);
+	if (version < 3)
+		return 0;	/* one checksum over it all: nothing apart */
+	if (len < RL_RECORD_HDR_SIZE)
+		return rl_err_set(err, EBADMSG, "incomplete header");
+	key_id = rl_get_le32(h + OFF_KEY_ID);
+	if (!key_id) {
+		check128(h, OFF_HEADER_CHECK, sum);
+		return memcmp(sum, h + OFF_HEADER_CHECK, CHECK_LEN) == 0 ? 0 :
+		       rl_err_set(err, EBADMSG, "bad header check");
+	}
+	key = d->keys ? rl_keyring_find(d->keys, key_id) : NULL;
+	if (!key)
+		return 0;	/* the reader that decodes it says so */
+	key_header_check(h, key, sum);
+	return sodium_memcmp(sum, h + OFF_HEADER_CHECK, KEY_HCHECK_BYTES) ==
+	       0 ? 0 : rl_err_set(err, EBADMSG, "bad header check (altered, "
+				  "or sealed with another key %u)", key_id);
+}
+
 /* Verifies the checks of a record whose header says it spans len bytes,
  * and opens one sealed with a key into d->plain.  *payload is then where
  * its payload is in the clear. */

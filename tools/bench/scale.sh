@@ -52,7 +52,8 @@ since() { python3 -c "import sys; print('%.2f' % (float(sys.argv[2]) - float(sys
 
 # mount_at: mounts $work/data on $work/mnt; the daemon's pid in $rdpid
 mount_at() {
-	"$repdisk" mount --log "file:$work/log" "$work/data" "$work/mnt"
+	# --keep-log: the follower below replays the whole log from 0
+	"$repdisk" mount --keep-log --log "file:$work/log" "$work/data" "$work/mnt"
 	rdpid=$(pgrep -f "^repdisk mount .*$work/data $work/mnt\$")
 }
 
