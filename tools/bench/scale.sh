@@ -9,7 +9,8 @@
 #   - the time to mount a fresh data directory, and to mount again over
 #     the written one (its catalog and checkpoints read, nothing to replay);
 #   - the time for a follower to replay the whole log from nothing into a
-#     data directory of its own (`repdisk follow --once`), as GB/s of log.
+#     data directory of its own (`repdisk follow --once`, after a sync:
+#     the primary's writeback is not in it), as GB/s of log.
 # Figures, not a test: nothing here passes or fails.
 #
 #   bash tools/bench/scale.sh [--dir DIR] [--total-mb N] [--counts "1 10 100"]
@@ -102,6 +103,9 @@ for n in $counts; do
 	fusermount3 -u "$work/mnt"
 	while kill -0 "$rdpid" 2>/dev/null; do sleep 0.1; done
 	log_bytes=$(du -sb "$work/log" | awk '{print $1}')
+	# the primary's writeback done first: the replay's own writes are
+	# what it is timed with
+	sync
 	mkdir -p "$work/replica"
 	t0=$(now)
 	"$repdisk" follow --once --log "file:$work/log" "$work/replica" > /dev/null
