@@ -11,7 +11,7 @@
  * many writes are in flight at once, overlapping writes land in log
  * order, and nothing waits for a round trip under a lock.
  *
- * A buffer of zeros becomes a ZERO record (a hole in the image, 96 bytes
+ * A buffer of zeros becomes a ZERO record (a hole in the image, 128 bytes
  * in the log).  Bytes in flight are bounded (fs->max_flight_bytes): a
  * handler waits for room before copying, so memory stays flat however
  * fast clients write.
@@ -162,7 +162,7 @@ void fs_op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
 		return (void)fuse_reply_err(req, n < 0 ? (int)-n : EIO);
 	}
 	if (all_zero(buf + RL_RECORD_HDR_SIZE, size)) {
-		/* a hole: the buffer goes now, the record is 96 bytes */
+		/* a hole: the buffer goes now, the record is 128 bytes */
 		r.type = RL_ZERO;
 		free(buf);
 		flight_release(fs, size);
