@@ -82,6 +82,13 @@ struct rl_image {
 	 * "succeed" over pages that never reached the disk.  Set by the
 	 * checkpointing thread, read by the applier. */
 	_Atomic int failed;
+	/* A position passed by repdisk log skip leaves a hole in the seqs of
+	 * its epoch, if its record was of it: the next record applied, or
+	 * the next claim, is taken as it comes (sealed gap rules and claim
+	 * seq check suspended once).  Until then checkpoints keep the
+	 * skipped position, so a restart passes it again. */
+	bool resync;
+	uint64_t resync_at;
 	rl_skip_fn skip_fn;	/* rl_image_set_skip */
 	void *skip_arg;
 };
@@ -342,6 +349,9 @@ static bool skip_refused(struct rl_image *img, uint64_t pos, const char *why)
 		return false;
 	rl_msg(RL_LOG_NOTICE, "image %s: position %" PRIu64 " skipped, as "
 	       "the catalog says (repdisk log skip): %s", img->path, pos, why);
+	if (!img->resync)
+		img->resync_at = pos;
+	img->resync = true;
 	img->next_pos++;
 	return true;
 }
@@ -404,7 +414,8 @@ static int image_apply(struct rl_image *img, const struct rl_record *r,
 					  "from the log (deleted?)", img->path,
 					  pos, r->epoch, img->epoch,
 					  img->epoch + 1, r->epoch - 1);
-		if (r->key_id && img->epoch && r->seq > img->last_seq)
+		if (r->key_id && img->epoch && r->seq > img->last_seq &&
+		    !img->resync)
 			return rl_err_set(err, EBADMSG, "image %s: position %"
 					  PRIu64 ": a sealed CLAIM says epoch %"
 					  PRIu64 " reached seq %" PRIu64 ", but "
@@ -414,6 +425,7 @@ static int image_apply(struct rl_image *img, const struct rl_record *r,
 					  img->epoch, r->seq, img->last_seq);
 		img->epoch = r->epoch;
 		img->last_seq = r->seq;
+		img->resync = false;
 		rl_claim_owner(img->owner, r->data, r->data_len);
 		img->next_pos++;
 		return RL_APPLIED;
@@ -436,7 +448,7 @@ static int image_apply(struct rl_image *img, const struct rl_record *r,
 		img->next_pos++;
 		return RL_IGNORED_DUP;
 	case RL_EPOCH_GAP:
-		if (!r->key_id)
+		if (!r->key_id || img->resync)
 			break;		/* applied as it comes */
 		if (r->seq - img->last_seq - 1 > RL_SEQ_WINDOW)
 			return rl_err_set(err, EBADMSG, "image %s: position %"
@@ -480,13 +492,14 @@ static int image_apply(struct rl_image *img, const struct rl_record *r,
 					       img->path, tn, pos,
 					       strerror(-rc)));
 	img->last_seq = r->seq;
+	img->resync = false;
 	img->next_pos++;
 	return RL_APPLIED;
 }
 
 void rl_image_snapshot(const struct rl_image *img, struct rl_checkpoint *c)
 {
-	c->next_pos = img->next_pos;
+	c->next_pos = img->resync ? img->resync_at : img->next_pos;
 	c->epoch = img->epoch;
 	c->last_seq = img->last_seq;
 	memcpy(c->owner, img->owner, sizeof(c->owner));

@@ -66,14 +66,17 @@ static uint64_t cat_last_seq(void *cat)
 	return rl_catalog_last_seq(cat);
 }
 
-static int claim(struct rl_catalog_writer *cw, struct rl_err *err)
+/* takeover only at open: claiming again must not claim over a mount
+ * that took the catalog meanwhile */
+static int claim(struct rl_catalog_writer *cw, bool takeover,
+		 struct rl_err *err)
 {
 	struct rl_claim c = { .stream = cw->stream,
 			      .t = rl_replay_catalog(cw->cat),
 			      .epoch = cat_epoch, .last_seq = cat_last_seq,
 			      .owner = cat_owner, .what = cw->what,
 			      .noun = "its catalog", .host = cw->host,
-			      .takeover = cw->takeover };
+			      .takeover = takeover };
 
 	return rl_claim_run(&c, &cw->epoch, NULL, err);
 }
@@ -106,7 +109,7 @@ int rl_catalog_writer_open(struct rl_log *log, const char *datadir,
 	if (rc == 0)
 		rc = rl_log_stream(log, NULL, &cw->stream, err);
 	if (rc == 0)
-		rc = claim(cw, err);
+		rc = claim(cw, cw->takeover, err);
 	if (rc < 0) {
 		rl_catalog_writer_close(cw);
 		return rc;
@@ -230,7 +233,7 @@ int rl_catalog_writer_sync(struct rl_catalog_writer *cw, struct rl_err *err)
 	}
 	if (rl_log_seal_key(cw->stream->log)) {
 		/* see the notes: the failed change's number is not reused */
-		rc = claim(cw, err);
+		rc = claim(cw, false, err);
 		if (rc == -EBUSY) {
 			atomic_store(&cw->behind, false);
 			return fenced(cw, err);

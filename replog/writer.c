@@ -534,11 +534,14 @@ static void reclaim(struct rl_writer *w)
 		rl_msg(RL_LOG_NOTICE, "%s: claimed the disk again after "
 			"failed appends (epoch %" PRIu64 ", from seq %" PRIu64
 			"): writes go on", w->name, epoch, w->seq);
-	} else if (rc == -EBUSY) {
+	} else if (rc == -EBUSY && strcmp(rl_image_owner(w->img), w->host)) {
 		snprintf(w->fenced_by, sizeof(w->fenced_by), "%.*s",
 			 (int)sizeof(w->fenced_by) - 1, e.msg);
 		writer_fenced(w);
 	} else if (!w->reclaim_said) {
+		/* (-EBUSY with ourselves the owner: an earlier claim of ours
+		 * that failed landed after all, ahead of this one; the next
+		 * try claims past it) */
 		rl_msg(RL_LOG_ERR, "%s: cannot claim the disk again after "
 			"failed appends: %s; writes fail with EIO until it can "
 			"(tried once a second)", w->name, e.msg);
@@ -697,6 +700,9 @@ static int submit_one(struct rl_writer *w, const struct rl_record *r,
 			      (sealer.codec != RL_CODEC_NONE || sealer.key);
 	if (r->data_len && !sub->plain)
 		sub->rec.data = sub->buf + RL_RECORD_HDR_SIZE;
+	/* applied as every reader decodes it: sealed (apply.c judges a
+	 * sealed record by its own rules) */
+	sub->rec.key_id = sealer.key ? sealer.key->id : 0;
 	return writer_append(w, sub, &sealer);
 }
 

@@ -388,6 +388,14 @@ static struct rl_record sealed(struct rl_record r)
 	return r;
 }
 
+static bool skip_all(void *arg, const struct rl_uuid *disk, uint64_t pos)
+{
+	(void)arg;
+	(void)disk;
+	(void)pos;
+	return true;
+}
+
 static void apply_refused(struct rl_image *img, struct rl_record r,
 			  uint64_t pos, const char *want)
 {
@@ -466,6 +474,23 @@ START_TEST(test_sealed_gaps)
 	c = sealed(rec_claim(&disk1, 3));
 	c.seq = 2;
 	apply_expect(img, c, pos++, RL_APPLIED);
+
+	/* a position passed by log skip (its record unreadable, maybe of
+	 * this epoch): the next record is taken as it comes, and until then
+	 * a checkpoint keeps the skipped position */
+	rl_image_set_skip(img, skip_all, NULL);
+	ck_assert(rl_image_skip_unreadable(img, "test"));
+	{
+		struct rl_checkpoint ck;
+
+		rl_image_snapshot(img, &ck);
+		ck_assert_uint_eq(ck.next_pos, pos);
+	}
+	pos++;
+	apply_expect(img, sealed(rec_write(3, 4, 0, a, 16)), pos++, RL_APPLIED);
+	apply_expect(img, sealed(rec_write(3, 6, 0, a, 16)), pos++,
+		     RL_IGNORED_GAP);
+	rl_image_set_skip(img, NULL, NULL);
 
 	/* without a key a hole is applied across, as ever */
 	apply_expect(img, rec_write(3, 9, 0, b, sizeof(b)), pos++, RL_APPLIED);
