@@ -38,6 +38,7 @@
  */
 #include "fuzz_common.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -271,7 +272,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!two) {
 		uint64_t n = read_stream(dir, disk, 0, bound, &rc);
 
-		if (rc != 0 || n != end)
+		/* recovery checks only the headers of records below the
+		 * head (FILELOG.md, Recovery): a damaged payload there, or a
+		 * record sealed with a key not in the file, stops the reader
+		 * at it */
+		bool damage_below_head = (rc == -EBADMSG || rc == -ENOKEY) &&
+					 n < head;
+
+		if ((rc != 0 || n != end) && !damage_below_head)
 			fuzz_fail("after recovery to %" PRIu64 " records, a "
 				  "reader read %" PRIu64 " (%d)", end, n, rc);
 	} else {
