@@ -405,24 +405,19 @@ static int image_apply(struct rl_image *img, const struct rl_record *r,
 				  pos, tn ? tn : "unknown");
 	switch (rl_epoch_judge(&disk_rules, img->epoch, img->last_seq, r)) {
 	case RL_EPOCH_CLAIM:
-		if (r->key_id && r->epoch != img->epoch + 1)
-			return rl_err_set(err, EBADMSG, "image %s: position %"
-					  PRIu64 ": a sealed CLAIM of epoch %"
-					  PRIu64 ", but the newest claim here is "
-					  "epoch %" PRIu64 ": the claims of epochs "
-					  "%" PRIu64 " to %" PRIu64 " are missing "
-					  "from the log (deleted?)", img->path,
-					  pos, r->epoch, img->epoch,
-					  img->epoch + 1, r->epoch - 1);
-		if (r->key_id && img->epoch && r->seq > img->last_seq &&
-		    !img->resync)
-			return rl_err_set(err, EBADMSG, "image %s: position %"
-					  PRIu64 ": a sealed CLAIM says epoch %"
-					  PRIu64 " reached seq %" PRIu64 ", but "
-					  "seq %" PRIu64 " is the last here: "
-					  "records of that epoch are missing from "
-					  "the log (deleted?)", img->path, pos,
-					  img->epoch, r->seq, img->last_seq);
+	{
+		char what[PATH_MAX + 8];
+		struct rl_claim_chain cc = { .what = what, .kind = "",
+					     .epoch = img->epoch,
+					     .last_seq = img->last_seq,
+					     .check_seq = img->epoch &&
+							  !img->resync };
+
+		snprintf(what, sizeof(what), "image %s", img->path);
+		rc = rl_claim_chain_check(&cc, r, pos, err);
+		if (rc < 0)
+			return rc;
+	}
 		img->epoch = r->epoch;
 		img->last_seq = r->seq;
 		img->resync = false;

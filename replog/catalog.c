@@ -512,23 +512,12 @@ static int catalog_apply(struct rl_catalog *cat, const struct rl_record *r,
 	case RL_EPOCH_CLAIM:
 		/* as in a disk stream (apply.c, "Gaps"): a sealed claim
 		 * ends the epoch before it, and is of the next epoch */
-		if (r->key_id && r->epoch != cat->epoch + 1)
-			return rl_err_set(err, EBADMSG, "catalog: position %"
-					  PRIu64 ": a sealed CLAIM of epoch %"
-					  PRIu64 ", but the newest catalog claim "
-					  "is epoch %" PRIu64 ": the claims of "
-					  "epochs %" PRIu64 " to %" PRIu64 " are "
-					  "missing from the log (deleted?)", pos,
-					  r->epoch, cat->epoch, cat->epoch + 1,
-					  r->epoch - 1);
-		if (r->key_id && r->seq > cat->last_seq)
-			return rl_err_set(err, EBADMSG, "catalog: position %"
-					  PRIu64 ": a sealed CLAIM says catalog "
-					  "epoch %" PRIu64 " reached seq %" PRIu64
-					  ", but seq %" PRIu64 " is the last here: "
-					  "catalog records are missing from the "
-					  "log (deleted?)", pos, cat->epoch,
-					  r->seq, cat->last_seq);
+		rc = rl_claim_chain_check(&(struct rl_claim_chain){
+			.what = "catalog", .kind = "catalog ",
+			.epoch = cat->epoch, .last_seq = cat->last_seq,
+			.check_seq = true }, r, pos, err);
+		if (rc < 0)
+			return rc;
 		cat->epoch = r->epoch;
 		seq = r->seq;
 		rl_claim_owner(cat->owner, r->data, r->data_len);

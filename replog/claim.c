@@ -64,6 +64,34 @@ enum rl_epoch_verdict rl_epoch_judge(const struct rl_epoch_rules *rules,
 	return RL_EPOCH_APPLY;
 }
 
+int rl_claim_chain_check(const struct rl_claim_chain *c,
+			 const struct rl_record *r, uint64_t pos,
+			 struct rl_err *err)
+{
+	bool disk = !c->kind[0];
+
+	if (!r->key_id)
+		return 0;
+	if (r->epoch != c->epoch + 1)
+		return rl_err_set(err, EBADMSG, "%s: position %" PRIu64 ": a "
+				  "sealed CLAIM of epoch %" PRIu64 ", but the "
+				  "newest %sclaim%s is epoch %" PRIu64 ": the "
+				  "claims of epochs %" PRIu64 " to %" PRIu64
+				  " are missing from the log (deleted?)",
+				  c->what, pos, r->epoch, c->kind,
+				  disk ? " here" : "", c->epoch, c->epoch + 1,
+				  r->epoch - 1);
+	if (c->check_seq && r->seq > c->last_seq)
+		return rl_err_set(err, EBADMSG, "%s: position %" PRIu64 ": a "
+				  "sealed CLAIM says %sepoch %" PRIu64 " reached "
+				  "seq %" PRIu64 ", but seq %" PRIu64 " is the "
+				  "last here: %srecords%s are missing from the "
+				  "log (deleted?)", c->what, pos, c->kind,
+				  c->epoch, r->seq, c->last_seq, c->kind,
+				  disk ? " of that epoch" : "");
+	return 0;
+}
+
 /* The target, wrapped: notes what became of the record at our claim's
  * position. */
 struct claim_watch {

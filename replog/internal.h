@@ -171,6 +171,19 @@ enum rl_epoch_verdict rl_epoch_judge(const struct rl_epoch_rules *rules,
 				     uint64_t epoch, uint64_t last_seq,
 				     const struct rl_record *r);
 
+/* A sealed CLAIM ends the epoch before it (apply.c, "Gaps"): it must be of
+ * the next epoch, and (check_seq) must not say that epoch reached a seq
+ * past last_seq.  0, or -EBADMSG with a message that starts with what. */
+struct rl_claim_chain {
+	const char *what;	/* "image PATH", "catalog" */
+	const char *kind;	/* "" for a disk, "catalog " */
+	uint64_t epoch, last_seq;
+	bool check_seq;
+};
+int rl_claim_chain_check(const struct rl_claim_chain *c,
+			 const struct rl_record *r, uint64_t pos,
+			 struct rl_err *err);
+
 /* A claim of a stream by a writer: its target (image or catalog) and how
  * to ask it for the newest claim. */
 struct rl_claim {

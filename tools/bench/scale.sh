@@ -30,13 +30,7 @@ while [ $# -gt 0 ]; do
 	esac
 done
 
-command -v fio >/dev/null && command -v python3 >/dev/null || {
-	apt-get install -y fio python3 >/dev/null
-}
-bash "$top/tools/install-deps.sh"
-cmake -S "$top" -B "$top/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$top/build" -j "$(nproc)" >/dev/null
-repdisk=$top/build/tools/repdisk
+. "$top/tools/bench/setup.sh"
 
 mkdir -p "$dir"
 work=$(mktemp -d "$dir/run.XXXXXX")
