@@ -106,6 +106,23 @@ static inline const char *rl_stream_fail_why(const struct rl_stream *s)
 void rl_msg(enum rl_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* appliers.c: the threads that apply every writer's durable records (see
+ * its notes).  A job is embedded in its owner; run() is called on a pool
+ * thread, never on two at once for one job, after rl_applier_wake() and
+ * once a second with tick set. */
+#define RL_APPLIER_THREADS 4
+struct rl_applier {
+	void (*run)(struct rl_applier *a, bool tick);
+	/* the pool's, under its lock */
+	bool queued, running, again, tick_due;
+	struct rl_applier *next_ready, *prev_all, *next_all;
+};
+int rl_applier_join(struct rl_applier *a, struct rl_err *err);
+/* It has work: run it soon (again, if it is running). */
+void rl_applier_wake(struct rl_applier *a);
+/* Waits until it is not running, and takes it out of the pool. */
+void rl_applier_leave(struct rl_applier *a);
+
 /* replay.c: the one loop that reads a stream and applies its records (see
  * its notes).  A target is where records go: an image, the catalog, or a
  * caller's wrapper around either. */

@@ -12,8 +12,10 @@
  *                            sequence number, append (positions and
  *                            sequence numbers rise together)
  *   log completion thread    in position order: queue for the applier
- *   applier thread           in position order: apply to the image, then
- *                            call the submitter's completion
+ *   applier                  in position order: apply to the image, then
+ *                            call the submitter's completion (a job of
+ *                            the process's applier threads, appliers.c:
+ *                            no thread per disk)
  *
  * Many records are in flight at once; nothing waits for a round trip under
  * a lock.  Opening a writer first replays the log into the image from its
@@ -77,6 +79,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,7 +92,8 @@
  *	lock -> idle_lock		(a record goes in flight as it is sealed)
  *	lock -> the log's own locks	(rl_log_append under lock)
  *	q_lock				(alone: the log's completion thread and
- *					 the applier hand records over)
+ *					 the applier hand records over; the
+ *					 applier is woken after it is let go)
  *
  * apply_lock is held across reading the log back (a gap filled), never
  * with lock or idle_lock; no writer lock is held across a wait for an
@@ -140,15 +144,15 @@ struct rl_writer {
 	uint64_t stuck_seq;		/* applier only: the one reported, 0 none */
 	uint64_t stuck_since;		/* applier only: its submit time */
 
-	/* Durable records wait here for the applier thread, so the log's
+	/* Durable records wait here for the applier, so the log's
 	 * completion thread goes back to its next fdatasync at once and
-	 * applying one batch overlaps making the next durable. */
-	pthread_t applier;
-	bool has_applier;
+	 * applying one batch overlaps making the next durable.  "On the
+	 * applier thread" below means in this job: one pool thread at a
+	 * time. */
+	struct rl_applier job;
+	bool joined;
 	pthread_mutex_t q_lock;
-	pthread_cond_t q_cond;
 	struct submission *q_head, *q_tail;	/* under q_lock */
-	bool q_stop;				/* under q_lock */
 };
 
 struct submission {
@@ -328,8 +332,8 @@ static void writer_durable(void *opaque, int err, uint64_t pos)
 	else
 		w->q_head = sub;
 	w->q_tail = sub;
-	pthread_cond_signal(&w->q_cond);
 	pthread_mutex_unlock(&w->q_lock);
+	rl_applier_wake(&w->job);
 }
 
 /* The gap's target: the image, noting a newer writer's claim on the way
@@ -563,31 +567,19 @@ static void after_failure(struct rl_writer *w)
 		idle_catch_up(w);
 }
 
-static void *applier_main(void *arg)
+/* The applier's job (appliers.c): the durable records queued so far,
+ * then, once a second, what the writer does while idle. */
+static void writer_run(struct rl_applier *job, bool tick)
 {
-	struct rl_writer *w = arg;
+	struct rl_writer *w = (struct rl_writer *)((char *)job -
+						   offsetof(struct rl_writer, job));
+	struct submission *list;
 
 	pthread_mutex_lock(&w->q_lock);
-	for (;;) {
-		while (!w->q_head && !w->q_stop) {
-			struct timespec ts;
-
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			ts.tv_sec += 1;
-			if (pthread_cond_timedwait(&w->q_cond, &w->q_lock,
-						   &ts) == ETIMEDOUT) {
-				pthread_mutex_unlock(&w->q_lock);
-				stuck_check(w);
-				after_failure(w);
-				pthread_mutex_lock(&w->q_lock);
-			}
-		}
-		if (!w->q_head)
-			break;	/* stopped, and nothing left */
-		struct submission *list = w->q_head;
-
-		w->q_head = w->q_tail = NULL;
-		pthread_mutex_unlock(&w->q_lock);
+	list = w->q_head;
+	w->q_head = w->q_tail = NULL;
+	pthread_mutex_unlock(&w->q_lock);
+	if (list) {
 		while (list) {
 			struct submission *next = list->next;
 
@@ -596,10 +588,11 @@ static void *applier_main(void *arg)
 		}
 		if (w->stuck_seq)
 			stuck_check(w);
-		pthread_mutex_lock(&w->q_lock);
 	}
-	pthread_mutex_unlock(&w->q_lock);
-	return NULL;
+	if (tick) {
+		stuck_check(w);
+		after_failure(w);
+	}
 }
 
 /* Seals and appends a prepared record; takes ownership of sub. */
@@ -882,15 +875,9 @@ int rl_writer_failed(struct rl_writer *w)
 
 static void writer_free(struct rl_writer *w)
 {
-	if (w->has_applier) {
-		pthread_mutex_lock(&w->q_lock);
-		w->q_stop = true;
-		pthread_cond_signal(&w->q_cond);
-		pthread_mutex_unlock(&w->q_lock);
-		pthread_join(w->applier, NULL);
-	}
+	if (w->joined)
+		rl_applier_leave(&w->job);
 	pthread_mutex_destroy(&w->q_lock);
-	pthread_cond_destroy(&w->q_cond);
 	rl_decoder_free(&w->dec);
 	pthread_mutex_destroy(&w->lock);
 	pthread_mutex_destroy(&w->apply_lock);
@@ -907,7 +894,6 @@ int rl_writer_open(struct rl_stream *s, struct rl_image *img,
 		   struct rl_writer **out, struct rl_err *err)
 {
 	struct rl_writer *w = calloc(1, sizeof(*w));
-	pthread_condattr_t ca;
 	int rc;
 
 	if (!w)
@@ -931,10 +917,7 @@ int rl_writer_open(struct rl_stream *s, struct rl_image *img,
 	pthread_cond_init(&w->idle, NULL);
 	pthread_cond_init(&w->room, NULL);
 	pthread_mutex_init(&w->q_lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&w->q_cond, &ca);
-	pthread_condattr_destroy(&ca);
+	w->job.run = writer_run;
 	w->stuck_ns = (uint64_t)(opts && opts->stuck_ms ? opts->stuck_ms :
 				 RL_WRITER_STUCK_MS) * 1000000u;
 	rl_decoder_init(&w->dec);
@@ -964,13 +947,12 @@ int rl_writer_open(struct rl_stream *s, struct rl_image *img,
 		return rc;
 	}
 	w->seq = rl_image_last_seq(img);	/* the claim's: numbers go on */
-	rc = -pthread_create(&w->applier, NULL, applier_main, w);
+	rc = rl_applier_join(&w->job, err);
 	if (rc < 0) {
 		writer_free(w);
-		return rl_err_set(err, -rc, "%s: start applier: %s", name,
-				  strerror(-rc));
+		return rc;
 	}
-	w->has_applier = true;
+	w->joined = true;
 	*out = w;
 	return 0;
 }
