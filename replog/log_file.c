@@ -27,6 +27,21 @@
  * whole log refuse appends until it is reopened (sticky: after a failed
  * fdatasync the page cache can no longer be trusted to say what is on disk).
  *
+ * Preallocated tail.  An fdatasync after an append that grew the file
+ * commits the new size to the file system's journal as well; one after a
+ * write over blocks already written has no metadata to commit, and on
+ * ext4 here takes half as long (docs/BENCHMARKS.md, "Sync writes").  So a
+ * disk stream keeps zeros written ahead of its last record (RUNWAY
+ * bytes, extended when a small record would pass its end): a guest's
+ * small sync writes then land on written blocks.  Large records append as
+ * before (the zeros would double the bytes written, for a sync that costs
+ * little next to the data).  Zeros are never a record (no magic), so
+ * recovery cuts them like a torn tail, without a word when they are all
+ * it cuts; a segment that is rolled over, and the current one at a clean
+ * close, are cut to their last record first, so that a reader only meets
+ * zeros past the durable end.  The catalog stream keeps no runway: its
+ * changes are few.
+ *
  * Readers.  The head is mmap()ed shared by the writer and by readers in
  * any process.  The writer stores the durable end into it after each
  * fdatasync; readers never read at or past it, so they never see a record
@@ -62,6 +77,10 @@
 #define HEAD_MAGIC	"RDLHEAD1"
 #define HEAD_SIZE	16
 #define DEFAULT_SEGMENT_BYTES	(64ull << 20)
+/* The preallocated tail of a disk stream: zeros written ahead when a
+ * record of at most RUNWAY_RECORD bytes would pass its end. */
+#define RUNWAY		(1u << 20)
+#define RUNWAY_RECORD	(64u << 10)
 /* A reader reads this much at a time, from a record's start: the largest
  * write a guest sends (1 MiB, one record) and its header, so that such a
  * record is read once, not once with the header before it and again
@@ -93,6 +112,8 @@ struct file_stream {
 	int fd;				/* current segment, protected by lock */
 	uint64_t seg_base;		/* protected by lock */
 	uint64_t seg_bytes;		/* protected by lock */
+	uint64_t seg_size;		/* the file's size, seg_bytes and the
+					   zeros past it: under lock */
 	uint64_t end;			/* next position, protected by lock */
 	uint64_t durable;		/* protected by lock */
 	struct pending_vec queue;	/* positions durable.., under lock */
@@ -290,6 +311,29 @@ static uint64_t head_load(const struct file_stream *s)
 
 /* ------------------------------------------------------------ recovery */
 
+/* Whether bytes [from, to) of fd are all zeros: the preallocated tail
+ * (see its note) and nothing else.  At most twice RUNWAY is read. */
+static bool tail_is_zeros(int fd, uint64_t from, uint64_t to)
+{
+	uint8_t buf[64 << 10];
+
+	if (to - from > 2 * (uint64_t)RUNWAY)
+		return false;
+	while (from < to) {
+		size_t n = to - from < sizeof(buf) ? (size_t)(to - from) :
+						     sizeof(buf);
+		ssize_t got = rl_pread_full(fd, buf, n, (off_t)from);
+
+		if (got != (ssize_t)n)
+			return false;
+		for (size_t i = 0; i < n; i++)
+			if (buf[i])
+				return false;
+		from += n;
+	}
+	return true;
+}
+
 /* Verifies the records of the stream's last segment; cuts a torn tail.
  * On success the stream's fd, seg_base, seg_bytes, end and durable are set. */
 static int stream_recover(struct file_log *log, struct file_stream *s,
@@ -320,7 +364,7 @@ static int stream_recover(struct file_log *log, struct file_stream *s,
 					  s->label, strerror(-fd));
 		s->fd = fd;
 		s->seg_base = s->end = s->durable = 0;
-		s->seg_bytes = SEG_HDR_SIZE;
+		s->seg_bytes = s->seg_size = SEG_HDR_SIZE;
 		return 0;
 	}
 	s->seg_base = pos = segs[n - 1];
@@ -450,12 +494,14 @@ static int stream_recover(struct file_log *log, struct file_stream *s,
 		goto out;
 	}
 	if ((uint64_t)st.st_size > off) {
+		bool runway = tail_is_zeros(fd, off, (uint64_t)st.st_size);
+
 		if (ftruncate(fd, (off_t)off) < 0 || fdatasync(fd) < 0) {
 			rc = rl_err_set(err, errno, "truncate %s: %s", path,
 					strerror(errno));
 			goto out;
 		}
-		if (!log->quiet)
+		if (!log->quiet && !runway)
 			rl_msg(RL_LOG_NOTICE, "file log: %s: cut torn tail "
 				"at byte %" PRIu64 " (position %" PRIu64 "): "
 				"%" PRIu64 " bytes dropped: %s", path, off,
@@ -467,7 +513,7 @@ static int stream_recover(struct file_log *log, struct file_stream *s,
 		goto out;
 	}
 	s->fd = fd;
-	s->seg_bytes = off;
+	s->seg_bytes = s->seg_size = off;
 	s->end = s->durable = pos;
 	atomic_store_explicit(s->head, pos, memory_order_release);
 out:
@@ -576,6 +622,26 @@ static void *flusher_main(void *arg)
 
 /* ------------------------------------------------------------ append */
 
+/* Under s->lock: writes RUNWAY bytes of zeros past the last record (see
+ * "Preallocated tail"), up to the segment's size at most.  They reach the
+ * disk with the next fdatasync, the one the record just appended waits
+ * for.  A failure costs only speed: the next small record tries again. */
+static void runway_extend(struct file_log *log, struct file_stream *s)
+{
+	static const uint8_t zeros[RUNWAY];
+	uint64_t to = s->seg_bytes + RUNWAY;
+
+	if (to > log->segment_bytes)
+		to = log->segment_bytes > s->seg_bytes ? log->segment_bytes :
+							 s->seg_bytes;
+	to &= ~(uint64_t)4095;		/* whole blocks */
+	if (to <= s->seg_bytes)
+		return;
+	if (rl_pwrite_full(s->fd, zeros, (size_t)(to - s->seg_bytes),
+			   (off_t)s->seg_bytes) == 0)
+		s->seg_size = to;
+}
+
 static int file_append(struct rl_stream *base, const void *rec, size_t len,
 		       rl_append_cb cb, void *opaque)
 {
@@ -591,7 +657,9 @@ static int file_append(struct rl_stream *base, const void *rec, size_t len,
 		 * flusher only syncs the current one */
 		int fd;
 
-		if (fdatasync(s->fd) < 0) {
+		if ((s->seg_size > s->seg_bytes &&
+		     ftruncate(s->fd, (off_t)s->seg_bytes) < 0) ||
+		    fdatasync(s->fd) < 0) {
 			/* sticky, as in the flusher: the kernel reports a
 			 * writeback error once, so a later fdatasync of this
 			 * segment could "succeed" over lost records */
@@ -621,7 +689,7 @@ static int file_append(struct rl_stream *base, const void *rec, size_t len,
 		s->retired[s->n_retired++] = s->fd;
 		s->fd = fd;
 		s->seg_base = s->end;
-		s->seg_bytes = SEG_HDR_SIZE;
+		s->seg_bytes = s->seg_size = SEG_HDR_SIZE;
 	}
 	rc = 0;
 	pending_push(&s->queue, cb, opaque, &rc);
@@ -642,6 +710,11 @@ static int file_append(struct rl_stream *base, const void *rec, size_t len,
 	}
 	if (rc == 0) {
 		s->seg_bytes += len;
+		if (s->seg_bytes > s->seg_size)
+			s->seg_size = s->seg_bytes;
+		if (s->seg_bytes == s->seg_size && len <= RUNWAY_RECORD &&
+		    !rl_uuid_is_nil(&s->disk))
+			runway_extend(log, s);
 		s->end++;
 		pthread_mutex_lock(&log->lock);
 		if (!s->dirty) {
@@ -672,8 +745,14 @@ static void stream_free(struct file_stream *s)
 		close(s->retired[i]);
 	free(s->retired);
 	free(s->queue.v);
-	if (s->fd >= 0)
+	if (s->fd >= 0) {
+		/* a clean close leaves no zeros past the last record (the
+		 * flusher is done: every record appended is durable) */
+		if (s->seg_size > s->seg_bytes &&
+		    ftruncate(s->fd, (off_t)s->seg_bytes) == 0)
+			fdatasync(s->fd);
 		close(s->fd);
+	}
 	if (s->head_map)
 		munmap(s->head_map, HEAD_SIZE);
 	if (s->head_fd >= 0)

@@ -695,7 +695,17 @@ START_TEST(test_segment_rollover)
 			while (off < len) {
 				struct rl_decoder d;
 				struct rl_record rec;
-				ssize_t size = rl_record_size(buf + off, NULL);
+				ssize_t size;
+
+				if (i == nseg - 1 && buf[off] == 0) {
+					/* the current segment's preallocated
+					 * tail: zeros to whole blocks */
+					for (size_t z = off; z < len; z++)
+						ck_assert_uint_eq(buf[z], 0);
+					ck_assert_uint_eq(len % 4096, 0);
+					break;
+				}
+				size = rl_record_size(buf + off, NULL);
 
 				ck_assert_int_ge(size, RL_RECORD_HDR_SIZE);
 				rl_decoder_init(&d);
@@ -706,7 +716,8 @@ START_TEST(test_segment_rollover)
 				off += (size_t)size;
 				pos++;
 			}
-			ck_assert_uint_eq(off, len);
+			ck_assert_uint_eq(off, i == nseg - 1 && off < len &&
+					  buf[off] == 0 ? off : len);
 			/* rolled at the size, give or take the last record */
 			if (i < nseg - 1)
 				ck_assert_uint_lt(len, 4096 + RL_RECORD_HDR_SIZE + 200);
@@ -843,6 +854,101 @@ static void torn_case(enum torn how, bool loud)
 START_TEST(test_torn_tail)
 {
 	torn_case((enum torn)_i, _i == TORN_GARBAGE);
+}
+END_TEST
+
+/* The bytes of the records of segment file buf[0, len): where the first
+ * byte that is not a record's is. */
+static size_t records_end(const uint8_t *buf, size_t len)
+{
+	size_t off = 32;
+
+	while (off + RL_RECORD_HDR_MIN <= len && buf[off]) {
+		ssize_t size = rl_record_size(buf + off, NULL);
+
+		ck_assert_int_ge(size, RL_RECORD_HDR_SIZE);
+		off += (size_t)size;
+	}
+	return off;
+}
+
+/* A disk stream keeps zeros written past its last record while it is
+ * written (log_file.c, "Preallocated tail"), so that small sync writes
+ * land on written blocks.  What a crash leaves of them is cut without a
+ * word, a clean close leaves none, and a large record appends without
+ * them. */
+START_TEST(test_preallocated_tail)
+{
+	char dir[PATH_MAX], crash[PATH_MAX], seg[PATH_MAX], cseg[PATH_MAX];
+	char errfile[PATH_MAX], cmd[3 * PATH_MAX], *msg;
+	struct rl_log_opts loud = { 0 };
+	struct rl_err err = { 0 };
+	struct rl_log *log;
+	struct rl_stream *s;
+	uint8_t *buf;
+	size_t len, end;
+	int saved, rc;
+
+	unit_tmpdir("prealloc", dir, sizeof(dir));
+	log = open_log(dir, RL_LOG_WRITE, 0);
+	s = get_stream(log, &disk1);
+	append_tags(s, 0, 20, 0);
+	last_segment(dir, seg, sizeof(seg));
+	len = unit_read_file(seg, &buf);
+	end = records_end(buf, len);
+	ck_assert_uint_gt(len, end);
+	ck_assert_uint_eq(len % 4096, 0);
+	for (size_t i = end; i < len; i++)
+		ck_assert_uint_eq(buf[i], 0);
+	free(buf);
+	read_tags(s, 0, 20);
+
+	/* what a crash would leave: the files as they are while written */
+	unit_tmpdir("prealloc-crash", crash, sizeof(crash));
+	snprintf(cmd, sizeof(cmd), "cp -a '%s/.' '%s/'", dir, crash);
+	ck_assert_int_eq(system(cmd), 0);
+	rl_log_close(log);
+	ck_assert_uint_eq(unit_file_size(seg), end);
+
+	last_segment(crash, cseg, sizeof(cseg));
+	ck_assert_uint_eq(unit_file_size(cseg), len);
+	unit_path(errfile, sizeof(errfile), "%s/stderr", dir);
+	saved = unit_stderr_begin(errfile);
+	rc = rl_log_open(crash, RL_LOG_WRITE, &loud, &log, &err);
+	if (rc == 0)
+		rc = rl_log_stream(log, &disk1, &s, &err);
+	msg = unit_stderr_end(saved, errfile);
+	ck_assert_msg(rc == 0, "open: %s", err.msg);
+	ck_assert_msg(!strstr(msg, "cut torn tail"), "recovery said \"%s\"",
+		      msg);
+	free(msg);
+	ck_assert_uint_eq(log_end(s), 20);
+	ck_assert_uint_eq(unit_file_size(cseg), end);
+	append_tags(s, 20, 3, 20);
+	read_tags(s, 0, 23);
+	rl_log_close(log);
+	log = open_log(crash, 0, 0);
+	read_tags(get_stream(log, &disk1), 0, 23);
+	rl_log_close(log);
+
+	/* a large record: no zeros */
+	{
+		static uint8_t data[256 << 10];
+		struct rl_record r = { .type = RL_WRITE, .disk = disk1,
+				       .epoch = 1, .seq = 1, .length = sizeof(data),
+				       .data = data, .data_len = sizeof(data) };
+		uint8_t *rec;
+		size_t rlen = unit_encode(&r, 0, &rec);
+
+		unit_tmpdir("prealloc-large", dir, sizeof(dir));
+		log = open_log(dir, RL_LOG_WRITE, 0);
+		s = get_stream(log, &disk1);
+		ck_assert_int_eq(rl_log_append_sync(s, rec, rlen, NULL), 0);
+		last_segment(dir, seg, sizeof(seg));
+		ck_assert_uint_eq(unit_file_size(seg), 32 + rlen);
+		rl_log_close(log);
+		free(rec);
+	}
 }
 END_TEST
 
@@ -1335,6 +1441,7 @@ static Suite *log_file_suite(void)
 	tcase_add_test(tc, test_many_streams_at_once);
 	tcase_add_test(tc, test_segment_rollover);
 	tcase_add_loop_test(tc, test_torn_tail, 0, TORN_MAX);
+	tcase_add_test(tc, test_preallocated_tail);
 	tcase_add_test(tc, test_head_behind);
 	tcase_add_test(tc, test_damage_below_durable_end);
 	tcase_add_test(tc, test_second_writer_refused);
