@@ -4,8 +4,11 @@
 # embedded file log, (d) repdisk on the development cluster (`repdisk
 # devbroker`, librdkafka's mock: 3 brokers that replicate nothing), (e)
 # repdisk on a real 3-node Apache Kafka cluster on this host
-# (tools/kafka-cluster.sh: RF 3, min.insync 2, acks=all), in one run, and a
-# table of each figure with its ratio to passthrough_ll.  On (c)-(e) a
+# (tools/kafka-cluster.sh: RF 3, min.insync 2, acks=all), (f) GlusterFS
+# replica 3 on this host, FUSE-mounted, set up as oVirt and Proxmox do for
+# VM images (the `virt` option group; only with --only ...,gluster: it
+# installs glusterfs-server if missing), in one run, and a table of each
+# figure with its ratio to passthrough_ll.  On (c)-(e) a
 # follower tails the log into its own data directory; its lag is sampled
 # every 0.2 s: the largest lag in records and in seconds (how long it had
 # not held all the log had) per write workload, and the time it took to
@@ -13,7 +16,7 @@
 # passes or fails.
 #
 #   bash tools/bench/run.sh [--dir DIR] [--size-mb N] [--runtime S]
-#                           [--only raw,passthrough,repdisk,devbroker,kafka]
+#                           [--only raw,passthrough,repdisk,devbroker,kafka,gluster]
 #                           [--no-follower] [--baseline REPDISK-BINARY]
 #                           [--with-key]
 #
@@ -48,11 +51,34 @@ while [ $# -gt 0 ]; do
 	--no-follower) no_follower=1; shift ;;
 	--baseline) baseline=$(realpath "$2"); shift 2 ;;
 	--with-key) with_key=1; shift ;;
-	*) echo "usage: $0 [--dir DIR] [--size-mb N] [--runtime S] [--only raw,passthrough,repdisk,devbroker,kafka] [--no-follower] [--baseline REPDISK-BINARY] [--with-key]" >&2; exit 2 ;;
+	*) echo "usage: $0 [--dir DIR] [--size-mb N] [--runtime S] [--only raw,passthrough,repdisk,devbroker,kafka,gluster] [--no-follower] [--baseline REPDISK-BINARY] [--with-key]" >&2; exit 2 ;;
 	esac
 done
 
 . "$top/tools/bench/setup.sh"
+
+gluster=
+if [[ ,$only, == *,gluster,* ]]; then
+	gluster=1
+	if ! command -v glusterd >/dev/null; then
+		if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+			export DEBIAN_FRONTEND=noninteractive
+			apt-get install -y glusterfs-server >/dev/null ||
+				{ apt-get update >/dev/null && apt-get install -y glusterfs-server >/dev/null; }
+			# where systemd runs, the package starts glusterd.service
+			[ "$(cat /proc/1/comm)" != systemd ] || systemctl stop glusterd
+		else
+			echo "$0: gluster: glusterd is missing: install glusterfs-server (as root)" >&2
+			exit 1
+		fi
+	fi
+	# the target runs a glusterd of its own; one already running holds the
+	# management port, and its volumes would share the CPU
+	if p=$(pgrep -d ' ' -x glusterd); then
+		echo "$0: gluster: a glusterd already runs (pid $p): stop it first" >&2
+		exit 1
+	fi
+fi
 
 mkdir -p "$dir"
 work=$(mktemp -d "$dir/run.XXXXXX")
@@ -60,9 +86,33 @@ out=$work/results
 mkdir -p "$out"
 pids=()
 old_pipe=$(sysctl -n fs.pipe-max-size)
+gl=$work/gluster
+gl_cli() { # the CLI of this run's glusterd
+	timeout 120 gluster --mode=script --glusterd-sock="$gl/run/glusterd.socket" \
+		--log-file="$gl/log/cli.log" "$@"
+}
+gluster_cleanup() {
+	local p
+	umount -l "$work/mnt-gluster" 2>/dev/null
+	if [ -s "$gl/volume" ]; then
+		gl_cli volume stop "$(cat "$gl/volume")" force >/dev/null
+		gl_cli volume delete "$(cat "$gl/volume")" >/dev/null
+	fi
+	# glusterd and what it started (bricks, self-heal daemon) and the
+	# client: each has $gl in its command line, and no other process does
+	p=$(pgrep -d ' ' -f -- "$gl/") && kill $p 2>/dev/null
+	for _ in $(seq 100); do pgrep -f -- "$gl/" >/dev/null || break; sleep 0.1; done
+	p=$(pgrep -d ' ' -f -- "$gl/") && kill -KILL $p 2>/dev/null
+	# what glusterd made outside $gl, whatever its directories are set to
+	# (/var/lib/glusterd/{geo-replication,ss_brick}, the bricks' sockets
+	# in /run/gluster)
+	find /var/lib/glusterd /run/gluster /var/log/glusterfs -maxdepth 1 2>/dev/null |
+		sort | comm -13 "$gl/pre" - | while read -r p; do rm -rf "$p"; done
+}
 cleanup() {
 	set +e
 	for m in "$work"/mnt-*; do fusermount3 -uz "$m" 2>/dev/null; done
+	[ -s "$gl/pre" ] && gluster_cleanup
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
 	[ -d "$work/kafka" ] && KAFKA_CLUSTER_DIR=$work/kafka "$top/tools/kafka-cluster.sh" stop
 	sysctl -qw fs.pipe-max-size="$old_pipe"
@@ -160,6 +210,50 @@ run_repdisk() {
 	fi
 }
 
+# run_gluster: GlusterFS replica 3 as operators set it up for VM images
+# (oVirt, Proxmox): the `virt` option group, a FUSE mount; its 3 bricks in
+# $work.  Its glusterd keeps its state, sockets and logs in $gl, not in
+# /var/lib/glusterd: nothing of the volume outlives the run, and the
+# package's hooks (Samba, CTDB, NFS-Ganesha) do not run.  The bricks are
+# on 127.0.0.2: the CLI refuses 127.0.0.1 and localhost, glusterd takes
+# any 127/8 address for this host, and a name might resolve to an address
+# off loopback; glusterd hands its bind address on to the bricks.
+run_gluster() {
+	local vol=repdisk-bench-${work##*.} host=127.0.0.2
+	mkdir -p "$gl"/{state,run,log,b1,b2,b3} "$work/mnt-gluster"
+	find /var/lib/glusterd /run/gluster /var/log/glusterfs -maxdepth 1 2>/dev/null | sort > "$gl/pre"
+	# the option groups (virt among them) are read from the working directory
+	cp -r /var/lib/glusterd/groups "$gl/state/"
+	cat > "$gl/glusterd.vol" <<-EOF
+	volume management
+	    type mgmt/glusterd
+	    option working-directory $gl/state
+	    option run-directory $gl/run
+	    option logging-directory $gl/log
+	    option glusterd-sockfile $gl/run/glusterd.socket
+	    option transport-type socket
+	    option transport.socket.listen-port 24007
+	    option transport.socket.bind-address $host
+	    option ping-timeout 0
+	    option event-threads 1
+	end-volume
+	EOF
+	glusterd -f "$gl/glusterd.vol" -p "$gl/glusterd.pid" -l "$gl/log/glusterd.log"
+	for _ in $(seq 100); do gl_cli volume list >/dev/null 2>&1 && break; sleep 0.1; done
+	# force: all 3 replicas on one host, on the root file system maybe
+	gl_cli volume create "$vol" replica 3 transport tcp \
+		"$host:$gl/b1" "$host:$gl/b2" "$host:$gl/b3" force >/dev/null
+	echo "$vol" > "$gl/volume"
+	# virt turns network.remote-dio off and performance.strict-o-direct
+	# on: fio's O_DIRECT reaches the bricks' files, as it does on raw;
+	# nothing of it needs overriding
+	gl_cli volume set "$vol" group virt >/dev/null
+	gl_cli volume start "$vol" >/dev/null
+	mount -t glusterfs -o log-file="$gl/log/mount.log" "$host:/$vol" "$work/mnt-gluster"
+	run_fio glusterfs-r3 "$work/mnt-gluster/disk.img"
+	umount "$work/mnt-gluster"
+}
+
 targets=() key_args=()
 if [[ $only == *raw* ]]; then
 	mkdir -p "$work/raw"
@@ -207,6 +301,10 @@ if [[ ,$only, == *,kafka,* ]]; then
 	KAFKA_CLUSTER_DIR=$work/kafka "$top/tools/kafka-cluster.sh" stop
 	targets+=(kafka)
 fi
+if [ -n "$gluster" ]; then
+	run_gluster
+	targets+=(glusterfs-r3)
+fi
 
 python3 - "$out" "${targets[@]}" <<'PY'
 import json, os, sys
@@ -216,8 +314,10 @@ def job(t, w):
         return json.load(f)["jobs"][0]
 rows = [
     ("seq write 1M qd8 (MB/s)", "seqwrite", lambda j: j["write"]["bw_bytes"] / 1e6),
+    ("seq write 1M qd8 p99 (ms)", "seqwrite", lambda j: j["write"]["clat_ns"]["percentile"]["99.000000"] / 1e6),
     ("seq read 1M qd8 (MB/s)", "seqread", lambda j: j["read"]["bw_bytes"] / 1e6),
     ("rand write 4k qd32 (IOPS)", "randwrite", lambda j: j["write"]["iops"]),
+    ("rand write 4k qd32 p99 (ms)", "randwrite", lambda j: j["write"]["clat_ns"]["percentile"]["99.000000"] / 1e6),
     ("rand read 4k qd32 (IOPS)", "randread", lambda j: j["read"]["iops"]),
     ("sync write 4k qd1 p50 (us)", "syncwrite", lambda j: j["write"]["clat_ns"]["percentile"]["50.000000"] / 1e3),
     ("sync write 4k qd1 p99 (us)", "syncwrite", lambda j: j["write"]["clat_ns"]["percentile"]["99.000000"] / 1e3),
@@ -226,13 +326,14 @@ rows = [
 base = "passthrough_ll" if "passthrough_ll" in targets else None
 hdr = f"{'workload':30}" + "".join(f"{t:>16}" for t in targets)
 if base:
-    hdr += "".join(f"{t + '/pt':>14}" for t in targets if t != base)
+    hdr += "".join(f"{t + '/pt':>{max(14, len(t) + 4)}}" for t in targets if t != base)
 print(hdr)
 for label, w, f in rows:
     vals = {t: f(job(t, w)) for t in targets}
-    line = f"{label:30}" + "".join(f"{vals[t]:16.0f}" for t in targets)
+    prec = 1 if "(ms)" in label else 0
+    line = f"{label:30}" + "".join(f"{vals[t]:16.{prec}f}" for t in targets)
     if base:
-        line += "".join(f"{vals[t] / vals[base]:14.2f}" for t in targets if t != base)
+        line += "".join(f"{vals[t] / vals[base]:{max(14, len(t) + 4)}.2f}" for t in targets if t != base)
     print(line)
 # the daemon's CPU seconds per GiB that fio wrote in the seq-write job
 hz = os.sysconf("SC_CLK_TCK")
