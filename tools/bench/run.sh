@@ -181,6 +181,11 @@ run_fio() { # TARGET-NAME FILE
 		--time_based --runtime="$runtime" $common
 	fio_job "$name" syncwrite --rw=randwrite --bs=4k --ioengine=psync --iodepth=1 \
 		--time_based --runtime="$runtime" $common
+	# as a guest that flushes after every write: what the issue's
+	# "sync write + fdatasync" compares (O_DIRECT alone flushes nothing
+	# on raw and passthrough_ll; on repdisk the write is durable already)
+	fio_job "$name" fsyncwrite --rw=randwrite --bs=4k --ioengine=psync --iodepth=1 \
+		--fdatasync=1 --time_based --runtime="$runtime" $common
 	fio_job "$name" psync8 --rw=randwrite --bs=64k --ioengine=psync --numjobs=8 \
 		--time_based --runtime="$runtime" $common
 }
@@ -321,6 +326,8 @@ rows = [
     ("rand read 4k qd32 (IOPS)", "randread", lambda j: j["read"]["iops"]),
     ("sync write 4k qd1 p50 (us)", "syncwrite", lambda j: j["write"]["clat_ns"]["percentile"]["50.000000"] / 1e3),
     ("sync write 4k qd1 p99 (us)", "syncwrite", lambda j: j["write"]["clat_ns"]["percentile"]["99.000000"] / 1e3),
+    ("sync write 4k qd1 (IOPS)", "syncwrite", lambda j: j["write"]["iops"]),
+    ("4k qd1 + fdatasync (IOPS)", "fsyncwrite", lambda j: j["write"]["iops"]),
     ("psync 64k x8 writers (MB/s)", "psync8", lambda j: j["write"]["bw_bytes"] / 1e6),
 ]
 base = "passthrough_ll" if "passthrough_ll" in targets else None
