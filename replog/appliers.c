@@ -19,6 +19,11 @@
  *     it has records, for what a writer does while idle (reporting a stuck
  *     record, catching up after a failed append, claiming again).
  *
+ * A job's owner may also run it on a thread of its own, when nothing else
+ * runs it (rl_applier_try_claim): a writer whose one record in flight
+ * became durable applies it on the log's completion thread, which saves
+ * the hand-over to a pool thread that a synchronous writer would wait for.
+ *
  * A job may block: a writer filling a gap reads the log back, and one
  * claiming again after failed appends waits for its CLAIM's append.  While
  * it does, the other threads serve the other writers; with every thread
@@ -178,6 +183,28 @@ void rl_applier_wake(struct rl_applier *a)
 {
 	pthread_mutex_lock(&pool.lock);
 	make_ready(a);
+	pthread_mutex_unlock(&pool.lock);
+}
+
+bool rl_applier_try_claim(struct rl_applier *a)
+{
+	bool ok;
+
+	pthread_mutex_lock(&pool.lock);
+	ok = !a->running && !a->queued;
+	if (ok)
+		a->running = true;
+	pthread_mutex_unlock(&pool.lock);
+	return ok;
+}
+
+void rl_applier_release(struct rl_applier *a, bool wake)
+{
+	pthread_mutex_lock(&pool.lock);
+	a->running = false;
+	if (a->again || wake)
+		make_ready(a);
+	pthread_cond_broadcast(&pool.done);
 	pthread_mutex_unlock(&pool.lock);
 }
 

@@ -120,6 +120,11 @@ struct rl_applier {
 int rl_applier_join(struct rl_applier *a, struct rl_err *err);
 /* It has work: run it soon (again, if it is running). */
 void rl_applier_wake(struct rl_applier *a);
+/* Runs it on the caller's thread instead: true if no pool thread runs it
+ * or is about to (it is then the caller's until rl_applier_release). */
+bool rl_applier_try_claim(struct rl_applier *a);
+/* Gives it back; wake: it has work left for the pool. */
+void rl_applier_release(struct rl_applier *a, bool wake);
 /* Waits until it is not running, and takes it out of the pool. */
 void rl_applier_leave(struct rl_applier *a);
 

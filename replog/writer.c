@@ -316,8 +316,42 @@ static void stuck_check(struct rl_writer *w)
 	}
 }
 
+static void apply_one(struct rl_writer *w, struct submission *sub);
+
+/* Whether the completion thread applies sub itself: the one record in
+ * flight, small, durable and next for the image, and no pool thread on
+ * the job.  That is a synchronous writer's record (a guest's flush, a qd1
+ * workload), which would otherwise wait for the hand-over to a pool
+ * thread as well.  Anything else (a pipeline of records, a large one, a
+ * gap to fill from the log, a failure) goes to the pool: the completion
+ * thread's next fdatasync must not wait behind it. */
+#define INLINE_MAX	(64u << 10)
+
+static bool apply_inline(struct rl_writer *w, struct submission *sub)
+{
+	bool alone;
+
+	if (sub->err < 0 || sub->len > INLINE_MAX)
+		return false;
+	pthread_mutex_lock(&w->idle_lock);
+	alone = w->in_flight == 1;
+	pthread_mutex_unlock(&w->idle_lock);
+	if (!alone || !rl_applier_try_claim(&w->job))
+		return false;
+	/* the job is ours: nothing else applies, so the image's next
+	 * position holds still (and no record is queued: the queue is filled
+	 * only here, and would have woken the job) */
+	pthread_mutex_lock(&w->apply_lock);
+	bool next = sub->pos == rl_image_next_pos(w->img);
+	pthread_mutex_unlock(&w->apply_lock);
+	if (next)
+		apply_one(w, sub);
+	rl_applier_release(&w->job, false);
+	return next;
+}
+
 /* Runs on the log's completion thread, in position order: hands the
- * record to the applier thread, in the same order. */
+ * record to the applier, in the same order (or applies it, above). */
 static void writer_durable(void *opaque, int err, uint64_t pos)
 {
 	struct submission *sub = opaque;
@@ -326,6 +360,8 @@ static void writer_durable(void *opaque, int err, uint64_t pos)
 	sub->err = err;
 	sub->pos = pos;
 	sub->next = NULL;
+	if (apply_inline(w, sub))
+		return;
 	pthread_mutex_lock(&w->q_lock);
 	if (w->q_tail)
 		w->q_tail->next = sub;

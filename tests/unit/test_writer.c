@@ -4,9 +4,12 @@
  * what it wrote is checked against a follower's replay.  Shared fixtures
  * are in fixture.c. */
 #include "fixture.h"
+#include "internal.h"	/* RL_APPLIER_THREADS */
 
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -263,6 +266,111 @@ START_TEST(test_writer_pipeline)
 }
 END_TEST
 
+/* The threads of this process. */
+static int thread_count(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	int n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+#define SHARED_DISKS 12
+
+/* Many writers share the pool of applier threads (appliers.c): a dozen
+ * disks open and written at once add at most RL_APPLIER_THREADS threads,
+ * none is left once they close, and every disk's image is what a
+ * follower's replay makes of its log.  Both ways a record is applied are
+ * used: by a pool thread (many in flight) and on the log's completion
+ * thread (one in flight, small: rl_writer_submit_sync). */
+START_TEST(test_writers_share_appliers)
+{
+	struct primary p;
+	struct follower fo;
+	struct rl_uuid u[SHARED_DISKS];
+	struct rl_image *img[SHARED_DISKS];
+	struct rl_writer *w[SHARED_DISKS];
+	struct wctx ctx = { .lock = PTHREAD_MUTEX_INITIALIZER,
+			    .cond = PTHREAD_COND_INITIALIZER };
+	struct rl_err err = { 0 };
+	char name[32];
+	uint8_t data[16384];
+	uint64_t seed = 5;
+	int base, n = 0;
+
+	primary_init(&p, "shared");
+	for (int i = 0; i < SHARED_DISKS; i++) {
+		u[i] = unit_uuid((uint8_t)(0x40 + i));
+		snprintf(name, sizeof(name), "vm%d.img", i);
+		primary_catalog(&p, cat_create(&u[i], name, 0644));
+	}
+	base = thread_count();
+	for (int i = 0; i < SHARED_DISKS; i++) {
+		struct rl_writer_opts o = { .host = "primary" };
+		struct rl_stream *s;
+
+		snprintf(name, sizeof(name), "vm%d.img", i);
+		ck_assert_int_eq(rl_log_stream(p.log, &u[i], &s, &err), 0);
+		img[i] = img_open(&p.dd, name, &u[i]);
+		ck_assert_msg(rl_writer_open(s, img[i], name, &o, &w[i],
+					     &err) == 0, "%s", err.msg);
+	}
+	ck_assert_int_le(thread_count(), base + RL_APPLIER_THREADS);
+
+	/* 40 records in flight on every disk at once, then one at a time */
+	for (int k = 0; k < 40; k++) {
+		for (int i = 0; i < SHARED_DISKS; i++) {
+			size_t len = 4096 * (1 + unit_rand(&seed) % 4);
+			struct rl_record r;
+
+			unit_fill_random(data, len, &seed);
+			r = rec_write(0, 0, (unit_rand(&seed) % 64) * 4096,
+				      data, len);
+			r.disk = u[i];
+			ck_assert_int_eq(rl_writer_submit(w[i], &r, wdone,
+							  &ctx), 0);
+			n++;
+		}
+	}
+	for (int i = 0; i < SHARED_DISKS; i++)
+		rl_writer_drain(w[i]);
+	for (int k = 0; k < 5; k++) {
+		for (int i = 0; i < SHARED_DISKS; i++) {
+			struct rl_record r;
+
+			unit_fill_random(data, 4096, &seed);
+			r = rec_write(0, 0, (uint64_t)k * 4096, data, 4096);
+			r.disk = u[i];
+			ck_assert_int_eq(rl_writer_submit_sync(w[i], &r), 0);
+		}
+	}
+	ck_assert_int_le(thread_count(), base + RL_APPLIER_THREADS);
+	ck_assert_int_eq(ctx.done, n);
+	ck_assert_int_eq(ctx.errors, 0);
+	for (int i = 0; i < SHARED_DISKS; i++) {
+		ck_assert_int_eq(rl_writer_checkpoint(w[i], &err), 0);
+		rl_writer_close(w[i]);
+		rl_image_close(img[i]);
+	}
+	ck_assert_int_eq(thread_count(), base);
+
+	datadir_init(&fo.dd, "shared-follower");
+	follower_open(&fo, p.logdir, 0);
+	follower_catch_up(&fo);
+	for (int i = 0; i < SHARED_DISKS; i++) {
+		snprintf(name, sizeof(name), "vm%d.img", i);
+		expect_same(&p.dd, name, &fo.dd, name);
+	}
+	follower_close(&fo);
+	primary_close(&p);
+}
+END_TEST
+
 /* A writer whose disk was claimed by a newer writer never acknowledges
  * another write, and appliers ignore what it appended. */
 START_TEST(test_writer_fenced)
@@ -409,6 +517,7 @@ static Suite *writer_suite(void)
 
 	tcase_set_timeout(tw, 60);
 	tcase_add_test(tw, test_writer_pipeline);
+	tcase_add_test(tw, test_writers_share_appliers);
 	tcase_add_test(tw, test_writer_fenced);
 	tcase_add_test(tw, test_writer_claim_race);
 	suite_add_tcase(s, tw);
