@@ -89,7 +89,7 @@ static int disk_open(struct fs *fs, struct disk *d, struct rl_err *err)
 		rc = rl_image_open(path, ckpt, &d->uuid, &d->img, err);
 	if (rc == 0) {
 		/* the replay passes over what the catalog skips; afterwards
-		 * the applier thread must not read the catalog (cat_lock's),
+		 * the writer's applier must not read the catalog (cat_lock's),
 		 * so a record refused later needs a remount once skipped */
 		rl_image_set_skip(d->img, mount_skip, catalog(fs));
 		rc = rl_writer_open(d->stream, d->img, d->name, &wopts, &d->w,

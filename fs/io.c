@@ -7,7 +7,7 @@
  * (rl_writer_submit_buf); the handler returns without replying.  The
  * writer appends it to the log; once the log reports it durable the
  * writer applies it to the image, in log order, and only then does
- * write_done() answer the request, from the writer's applier thread.  So
+ * write_done() answer the request, from the writer's applier.  So
  * many writes are in flight at once, overlapping writes land in log
  * order, and nothing waits for a round trip under a lock.
  *
@@ -66,7 +66,7 @@ static void flight_release(struct fs *fs, size_t n)
 	pthread_mutex_unlock(&fs->flight_lock);
 }
 
-/* Runs on the writer's applier thread once the record is durable and
+/* Runs on the writer's applier (replog.h: never waits) once durable and
  * applied (err 0), or failed. */
 static void write_done(void *opaque, int err)
 {

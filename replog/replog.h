@@ -528,7 +528,9 @@ int rl_replay(struct rl_stream *s, struct rl_image *img, struct rl_err *err);
  * The write pipeline of one disk (writer.c): records go in from any thread,
  * are sealed with the writer's epoch and the next sequence number, appended,
  * and applied to the image in log order once durable; then the submitter's
- * completion runs (on the writer's applier thread).
+ * completion runs: on a thread of the appliers' pool, or on the log's own
+ * completion thread (a lone small record).  So a completion must not wait
+ * for the log, or for another record of the writer, to complete.
  */
 
 struct rl_writer;
