@@ -664,6 +664,9 @@ static int kafka_open(const char *where, unsigned flags,
 		"socket.nagle.disable", "true",
 		"message.timeout.ms", tmo,
 		"message.max.bytes", maxb,
+		/* batches as large as the topics take (librdkafka's default
+		 * is 1000000, less than Kafka's 1048588) */
+		"batch.size", maxb,
 		"linger.ms", "0",
 		NULL
 	};

@@ -51,12 +51,12 @@ start_follower "$(test_log_uri "$D")" "$R"
 for bs in "${BS[@]}"; do truncate -s 256M "$M/vm-$bs.img"; done
 
 # Kafka's message limit (about 1 MB) makes the writer split a 1 MiB write
-# into two 512 KiB records; a crash may keep the first alone.  Such a
-# write was never acknowledged, and a disk may tear a large write the same
-# way (atomicity is per sector): the in-flight write may be found in whole
-# 512 KiB parts.  Acknowledged writes must still be whole.
+# into four 256 KiB records; a crash may keep the first ones alone.  Such
+# a write was never acknowledged, and a disk may tear a large write the
+# same way (atomicity is per sector): the in-flight write may be found in
+# whole 256 KiB parts.  Acknowledged writes must still be whole.
 TEAR=()
-[ "${REPDISK_TEST_BACKEND:-file}" = kafka ] && TEAR=(--tear-unit 524288)
+[ "${REPDISK_TEST_BACKEND:-file}" = kafka ] && TEAR=(--tear-unit 262144)
 
 for round in $(seq 1 "$ROUNDS"); do
 	bs=${BS[round % 3]}

@@ -12,11 +12,12 @@
 #   - the topics were made by CreateTopics as documented: 1 partition,
 #     replication factor 3, min.insync.replicas 2, no retention
 #     (kafka-topics --describe, kafka-configs --describe);
-#   - a 1 MiB O_DIRECT write becomes two 512 KiB WRITE records (the
-#     writer splits records to fit the topic's max.message.bytes, Kafka's
-#     default 1 MB); once the topic's max.message.bytes is set to 65536
-#     (kafka-configs --alter), a mount is refused, saying to give
-#     max_message=65536 in the URI, and with it 32 records of 32 KiB,
+#   - a 1 MiB O_DIRECT write becomes four 256 KiB WRITE records (the
+#     writer splits records so that three fit the topic's
+#     max.message.bytes, Kafka's default 1 MB); once the topic's
+#     max.message.bytes is set to 65536 (kafka-configs --alter), a mount
+#     is refused, saying to give max_message=65536 in the URI, and with
+#     it 64 records of 16 KiB,
 #     the bytes right either way, through the mount and on a follower;
 #   - max_message=65536 in the URI of a new namespace creates its topics
 #     with max.message.bytes=65536;
@@ -148,22 +149,24 @@ cat > "$T/want" <<EOF
 4 WRITE epoch=1 offset=1048576 length=4096
 EOF
 diff "$T/got" "$T/want" || fail "a.img's records are not CLAIM, RESIZE and the 3 writes"
-# 1 MiB, split in two to fit Kafka's default message.max.bytes
+# 1 MiB, split in four: three parts fit Kafka's default message.max.bytes
 types b.img > "$T/got"
 cat > "$T/want" <<EOF
 0 CLAIM epoch=1
 1 RESIZE epoch=1 size=8388608
-2 WRITE epoch=1 offset=1048576 length=524288
-3 WRITE epoch=1 offset=1572864 length=524288
+2 WRITE epoch=1 offset=1048576 length=262144
+3 WRITE epoch=1 offset=1310720 length=262144
+4 WRITE epoch=1 offset=1572864 length=262144
+5 WRITE epoch=1 offset=1835008 length=262144
 EOF
-diff "$T/got" "$T/want" || fail "b.img's 1 MiB write is not two 512 KiB WRITE records"
-[ "$(awk 'NR > 2 { print $2 }' "$T/kcat.b.img" | sort -u)" = $((128 + 524288)) ] ||
-	fail "the two halves are not 524416-byte messages (a 128-byte header and 512 KiB): $(cat "$T/kcat.b.img")"
+diff "$T/got" "$T/want" || fail "b.img's 1 MiB write is not four 256 KiB WRITE records"
+[ "$(awk 'NR > 2 { print $2 }' "$T/kcat.b.img" | sort -u)" = $((128 + 262144)) ] ||
+	fail "the four parts are not 262272-byte messages (a 128-byte header and 256 KiB): $(cat "$T/kcat.b.img")"
 for i in 1 2 3; do readback "$M/a.img" $((i == 1 ? 8192 : i == 2 ? 65536 : 1048576)) "$T/a$i.bin"; done
 readback "$M/b.img" 1048576 "$T/b1.bin"
 say "kcat and log dump agree: catalog $(wc -l < "$T/kcat.catalog"), a.img $(wc -l < "$T/kcat.a.img"), b.img $(wc -l < "$T/kcat.b.img") records"
 
-# --- max.message.bytes=65536: a 1 MiB write becomes 32 records of 32 KiB ---
+# --- max.message.bytes=65536: a 1 MiB write becomes 64 records of 16 KiB ---
 unmount_disks "$M"
 kcluster admin kafka-configs --alter --entity-type topics --entity-name "repdisk.$NS.disk.$ub" \
 	--add-config max.message.bytes=65536 > "$T/alter" 2>&1 || fail "kafka-configs --alter: $(cat "$T/alter")"
@@ -176,16 +179,16 @@ write_direct "$T/b2.bin" "$M/b.img" 3145728
 readback "$M/b.img" 3145728 "$T/b2.bin"
 readback "$M/b.img" 1048576 "$T/b1.bin"
 same_records "repdisk.$NS.disk.$ub" b.img
-types b.img | tail -n +5 > "$T/got"
+types b.img | tail -n +7 > "$T/got"
 {
-	echo "4 CLAIM epoch=2"
-	for i in $(seq 0 31); do
-		echo "$((5 + i)) WRITE epoch=2 offset=$((3145728 + i * 32768)) length=32768"
+	echo "6 CLAIM epoch=2"
+	for i in $(seq 0 63); do
+		echo "$((7 + i)) WRITE epoch=2 offset=$((3145728 + i * 16384)) length=16384"
 	done
 } > "$T/want"
 diff "$T/got" "$T/want" > "$T/diff" ||
-	{ cat "$T/diff"; fail "with max.message.bytes=65536, the 1 MiB write is not 32 WRITE records of 32 KiB"; }
-awk 'NR > 5 && $2 > 65536 { exit 1 }' "$T/kcat.b.img" ||
+	{ cat "$T/diff"; fail "with max.message.bytes=65536, the 1 MiB write is not 64 WRITE records of 16 KiB"; }
+awk 'NR > 7 && $2 > 65536 { exit 1 }' "$T/kcat.b.img" ||
 	fail "a message over max.message.bytes=65536: $(cat "$T/kcat.b.img")"
 # the new mount claimed the catalog too (epoch 3: the refused one had
 # claimed it before it opened the disks)
