@@ -628,24 +628,59 @@ int fs_checkpoint_all(struct fs *fs)
 	return rc;
 }
 
-/* Checkpoints every disk once a second, so a restart replays little. */
+/* Between checkpoints: every image written fast since is flushed
+ * (apply.c, "Image writeback"), so that a second's data does not reach
+ * the disk at once.  A failure is said as a checkpoint's is. */
+static void fs_flush_all(struct fs *fs)
+{
+	struct disk *list;
+	struct rl_err err;
+
+	pthread_mutex_lock(&fs->lock);
+	list = fs->disks;
+	pthread_mutex_unlock(&fs->lock);
+	pthread_mutex_lock(&fs->close_lock);
+	for (struct disk *d = list; d; d = d->next) {
+		if (d->w && rl_writer_flush(d->w, &err) < 0) {
+			if (!d->ckpt_failed)
+				fprintf(stderr, "repdisk: %s: %s\n", d->name,
+					err.msg);
+			d->ckpt_failed = true;
+		}
+	}
+	pthread_mutex_unlock(&fs->close_lock);
+}
+
+/* Checkpoints every disk once a second, so a restart replays little, and
+ * flushes the images written every FLUSH_MS in between. */
+#define FLUSH_MS	200
+
 void *fs_checkpoint_main(void *arg)
 {
 	struct fs *fs = arg;
+	unsigned round = 0;
 
 	pthread_mutex_lock(&fs->ckpt_wait_lock);
 	while (!fs->stop) {
 		struct timespec ts;
 
 		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += 1;
+		ts.tv_nsec += FLUSH_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
 		pthread_cond_timedwait(&fs->ckpt_wait, &fs->ckpt_wait_lock, &ts);
 		if (fs->stop)
 			break;
 		pthread_mutex_unlock(&fs->ckpt_wait_lock);
-		fs_log_reopen();
-		fs_catalog_sync(fs);
-		fs_checkpoint_all(fs);
+		if (++round % (1000 / FLUSH_MS)) {
+			fs_flush_all(fs);
+		} else {
+			fs_log_reopen();
+			fs_catalog_sync(fs);
+			fs_checkpoint_all(fs);
+		}
 		pthread_mutex_lock(&fs->ckpt_wait_lock);
 	}
 	pthread_mutex_unlock(&fs->ckpt_wait_lock);

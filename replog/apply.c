@@ -44,6 +44,19 @@
  * image, and only then replaces DATADIR/.repdisk/ckpt/UUID atomically with
  * the next position, the epoch and the last sequence number.  A checkpoint
  * therefore never claims more than the image holds.
+ *
+ * Image writeback.  Applied writes go to the page cache; a checkpoint's
+ * fdatasync writes them back, once a second.  Under a steady sequential
+ * write that is most of a second's data at once, and the log's
+ * fdatasyncs, on the same disk, wait behind it: the write path's tail
+ * latency.  So the mount also flushes each image between checkpoints
+ * (rl_image_flush, every 200 ms: fs/disks.c) once FLUSH_MIN_BYTES were
+ * written to it since, which writes the same bytes back in smaller
+ * steps.  Below that rate (160 MB/s) a second's data is no storm, and
+ * flushing scattered small writes more often only cost random writes
+ * 10-20% of their rate when measured.  Starting the writeback from the applier
+ * instead (sync_file_range every 8 MiB) was measured and did not help:
+ * docs/BENCHMARKS.md, "Image writeback".
  */
 #include "internal.h"
 
@@ -62,6 +75,9 @@
 
 #define CKPT_MAGIC "repdisk-checkpoint 1"
 
+/* See "Image writeback". */
+#define FLUSH_MIN_BYTES	(32ull << 20)
+
 /* A disk's stream: claimed before anything is written, sequence numbers. */
 static const struct rl_epoch_rules disk_rules = { .claim_first = true,
 						  .seq = true };
@@ -76,6 +92,9 @@ struct rl_image {
 	uint64_t epoch;
 	uint64_t last_seq;
 	uint64_t ckpt_pos;	/* next_pos as of the last checkpoint */
+	uint64_t flush_pos;	/* ... as of the last flush or checkpoint */
+	_Atomic uint64_t unflushed;	/* bytes written since (the applier
+					   adds, a flush or commit clears) */
 	char owner[RL_NAME_MAX + 1];	/* host of the newest claim */
 	/* -EIO once an fdatasync of the image failed: sticky, since the
 	 * kernel reports a writeback error once, and a later fdatasync can
@@ -321,6 +340,8 @@ static int apply_range(struct rl_image *img, const struct rl_record *r)
 			off += (uint64_t)w;
 			left -= (size_t)w;
 		}
+		atomic_fetch_add_explicit(&img->unflushed, r->data_len,
+					  memory_order_relaxed);
 		return 0;
 	}
 	if (fstat(img->fd, &st) < 0)
@@ -515,20 +536,13 @@ int rl_checkpoint_write(const char *ckpt_dir, const struct rl_uuid *disk,
 	return rl_write_atomic(ckpt_dir, u, buf, (size_t)n, err);
 }
 
-int rl_image_commit(struct rl_image *img, const struct rl_checkpoint *c,
-		    struct rl_err *err)
+/* fdatasync()s the image, which then holds everything applied up to c. */
+static int image_sync(struct rl_image *img, const struct rl_checkpoint *c,
+		      struct rl_err *err)
 {
 	int rc, expected = 0;
 
-	if (atomic_load(&img->failed))
-		return rl_err_layer(err, RL_ERR_IMAGE,
-				    rl_err_set(err, EIO, "image %s: a checkpoint "
-					       "failed before (fdatasync): none "
-					       "is written until the disk is "
-					       "opened again", img->path));
-	if (c->next_pos == img->ckpt_pos)
-		return 0;
-	/* covers at least everything applied up to the snapshot */
+	atomic_store(&img->unflushed, 0);	/* what comes after counts */
 	if (fdatasync(img->fd) < 0) {
 		rc = errno;
 		atomic_compare_exchange_strong(&img->failed, &expected, -EIO);
@@ -539,6 +553,44 @@ int rl_image_commit(struct rl_image *img, const struct rl_checkpoint *c,
 				  "opened again (it then replays the log from "
 				  "its last good checkpoint)", img->path,
 				  strerror(rc)));
+	}
+	img->flush_pos = c->next_pos;
+	return 0;
+}
+
+int rl_image_flush(struct rl_image *img, const struct rl_checkpoint *c,
+		   struct rl_err *err)
+{
+	if (atomic_load(&img->failed))
+		return rl_err_layer(err, RL_ERR_IMAGE,
+				    rl_err_set(err, EIO, "image %s: a checkpoint "
+					       "failed before (fdatasync): none "
+					       "is written until the disk is "
+					       "opened again", img->path));
+	if (c->next_pos == img->flush_pos || c->next_pos == img->ckpt_pos ||
+	    atomic_load(&img->unflushed) < FLUSH_MIN_BYTES)
+		return 0;
+	return image_sync(img, c, err);
+}
+
+int rl_image_commit(struct rl_image *img, const struct rl_checkpoint *c,
+		    struct rl_err *err)
+{
+	int rc;
+
+	if (atomic_load(&img->failed))
+		return rl_err_layer(err, RL_ERR_IMAGE,
+				    rl_err_set(err, EIO, "image %s: a checkpoint "
+					       "failed before (fdatasync): none "
+					       "is written until the disk is "
+					       "opened again", img->path));
+	if (c->next_pos == img->ckpt_pos)
+		return 0;
+	/* covers at least everything applied up to the snapshot */
+	if (c->next_pos != img->flush_pos) {
+		rc = image_sync(img, c, err);
+		if (rc < 0)
+			return rc;
 	}
 	rc = rl_err_layer(err, RL_ERR_STATE,
 			  rl_checkpoint_write(img->ckpt_dir, &img->disk, c,

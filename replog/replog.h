@@ -518,6 +518,13 @@ int rl_image_checkpoint(struct rl_image *img, struct rl_err *err);
 void rl_image_snapshot(const struct rl_image *img, struct rl_checkpoint *c);
 int rl_image_commit(struct rl_image *img, const struct rl_checkpoint *c,
 		    struct rl_err *err);
+/* Only the first step of a commit: fdatasync()s the image if anything was
+ * applied up to the snapshot c since the last flush or commit, without
+ * replacing the checkpoint file.  Between checkpoints it writes the
+ * image back in smaller steps (apply.c, "Image writeback"); a failure is
+ * as sticky as a commit's.  Not concurrently with a commit. */
+int rl_image_flush(struct rl_image *img, const struct rl_checkpoint *c,
+		   struct rl_err *err);
 
 /* Replays the stream into img from its next position up to the stream's
  * durable end.  Returns the number of records applied or a negative errno. */
@@ -585,6 +592,8 @@ int rl_writer_submit_sync(struct rl_writer *w, const struct rl_record *r);
 void rl_writer_drain(struct rl_writer *w);
 /* Checkpoints the image (safe while records complete). */
 int rl_writer_checkpoint(struct rl_writer *w, struct rl_err *err);
+/* rl_image_flush() of what is applied (safe while records complete). */
+int rl_writer_flush(struct rl_writer *w, struct rl_err *err);
 uint64_t rl_writer_epoch(const struct rl_writer *w);
 /* 0, or the sticky error that makes the writer refuse submits. */
 int rl_writer_failed(struct rl_writer *w);

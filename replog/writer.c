@@ -899,6 +899,20 @@ int rl_writer_checkpoint(struct rl_writer *w, struct rl_err *err)
 	return rc;
 }
 
+int rl_writer_flush(struct rl_writer *w, struct rl_err *err)
+{
+	struct rl_checkpoint c;
+	int rc;
+
+	pthread_mutex_lock(&w->ckpt_lock);
+	pthread_mutex_lock(&w->apply_lock);
+	rl_image_snapshot(w->img, &c);
+	pthread_mutex_unlock(&w->apply_lock);
+	rc = rl_image_flush(w->img, &c, err);
+	pthread_mutex_unlock(&w->ckpt_lock);
+	return rc;
+}
+
 uint64_t rl_writer_epoch(const struct rl_writer *w)
 {
 	return atomic_load(&w->epoch);
