@@ -597,7 +597,10 @@ static void trim_logs(struct fs *fs, struct disk *list)
 	rl_positions_free(fol, (size_t)nf);
 }
 
-int fs_checkpoint_all(struct fs *fs)
+/* Checkpoints every disk, or (checkpoint false, between checkpoints)
+ * flushes every image written fast since (apply.c, "Image writeback"),
+ * so that a second's data does not reach the disk at once. */
+static int sync_all(struct fs *fs, bool checkpoint)
 {
 	struct disk *list;
 	struct rl_err err;
@@ -611,44 +614,29 @@ int fs_checkpoint_all(struct fs *fs)
 	pthread_mutex_unlock(&fs->lock);
 	pthread_mutex_lock(&fs->close_lock);
 	for (struct disk *d = list; d; d = d->next) {
-		if (d->w && rl_writer_checkpoint(d->w, &err) < 0) {
+		if (!d->w)
+			continue;
+		if ((checkpoint ? rl_writer_checkpoint(d->w, &err) :
+				  rl_writer_flush(d->w, &err)) < 0) {
 			/* a failed image fdatasync is sticky: say it once */
 			if (!d->ckpt_failed)
 				fprintf(stderr, "repdisk: %s: %s\n", d->name,
 					err.msg);
 			d->ckpt_failed = true;
 			rc = -EIO;
-		} else if (d->w) {
+		} else if (checkpoint) {
 			d->ckpt_failed = false;
 		}
 	}
-	if (rc == 0 && !fs->keep_log)
+	if (checkpoint && rc == 0 && !fs->keep_log)
 		trim_logs(fs, list);
 	pthread_mutex_unlock(&fs->close_lock);
 	return rc;
 }
 
-/* Between checkpoints: every image written fast since is flushed
- * (apply.c, "Image writeback"), so that a second's data does not reach
- * the disk at once.  A failure is said as a checkpoint's is. */
-static void fs_flush_all(struct fs *fs)
+int fs_checkpoint_all(struct fs *fs)
 {
-	struct disk *list;
-	struct rl_err err;
-
-	pthread_mutex_lock(&fs->lock);
-	list = fs->disks;
-	pthread_mutex_unlock(&fs->lock);
-	pthread_mutex_lock(&fs->close_lock);
-	for (struct disk *d = list; d; d = d->next) {
-		if (d->w && rl_writer_flush(d->w, &err) < 0) {
-			if (!d->ckpt_failed)
-				fprintf(stderr, "repdisk: %s: %s\n", d->name,
-					err.msg);
-			d->ckpt_failed = true;
-		}
-	}
-	pthread_mutex_unlock(&fs->close_lock);
+	return sync_all(fs, true);
 }
 
 /* Checkpoints every disk once a second, so a restart replays little, and
@@ -675,7 +663,7 @@ void *fs_checkpoint_main(void *arg)
 			break;
 		pthread_mutex_unlock(&fs->ckpt_wait_lock);
 		if (++round % (1000 / FLUSH_MS)) {
-			fs_flush_all(fs);
+			sync_all(fs, false);
 		} else {
 			fs_log_reopen();
 			fs_catalog_sync(fs);

@@ -245,8 +245,10 @@ void rl_applier_leave(struct rl_applier *a)
 	for (size_t i = 0; i < n; i++)
 		pthread_join(pool.threads[i], NULL);
 	if (n) {
+		pthread_mutex_lock(&pool.lock);
 		pool.nthreads = 0;
 		pool.stop = false;
+		pthread_mutex_unlock(&pool.lock);
 	}
 	pthread_mutex_unlock(&pool.life);
 }

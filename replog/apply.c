@@ -558,15 +558,25 @@ static int image_sync(struct rl_image *img, const struct rl_checkpoint *c,
 	return 0;
 }
 
+/* -EIO once an fdatasync of the image failed (img->failed). */
+static int image_failed(struct rl_image *img, struct rl_err *err)
+{
+	if (!atomic_load(&img->failed))
+		return 0;
+	return rl_err_layer(err, RL_ERR_IMAGE,
+			    rl_err_set(err, EIO, "image %s: a checkpoint "
+				       "failed before (fdatasync): none is "
+				       "written until the disk is opened "
+				       "again", img->path));
+}
+
 int rl_image_flush(struct rl_image *img, const struct rl_checkpoint *c,
 		   struct rl_err *err)
 {
-	if (atomic_load(&img->failed))
-		return rl_err_layer(err, RL_ERR_IMAGE,
-				    rl_err_set(err, EIO, "image %s: a checkpoint "
-					       "failed before (fdatasync): none "
-					       "is written until the disk is "
-					       "opened again", img->path));
+	int rc = image_failed(img, err);
+
+	if (rc < 0)
+		return rc;
 	if (c->next_pos == img->flush_pos || c->next_pos == img->ckpt_pos ||
 	    atomic_load(&img->unflushed) < FLUSH_MIN_BYTES)
 		return 0;
@@ -576,14 +586,10 @@ int rl_image_flush(struct rl_image *img, const struct rl_checkpoint *c,
 int rl_image_commit(struct rl_image *img, const struct rl_checkpoint *c,
 		    struct rl_err *err)
 {
-	int rc;
+	int rc = image_failed(img, err);
 
-	if (atomic_load(&img->failed))
-		return rl_err_layer(err, RL_ERR_IMAGE,
-				    rl_err_set(err, EIO, "image %s: a checkpoint "
-					       "failed before (fdatasync): none "
-					       "is written until the disk is "
-					       "opened again", img->path));
+	if (rc < 0)
+		return rc;
 	if (c->next_pos == img->ckpt_pos)
 		return 0;
 	/* covers at least everything applied up to the snapshot */

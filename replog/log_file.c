@@ -655,23 +655,30 @@ static int file_append(struct rl_stream *base, const void *rec, size_t len,
 	if (s->seg_bytes >= log->segment_bytes) {
 		/* roll over: the old segment is made durable here, so the
 		 * flusher only syncs the current one */
+		const char *what = "fdatasync";
 		int fd;
 
-		if ((s->seg_size > s->seg_bytes &&
-		     ftruncate(s->fd, (off_t)s->seg_bytes) < 0) ||
-		    fdatasync(s->fd) < 0) {
+		/* a closed segment ends at its last record: readers take
+		 * its end for the next segment's start */
+		if (s->seg_size > s->seg_bytes &&
+		    ftruncate(s->fd, (off_t)s->seg_bytes) < 0)
+			what = "cutting the preallocated tail";
+		else if (fdatasync(s->fd) == 0)
+			what = NULL;
+		if (what) {
 			/* sticky, as in the flusher: the kernel reports a
 			 * writeback error once, so a later fdatasync of this
-			 * segment could "succeed" over lost records */
+			 * segment could "succeed" over lost records; and a
+			 * segment left with zeros would stop its readers */
 			int expected = 0;
 
 			rc = -errno;
 			if (atomic_compare_exchange_strong(&log->failed,
 							   &expected, -EIO))
 				rl_msg(RL_LOG_ERR, "file log: %s: "
-					"fdatasync failed: %s; the log refuses "
+					"%s failed: %s; the log refuses "
 					"appends until it is reopened",
-					s->label, strerror(-rc));
+					s->label, what, strerror(-rc));
 			pthread_mutex_unlock(&s->lock);
 			return -EIO;
 		}

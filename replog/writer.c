@@ -883,34 +883,35 @@ void rl_writer_drain(struct rl_writer *w)
 	pthread_mutex_unlock(&w->idle_lock);
 }
 
-int rl_writer_checkpoint(struct rl_writer *w, struct rl_err *err)
+/* A checkpoint or a flush of what is applied: the snapshot under
+ * apply_lock, the fdatasync without it, so that applies go on while the
+ * image is written back. */
+static int writer_sync(struct rl_writer *w,
+		       int (*sync)(struct rl_image *,
+				   const struct rl_checkpoint *,
+				   struct rl_err *),
+		       struct rl_err *err)
 {
 	struct rl_checkpoint c;
 	int rc;
 
-	/* snapshot under apply_lock, fdatasync without it: applies go on
-	 * while the image is flushed */
 	pthread_mutex_lock(&w->ckpt_lock);
 	pthread_mutex_lock(&w->apply_lock);
 	rl_image_snapshot(w->img, &c);
 	pthread_mutex_unlock(&w->apply_lock);
-	rc = rl_image_commit(w->img, &c, err);
+	rc = sync(w->img, &c, err);
 	pthread_mutex_unlock(&w->ckpt_lock);
 	return rc;
 }
 
+int rl_writer_checkpoint(struct rl_writer *w, struct rl_err *err)
+{
+	return writer_sync(w, rl_image_commit, err);
+}
+
 int rl_writer_flush(struct rl_writer *w, struct rl_err *err)
 {
-	struct rl_checkpoint c;
-	int rc;
-
-	pthread_mutex_lock(&w->ckpt_lock);
-	pthread_mutex_lock(&w->apply_lock);
-	rl_image_snapshot(w->img, &c);
-	pthread_mutex_unlock(&w->apply_lock);
-	rc = rl_image_flush(w->img, &c, err);
-	pthread_mutex_unlock(&w->ckpt_lock);
-	return rc;
+	return writer_sync(w, rl_image_flush, err);
 }
 
 uint64_t rl_writer_epoch(const struct rl_writer *w)
