@@ -641,7 +641,7 @@ int fs_checkpoint_all(struct fs *fs)
 
 /* Checkpoints every disk once a second, so a restart replays little, and
  * flushes the images written every FLUSH_MS in between. */
-#define FLUSH_MS	200
+#define FLUSH_MS	50
 
 void *fs_checkpoint_main(void *arg)
 {

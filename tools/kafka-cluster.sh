@@ -23,6 +23,11 @@
 #                  one of Kafka's admin commands (kafka-topics, kafka-configs,
 #                  kafka-acls, kafka-delete-records) against the cluster, e.g.
 #                  `admin kafka-topics --list`
+#   producer-perf TOPIC RECORDS BYTES [PROP=VALUE...]
+#                  Kafka's own producer benchmark (ProducerPerformance):
+#                  RECORDS records of BYTES each to TOPIC as fast as the
+#                  cluster takes them, with the producer properties given;
+#                  prints its progress and, last, its summary line
 #
 # Ready means: the metadata lists all 3 brokers and every partition has a
 # leader and its full set of replicas in sync.  An open port is not enough.
@@ -397,6 +402,14 @@ admin)
 	*) die "unknown admin tool $tool (kafka-topics, kafka-configs, kafka-acls, kafka-delete-records)" ;;
 	esac
 	run_java "$dir" "$main" --bootstrap-server "$(bootstrap)" "$@"
+	;;
+producer-perf)
+	[ $# -ge 3 ] || die "usage: producer-perf TOPIC RECORDS BYTES [PROP=VALUE...]"
+	topic=$1 records=$2 bytes=$3
+	shift 3
+	run_java "$dir" org.apache.kafka.tools.ProducerPerformance --topic "$topic" \
+		--num-records "$records" --record-size "$bytes" --throughput -1 \
+		--producer-props bootstrap.servers="$(bootstrap)" "$@"
 	;;
 *) die "unknown command $cmd" ;;
 esac

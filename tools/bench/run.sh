@@ -259,6 +259,25 @@ run_gluster() {
 	umount "$work/mnt-gluster"
 }
 
+# kafka_ceiling: what the same cluster takes from Kafka's own producer
+# (ProducerPerformance) with repdisk's settings: one partition, RF 3,
+# min.insync.replicas 2, Kafka's default 1 MiB message limit, acks=all,
+# idempotent, linger.ms 0, batches up to the limit, and records of
+# repdisk's size at that limit (256 KiB).  It sends SIZE-MB MiB as fast
+# as it is let, with as many bytes in flight as it likes (32 MiB): the
+# most one disk's stream could get from this cluster, the figure to read
+# repdisk's seq write on Kafka against.
+kafka_ceiling() {
+	local kc=("$top/tools/kafka-cluster.sh")
+	KAFKA_CLUSTER_DIR=$work/kafka "${kc[@]}" admin kafka-topics --create \
+		--topic bench-ceiling --partitions 1 --replication-factor 3 \
+		--config min.insync.replicas=2 --config max.message.bytes=1048588 >/dev/null
+	KAFKA_CLUSTER_DIR=$work/kafka "${kc[@]}" producer-perf bench-ceiling \
+		$((size_mb * 4)) 262144 acks=all enable.idempotence=true linger.ms=0 \
+		batch.size=1048588 max.request.size=1048588 > "$out/kafka-ceiling.txt" 2>&1 ||
+		echo "Kafka's ProducerPerformance failed: $(tail -3 "$out/kafka-ceiling.txt")" >&2
+}
+
 targets=() key_args=()
 if [[ $only == *raw* ]]; then
 	mkdir -p "$work/raw"
@@ -303,6 +322,7 @@ fi
 if [[ ,$only, == *,kafka,* ]]; then
 	KAFKA_CLUSTER_DIR=$work/kafka "$top/tools/kafka-cluster.sh" start
 	run_repdisk kafka "kafka:$(KAFKA_CLUSTER_DIR=$work/kafka "$top/tools/kafka-cluster.sh" bootstrap)?ns=bench"
+	kafka_ceiling
 	KAFKA_CLUSTER_DIR=$work/kafka "$top/tools/kafka-cluster.sh" stop
 	targets+=(kafka)
 fi
@@ -350,6 +370,19 @@ for t in targets:
         cpu = (int(open(c1).read()) - int(open(c0).read())) / hz
         gib = job(t, "seqwrite")["write"]["io_bytes"] / 2**30
         print(f"{t + ' CPU s/GiB seq write':30}{cpu / gib:16.2f}")
+# Kafka's own producer on the same cluster (kafka_ceiling), and repdisk's
+# seq write on Kafka as a share of it
+p = os.path.join(out, "kafka-ceiling.txt")
+if os.path.exists(p):
+    import re
+    m = [re.search(r"records sent, .*\(([0-9.]+) MB/sec\)", l) for l in open(p)]
+    m = [x for x in m if x]
+    if m:
+        mbs = float(m[-1].group(1)) * 2**20 / 1e6	# its MB is MiB
+        line = f"{'Kafka producer, same cluster':30}{mbs:16.0f} MB/s"
+        if "kafka" in targets:
+            line += f"; repdisk seq write on it: {job('kafka', 'seqwrite')['write']['bw_bytes'] / 1e6 / mbs:.2f} of that"
+        print(line)
 for t in targets:
     rss = os.path.join(out, f"{t}.rss_kb")
     if os.path.exists(rss):
