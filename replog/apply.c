@@ -51,16 +51,14 @@
  * fdatasyncs, on the same disk, wait behind it: the write path's tail
  * latency.  So the mount also flushes each image between checkpoints
  * (rl_image_flush, every 50 ms: fs/disks.c) once FLUSH_MIN_BYTES were
- * written to it since in large writes (FLUSH_LARGE or more), which writes
- * the same bytes back in smaller steps.  Only large writes count: a
- * guest's small writes are scattered, and flushing them more often than
- * the checkpoint does only adds fdatasyncs over the same pages (random
- * 4 KiB writes lost 10-20% when they counted; with them left to the
- * checkpoint, 29k -> 37-40k IOPS and p99 7.4-8.3 -> 4.5-5.8 ms beside
- * the flush of every 200 ms and 32 MiB this replaced, whose seq-write
- * p99 halved, 61-65 -> 29-36 ms).  Starting the writeback from the
- * applier instead (sync_file_range every 8 MiB) was measured and did
- * not help: docs/BENCHMARKS.md, "Image writeback".
+ * written to it since in writes of FLUSH_LARGE or more: the same bytes
+ * go back in smaller steps.  Only large writes count.  A guest's small
+ * writes are scattered, and flushing them more often than the checkpoint
+ * does only adds fdatasyncs over the same pages.  Measured against the
+ * flush this replaced (every 200 ms past 32 MiB of any writes): seq-write
+ * p99 61-65 -> 29-36 ms, random 4 KiB writes 29k -> 37-40k IOPS.
+ * Starting the writeback from the applier instead (sync_file_range every
+ * 8 MiB) did not help: docs/BENCHMARKS.md, "Image writeback".
  *
  * Page-cache folios.  Linux sizes a page-cache folio by the write that
  * makes it (ext4 has large folios since 6.x): a 1 MiB write applied
