@@ -20,8 +20,10 @@ packages=(
 	# and libguestfs (libguestfs.sh)
 	qemu-system-x86 extlinux syslinux-common busybox-static fdisk cpio
 	libguestfs-tools
-	# the fuzz harnesses (tests/fuzz: clang's libFuzzer)
-	clang
+	# the fuzz harnesses (tests/fuzz: clang's libFuzzer, and its runtime,
+	# which is only a recommendation of clang's and so not installed with
+	# --no-install-recommends)
+	clang libclang-rt-14-dev
 )
 
 missing=()
