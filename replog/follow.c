@@ -281,8 +281,12 @@ static int attach_disks(struct rl_follower *f, struct rl_err *err)
 		d.stream = s;
 		snprintf(path, sizeof(path), "%s/%s", f->datadir, info[i].name);
 		rc = rl_image_open(path, f->ckpt_dir, &d.uuid, &d.img, err);
-		if (rc == 0)
+		if (rc == 0) {
 			rl_image_set_skip(d.img, follow_skip, f->cat);
+			/* nothing reads a replica while it follows: its
+			 * writes skip the page cache where they can */
+			rl_image_set_direct(d.img);
+		}
 		if (rc == 0) {
 			/* loaded from its checkpoint: durable */
 			struct rl_replay_target t = rl_replay_image(d.img);

@@ -478,6 +478,11 @@ const char *rl_image_owner(const struct rl_image *img);
  * then takes no records and writes no checkpoint until it is reopened). */
 int rl_image_failed(const struct rl_image *img);
 int rl_image_fd(const struct rl_image *img);
+/* From now on, large writes go to the image with O_DIRECT, past the page
+ * cache (for an image that is not read while it is written: a follower's;
+ * apply.c, "Direct writes").  True if they do; false leaves the image as
+ * it was (a file system without O_DIRECT). */
+bool rl_image_set_direct(struct rl_image *img);
 
 enum rl_apply_result {
 	RL_APPLIED = 0,

@@ -601,6 +601,76 @@ START_TEST(test_checkpoint_reopen)
 }
 END_TEST
 
+/* A follower's image takes large writes with O_DIRECT (apply.c, "Direct
+ * writes"): the same bytes as through the page cache, whatever the
+ * alignment, with small writes, zeros and resizes over and between them,
+ * and after a checkpoint and a reopen. */
+START_TEST(test_direct_writes)
+{
+	struct datadir d;
+	struct model m;
+	char path[PATH_MAX];
+	size_t cap = MODEL_CAP - (1 << 20);
+	uint8_t *data = malloc(MODEL_CAP);
+	uint64_t seed = 77, pos = 0, seq = 0;
+	struct rl_image *img;
+
+	ck_assert_ptr_nonnull(data);
+	unit_fill_random(data, MODEL_CAP, &seed);
+	datadir_init(&d, "direct");
+	model_init(&m);
+	img = img_open(&d, "disk", &disk1);
+	img_path(&d, "disk", path, sizeof(path));
+	if (!rl_image_set_direct(img))
+		fprintf(stderr, "note: no O_DIRECT in %s: direct writes not "
+			"exercised\n", d.dir);
+	apply_expect(img, rec_claim(&disk1, 1), pos++, RL_APPLIED);
+	for (int i = 0; i < 300; i++) {
+		uint64_t k = unit_rand(&seed) % 100, off;
+		size_t len;
+		struct rl_record r;
+
+		if (k < 60) {
+			/* large: unaligned ends, or none, or several
+			 * buffers of the image's aligned copy */
+			len = (64 << 10) + unit_rand(&seed) % (2500 << 10);
+			off = unit_rand(&seed) % (cap - len);
+			if (k < 20)
+				off &= ~4095ull, len &= ~4095ull;
+		} else if (k < 85) {
+			/* small, over what went direct */
+			len = 1 + unit_rand(&seed) % 12000;
+			off = unit_rand(&seed) % (cap - len);
+		} else if (k < 95) {
+			r = rec_range(k < 90 ? RL_ZERO : RL_DISCARD, 1, ++seq,
+				      unit_rand(&seed) % cap,
+				      1 + unit_rand(&seed) % (300 << 10));
+			goto apply;
+		} else {
+			r = rec_range(RL_RESIZE, 1, ++seq,
+				      unit_rand(&seed) % cap, 0);
+			goto apply;
+		}
+		r = rec_write(1, ++seq, off, data + unit_rand(&seed) % (1 << 20),
+			      len);
+apply:
+		apply_expect(img, r, pos++, RL_APPLIED);
+		model_apply(&m, &r);
+		if (i % 60 == 59)
+			model_check(&m, path);
+	}
+	checkpoint(img);
+	model_check(&m, path);
+	rl_image_close(img);
+	img = img_open(&d, "disk", &disk1);
+	ck_assert_uint_eq(rl_image_next_pos(img), pos);
+	model_check(&m, path);
+	rl_image_close(img);
+	free(m.b);
+	free(data);
+}
+END_TEST
+
 /* ------------------------------------------------ crash and convergence */
 
 struct script {
@@ -865,6 +935,7 @@ static Suite *apply_suite(void)
 	tcase_add_test(tc, test_epochs_and_refusals);
 	tcase_add_test(tc, test_sealed_gaps);
 	tcase_add_test(tc, test_checkpoint_reopen);
+	tcase_add_test(tc, test_direct_writes);
 	tcase_add_loop_test(tc, test_crash_replay_converges, 0, 3);
 	suite_add_tcase(s, tc);
 	return s;
