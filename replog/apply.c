@@ -381,15 +381,11 @@ bool rl_image_set_direct(struct rl_image *img)
 {
 	char proc[64];
 	struct stat a, b;
+	void *buf = NULL;
 	int fd;
 
 	if (img->direct_fd >= 0)
 		return true;
-	if (!img->direct_buf &&
-	    posix_memalign(&img->direct_buf, DIRECT_ALIGN, DIRECT_BUF) != 0) {
-		img->direct_buf = NULL;
-		return false;
-	}
 	/* the same file, opened again (not its path, which could have been
 	 * replaced since) */
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", img->fd);
@@ -397,10 +393,14 @@ bool rl_image_set_direct(struct rl_image *img)
 	if (fd < 0)
 		return false;
 	if (fstat(fd, &a) < 0 || fstat(img->fd, &b) < 0 ||
-	    a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
+	    a.st_dev != b.st_dev || a.st_ino != b.st_ino ||
+	    (!img->direct_buf &&
+	     posix_memalign(&buf, DIRECT_ALIGN, DIRECT_BUF) != 0)) {
 		close(fd);
 		return false;
 	}
+	if (!img->direct_buf)
+		img->direct_buf = buf;
 	img->direct_fd = fd;
 	return true;
 }
