@@ -42,6 +42,34 @@
  * zeros past the durable end.  The catalog stream keeps no runway: its
  * changes are few.
  *
+ * Reused segments.  Deleting a trimmed 64 MiB segment and allocating the
+ * next one cost the write path its worst stalls: the unlink took 25-36 ms
+ * and, on a file system mounted with `discard`, made the next journal
+ * commit (which a log fdatasync waits for) discard the freed blocks
+ * (docs/BENCHMARKS.md, "What the seq-write tail is made of").  So a disk
+ * stream's trimmed segments become spares (renamed "spare.BASE"), and a
+ * roll-over reuses one as the new segment: its first block is rewritten
+ * (the new header, then zeros), synced, and only then is it renamed to its
+ * segment name and the directory synced, so that a crash leaves either a
+ * spare or a valid segment, never a spare holding acknowledged records.
+ * Appends then overwrite blocks already allocated, as in the preallocated
+ * tail.  A trim that takes segments out keeps as many spares as
+ * roll-overs used since the last one that did (SPARE_BYTES of them at
+ * most), and deletes the rest; a trim after no roll-over at all deletes
+ * every spare (an idle stream keeps none), and so do a clean close and a
+ * writer's open.
+ *
+ * A reused segment (magic RDLSEG02) holds the records of its earlier use
+ * past its last new one, whole and valid.  Recovery must not take them
+ * for a tail: the records of a disk stream rise in (epoch, seq) (a writer
+ * numbers them under one lock, and each claim opens a higher epoch), and
+ * every earlier-use record is older than every new one, so recovery of a
+ * reused segment also cuts at the first record that is not after the one
+ * before it; the zeroed first block stops it before an old first record.
+ * Only a reader that holds a segment open while it is trimmed and reused
+ * could meet new records at old offsets: it checks the header's base
+ * after every read and stops with ERANGE if it changed.
+ *
  * Readers.  The head is mmap()ed shared by the writer and by readers in
  * any process.  The writer stores the durable end into it after each
  * fdatasync; readers never read at or past it, so they never see a record
@@ -73,7 +101,13 @@
 #include <unistd.h>
 
 #define SEG_MAGIC	"RDLSEG01"
+#define SEG_MAGIC_REUSED "RDLSEG02"	/* see "Reused segments" */
 #define SEG_HDR_SIZE	32
+/* A reused segment's first block: its header, then zeros over where an
+ * earlier use's first record began. */
+#define SEG_FIRST_BLOCK	4096
+/* At most this many bytes of spare segments per stream. */
+#define SPARE_BYTES	(2ull << 30)
 #define HEAD_MAGIC	"RDLHEAD1"
 #define HEAD_SIZE	16
 #define DEFAULT_SEGMENT_BYTES	(64ull << 20)
@@ -119,6 +153,12 @@ struct file_stream {
 	struct pending_vec queue;	/* positions durable.., under lock */
 	int *retired;			/* old segment fds, under lock */
 	size_t n_retired, cap_retired;
+	uint64_t *spares;		/* old bases of DIR/spare.BASE, under
+					   lock (see "Reused segments") */
+	size_t n_spares, cap_spares;
+	uint64_t rolls;			/* roll-overs since a trim last took
+					   segments out, under lock */
+	uint64_t rolls_call;		/* ... since the last trim, under lock */
 	bool dirty;			/* queued for the flusher (on log->dirty
 					   or the list it works through),
 					   under log->lock */
@@ -163,6 +203,11 @@ struct file_reader {
 static void seg_name(char *buf, size_t size, const char *dir, uint64_t base)
 {
 	snprintf(buf, size, "%s/%020" PRIu64 ".seg", dir, base);
+}
+
+static void spare_name(char *buf, size_t size, const char *dir, uint64_t base)
+{
+	snprintf(buf, size, "%s/spare.%020" PRIu64, dir, base);
 }
 
 /* ------------------------------------------------------------ segments */
@@ -210,32 +255,87 @@ static int list_segments(const char *dir, uint64_t **out)
 	return (int)n;
 }
 
+/* Returns 1 for a reused segment, 0 for another, or an error. */
 static int seg_check_header(struct file_stream *s, int fd, uint64_t base,
 			    struct rl_err *err)
 {
 	uint8_t h[SEG_HDR_SIZE];
 	ssize_t n = rl_pread_full(fd, h, sizeof(h), 0);
+	bool reused = n == SEG_HDR_SIZE && memcmp(h, SEG_MAGIC_REUSED, 8) == 0;
 
 	if (n < 0)
 		return rl_err_set(err, (int)-n, "%s/%020" PRIu64 ".seg: read: %s",
 				  s->label, base, strerror((int)-n));
-	if (n != SEG_HDR_SIZE || memcmp(h, SEG_MAGIC, 8) != 0 ||
+	if (n != SEG_HDR_SIZE || (memcmp(h, SEG_MAGIC, 8) != 0 && !reused) ||
 	    rl_get_le64(h + 8) != base || memcmp(h + 16, s->disk.b, 16) != 0)
 		return rl_err_set(err, EBADMSG, "%s/%020" PRIu64 ".seg: bad "
 				  "segment header (not a segment of this stream)",
 				  s->label, base);
-	return 0;
+	return reused;
+}
+
+static void seg_header(uint8_t *h, const char *magic, uint64_t base,
+		       const struct file_stream *s)
+{
+	memcpy(h, magic, 8);
+	rl_put_le64(h + 8, base);
+	memcpy(h + 16, s->disk.b, 16);
+}
+
+/* Under s->lock: makes the newest spare segment `base` (see "Reused
+ * segments").  Returns its fd, with its size in *size, or -errno; the
+ * spare is gone either way. */
+static int seg_reuse(struct file_stream *s, uint64_t base, uint64_t *size)
+{
+	static const uint8_t zeros[SEG_FIRST_BLOCK];
+	char spare[PATH_MAX], path[PATH_MAX];
+	uint8_t block[SEG_FIRST_BLOCK];
+	struct stat st;
+	int fd, rc = 0;
+
+	spare_name(spare, sizeof(spare), s->dir, s->spares[--s->n_spares]);
+	seg_name(path, sizeof(path), s->dir, base);
+	fd = open(spare, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		rc = -errno;
+		unlink(spare);
+		return rc;
+	}
+	memcpy(block, zeros, sizeof(block));
+	seg_header(block, SEG_MAGIC_REUSED, base, s);
+	rc = rl_pwrite_full(fd, block, sizeof(block), 0);
+	if (rc == 0 && (fdatasync(fd) < 0 || fstat(fd, &st) < 0))
+		rc = -errno;
+	if (rc == 0 && rename(spare, path) < 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = rl_fsync_dir(s->dir);
+	if (rc < 0) {
+		close(fd);
+		unlink(spare);	/* if the rename did not happen */
+		return rc;
+	}
+	*size = (uint64_t)st.st_size;
+	return fd;
 }
 
 /* Creates segment `base` durably (temporary name, header, fsync, rename,
- * fsync dir) so a segment file always has a valid header.  Returns the
- * open fd or -errno. */
-static int seg_create(struct file_stream *s, uint64_t base)
+ * fsync dir) so a segment file always has a valid header; or, under
+ * s->lock, reuses a spare.  Returns the open fd, with the file's size in
+ * *size, or -errno. */
+static int seg_create(struct file_stream *s, uint64_t base, uint64_t *size)
 {
 	char tmp[PATH_MAX], path[PATH_MAX];
 	uint8_t h[SEG_HDR_SIZE] = { 0 };
 	int fd, rc;
 
+	while (s->n_spares) {
+		fd = seg_reuse(s, base, size);
+		if (fd >= 0)
+			return fd;
+		/* that spare is deleted; a fresh segment does as well */
+	}
+	*size = SEG_HDR_SIZE;
 	seg_name(path, sizeof(path), s->dir, base);
 	snprintf(tmp, sizeof(tmp), "%s/.new.seg", s->dir);
 	unlink(tmp);	/* left by a crash */
@@ -243,9 +343,7 @@ static int seg_create(struct file_stream *s, uint64_t base)
 		  0600);
 	if (fd < 0)
 		return -errno;
-	memcpy(h, SEG_MAGIC, 8);
-	rl_put_le64(h + 8, base);
-	memcpy(h + 16, s->disk.b, 16);
+	seg_header(h, SEG_MAGIC, base, s);
 	rc = rl_write_full(fd, h, sizeof(h));
 	if (rc == 0 && fdatasync(fd) < 0)
 		rc = -errno;
@@ -343,9 +441,10 @@ static int stream_recover(struct file_log *log, struct file_stream *s,
 	struct rl_decoder dec;
 	uint8_t *buf = NULL;
 	size_t cap = 0;
-	uint64_t off = SEG_HDR_SIZE, pos;
+	uint64_t off = SEG_HDR_SIZE, pos, epoch = 0, seq = 0;
 	struct stat st;
 	char path[PATH_MAX], why[sizeof(err->msg)] = "";
+	bool reused;
 	int n, fd, rc = 0;
 
 	n = list_segments(s->dir, &segs);
@@ -358,13 +457,13 @@ static int stream_recover(struct file_log *log, struct file_stream *s,
 			return rl_err_set(err, EIO, "%s: no segment, but the "
 					  "head says %" PRIu64 " records are "
 					  "durable", s->label, head);
-		fd = seg_create(s, 0);
+		fd = seg_create(s, 0, &s->seg_size);
 		if (fd < 0)
 			return rl_err_set(err, -fd, "%s: create segment: %s",
 					  s->label, strerror(-fd));
 		s->fd = fd;
 		s->seg_base = s->end = s->durable = 0;
-		s->seg_bytes = s->seg_size = SEG_HDR_SIZE;
+		s->seg_bytes = SEG_HDR_SIZE;
 		return 0;
 	}
 	s->seg_base = pos = segs[n - 1];
@@ -380,6 +479,8 @@ static int stream_recover(struct file_log *log, struct file_stream *s,
 		return rc < 0 ? rc : rl_err_set(err, errno, "fstat %s: %s",
 						path, strerror(errno));
 	}
+	reused = rc == 1;
+	rc = 0;
 
 	rl_decoder_init(&dec);
 	dec.keys = log->base.keys;	/* a record it cannot open is bad */
@@ -410,6 +511,7 @@ static int stream_recover(struct file_log *log, struct file_stream *s,
 				 "incomplete record");
 			break;	/* damage: said below (pos < head) */
 		}
+		rl_record_order(hdr, &epoch, &seq);
 		off += (uint64_t)size;
 		pos++;
 	}
@@ -480,6 +582,17 @@ static int stream_recover(struct file_log *log, struct file_stream *s,
 			snprintf(why, sizeof(why), "record of another disk");
 			break;
 		}
+		/* an earlier use's record in a reused segment: not after the
+		 * one before it (see "Reused segments") */
+		if (reused && off > SEG_HDR_SIZE &&
+		    (r.epoch < epoch || (r.epoch == epoch && r.seq <= seq))) {
+			snprintf(why, sizeof(why), "a record of epoch %"
+				 PRIu64 " seq %" PRIu64 " after epoch %" PRIu64
+				 " seq %" PRIu64, r.epoch, r.seq, epoch, seq);
+			break;
+		}
+		epoch = r.epoch;
+		seq = r.seq;
 		off += len;
 		pos++;
 	}
@@ -504,8 +617,10 @@ static int stream_recover(struct file_log *log, struct file_stream *s,
 		if (!log->quiet && !runway)
 			rl_msg(RL_LOG_NOTICE, "file log: %s: cut torn tail "
 				"at byte %" PRIu64 " (position %" PRIu64 "): "
-				"%" PRIu64 " bytes dropped: %s", path, off,
-				pos, (uint64_t)st.st_size - off, why);
+				"%" PRIu64 " bytes dropped: %s%s", path, off,
+				pos, (uint64_t)st.st_size - off, why, reused ?
+				" (a reused segment: what follows its last "
+				"record is left from its earlier use)" : "");
 	} else if (fdatasync(fd) < 0) {
 		/* records a crashed writer left in the page cache */
 		rc = rl_err_set(err, errno, "fdatasync %s: %s", path,
@@ -682,7 +797,9 @@ static int file_append(struct rl_stream *base, const void *rec, size_t len,
 			pthread_mutex_unlock(&s->lock);
 			return -EIO;
 		}
-		fd = seg_create(s, s->end);
+		uint64_t size;
+
+		fd = seg_create(s, s->end, &size);
 		if (fd < 0) {
 			pthread_mutex_unlock(&s->lock);
 			return fd;
@@ -696,7 +813,10 @@ static int file_append(struct rl_stream *base, const void *rec, size_t len,
 		s->retired[s->n_retired++] = s->fd;
 		s->fd = fd;
 		s->seg_base = s->end;
-		s->seg_bytes = s->seg_size = SEG_HDR_SIZE;
+		s->seg_bytes = SEG_HDR_SIZE;
+		s->seg_size = size;
+		s->rolls++;
+		s->rolls_call++;
 	}
 	rc = 0;
 	pending_push(&s->queue, cb, opaque, &rc);
@@ -744,6 +864,27 @@ static int file_end(struct rl_stream *base, uint64_t *end)
 
 /* ------------------------------------------------------------ streams */
 
+/* Deletes a writer's spare segments, and those a crashed writer left
+ * (see "Reused segments"): off the write path, at open and close. */
+static void spares_delete(struct file_stream *s)
+{
+	DIR *d = opendir(s->dir);
+	struct dirent *e;
+	int gone = 0;
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		if (strncmp(e->d_name, "spare.", 6) == 0 &&
+		    unlinkat(dirfd(d), e->d_name, 0) == 0)
+			gone++;
+	}
+	closedir(d);
+	if (gone)
+		rl_fsync_dir(s->dir);
+	s->n_spares = 0;
+}
+
 static void stream_free(struct file_stream *s)
 {
 	if (!s)
@@ -752,6 +893,9 @@ static void stream_free(struct file_stream *s)
 		close(s->retired[i]);
 	free(s->retired);
 	free(s->queue.v);
+	if (s->n_spares)
+		spares_delete(s);
+	free(s->spares);
 	if (s->fd >= 0) {
 		/* a clean close leaves no zeros past the last record (the
 		 * flusher is done: every record appended is durable) */
@@ -833,8 +977,10 @@ static int stream_open(struct rl_log *base, const struct rl_uuid *disk,
 				  rc == ENOENT ? "no such stream" : strerror(rc));
 	}
 	rc = head_open(s, writer, err);
-	if (rc == 0 && writer)
+	if (rc == 0 && writer) {
+		spares_delete(s);
 		rc = stream_recover(log, s, err);
+	}
 	if (rc < 0) {
 		stream_free(s);
 		return rc;
@@ -1047,6 +1193,18 @@ static int reader_open_segment(struct file_reader *r, uint64_t base,
 	return 0;
 }
 
+/* Whether r->fd is still segment r->seg_base: a trimmed segment that r
+ * holds open may be reused (see "Reused segments").  A reuse rewrites the
+ * header before any record, so bytes read before this says true are the
+ * segment's own. */
+static bool reader_same_segment(struct file_reader *r)
+{
+	uint8_t h[16];
+
+	return rl_pread_full(r->fd, h, sizeof(h), 0) == (ssize_t)sizeof(h) &&
+	       rl_get_le64(h + 8) == r->seg_base;
+}
+
 /* Makes bytes [r->off, r->off + need) available in r->buf.  Returns 1 if
  * they are, 0 at the end of the segment file (fewer bytes exist), or -errno.
  * Bytes of records below r->buf_durable are complete: the durable end is
@@ -1073,6 +1231,8 @@ static int reader_fill(struct file_reader *r, size_t need)
 
 	if (n < 0)
 		return (int)n;
+	if (!reader_same_segment(r))
+		return -ESTALE;
 	r->buf_off = r->off;
 	r->buf_len = (size_t)n;
 	r->buf_durable = durable;
@@ -1096,6 +1256,12 @@ static int reader_fail(struct file_reader *r, int code, const char *why,
 {
 	char msg[sizeof(err->msg)];
 
+	if (code == ESTALE) {
+		code = ERANGE;
+		why = "the segment was deleted while this reader read it (every "
+		      "registered follower was past it): this position is no "
+		      "longer in the log";
+	}
 	snprintf(msg, sizeof(msg), "%s", why);
 	return rl_err_set(err, code, "%s/%020" PRIu64 ".seg byte %" PRIu64
 			  " (position %" PRIu64 "): %s", r->s->label,
@@ -1248,6 +1414,8 @@ static int file_reader_open(struct rl_stream *base, uint64_t pos,
 			r->pos++;
 		}
 	}
+	if (rc == 0 && r->fd >= 0 && !reader_same_segment(r))
+		rc = reader_fail(r, ESTALE, "", err);
 	if (rc < 0) {
 		file_reader_close(&r->base);
 		return rc;
@@ -1258,44 +1426,131 @@ static int file_reader_open(struct rl_stream *base, uint64_t pos,
 
 /* ------------------------------------------------------------ retention */
 
-/* Deletes the segments whose records are all below keep_from: every
- * segment but the last whose successor starts at or below keep_from.
+/* Takes the segments whose records are all below keep_from out of the
+ * log: every segment but the last whose successor starts at or below
+ * keep_from.  A disk stream keeps as many of them as spares as it used
+ * since the last trim, and deletes the rest (see "Reused segments").
  * Readers that have a deleted segment open go on reading it (the file
- * stays until they close it); readers opened below the new first segment
- * get -ERANGE. */
+ * stays until they close it), or stop with ERANGE once a spare is reused;
+ * readers opened below the new first segment get -ERANGE. */
 static int file_trim(struct rl_stream *base, uint64_t keep_from,
 		     struct rl_err *err)
 {
 	struct file_stream *s = FSTREAM(base);
+	struct drop { uint64_t base; bool spare; } *drop;
 	uint64_t *segs = NULL;
-	int n = list_segments(s->dir, &segs), gone = 0;
+	size_t n_drop = 0;
+	int n = list_segments(s->dir, &segs), gone = 0, out = 0, rc = 0;
+	struct file_log *log = FLOG(base->log);
+	uint64_t keep, spares_max = SPARE_BYTES / log->segment_bytes;
+	char path[PATH_MAX], spare[PATH_MAX];
 
 	if (n < 0)
 		return rl_err_set(err, -n, "%s: list segments: %s", s->label,
 				  strerror(-n));
-	for (int i = 0; i + 1 < n && segs[i + 1] <= keep_from; i++) {
-		char path[PATH_MAX];
+	if (keep_from == 0) {
+		free(segs);	/* nothing is below 0 (fs/disks.c asks so,
+				   to learn whether the log trims at all) */
+		return 0;
+	}
+	if (spares_max < 1)
+		spares_max = 1;
+	/* at most every segment and every spare (only a trim adds spares,
+	 * and one thread trims) */
+	pthread_mutex_lock(&s->lock);
+	size_t n_spares = s->n_spares;
 
+	pthread_mutex_unlock(&s->lock);
+	drop = malloc(((size_t)n + n_spares + 1) * sizeof(*drop));
+	if (!drop) {
+		free(segs);
+		return rl_err_set(err, ENOMEM, "out of memory");
+	}
+	/* spares are renamed under the lock (a roll-over takes them);
+	 * deleting a file can take tens of ms, so that is done after it */
+	pthread_mutex_lock(&s->lock);
+	for (int i = 0; i + 1 < n && segs[i + 1] <= keep_from; i++)
+		out++;
+	if (rl_uuid_is_nil(&s->disk) || !s->rolls_call)
+		keep = 0;		/* idle since the last trim */
+	else if (out)
+		keep = s->rolls < spares_max ? s->rolls : spares_max;
+	else
+		keep = s->n_spares;	/* for the roll-overs to come */
+	if (out)
+		s->rolls = 0;
+	s->rolls_call = 0;
+	for (int i = 0; i < out; i++) {
 		seg_name(path, sizeof(path), s->dir, segs[i]);
-		if (unlink(path) < 0) {
-			int e = errno;
-
-			free(segs);
-			return rl_err_set(err, e, "%s: %s", path, strerror(e));
-		}
+		spare_name(spare, sizeof(spare), s->dir, segs[i]);
+		if (s->n_spares < keep &&
+		    rl_grow(&s->spares, &s->cap_spares, s->n_spares + 1,
+			    sizeof(*s->spares)) == 0 &&
+		    rename(path, spare) == 0)
+			s->spares[s->n_spares++] = segs[i];
+		else
+			drop[n_drop++] = (struct drop){ segs[i], false };
 		gone++;
 	}
+	/* the oldest spares beyond what the last interval used */
+	if (s->n_spares > keep) {
+		size_t excess = s->n_spares - (size_t)keep;
+
+		for (size_t i = 0; i < excess; i++)
+			drop[n_drop++] = (struct drop){ s->spares[i], true };
+		s->n_spares -= excess;
+		memmove(s->spares, s->spares + excess,
+			s->n_spares * sizeof(*s->spares));
+	}
+	pthread_mutex_unlock(&s->lock);
+
+	for (size_t i = 0; i < n_drop; i++) {
+		if (drop[i].spare) {
+			/* one left behind is deleted at the next open */
+			spare_name(spare, sizeof(spare), s->dir, drop[i].base);
+			unlink(spare);
+			continue;
+		}
+		seg_name(path, sizeof(path), s->dir, drop[i].base);
+		if (unlink(path) < 0 && rc == 0)
+			rc = rl_err_set(err, errno, "%s: %s", path,
+					strerror(errno));
+	}
+	free(drop);
 	free(segs);
 	if (gone)
 		rl_fsync_dir(s->dir);
-	return gone;
+	return rc < 0 ? rc : gone;
+}
+
+/* The byte offset of position `to` in segment fd (base `pos`), found by
+ * walking record headers from the first; where the walk ends if the
+ * segment ends first. */
+static uint64_t seg_offset_of(int fd, uint64_t pos, uint64_t to)
+{
+	uint64_t off = SEG_HDR_SIZE;
+
+	for (; pos < to; pos++) {
+		uint8_t hdr[RL_RECORD_HDR_MIN];
+		ssize_t len;
+
+		if (rl_pread_full(fd, hdr, sizeof(hdr), (off_t)off) !=
+		    sizeof(hdr))
+			break;
+		len = rl_record_size(hdr, NULL);
+		if (len < 0)
+			break;
+		off += (uint64_t)len;
+	}
+	return off;
 }
 
 /* Bytes from position `from` to the durable end: the rest of the segment
- * holding `from` (found by walking its record headers) plus every later
- * segment, up to the durable end's byte offset (approximated by the
- * last segment's size: what is past the durable end is at most the
- * records of one group commit). */
+ * holding `from` plus every later segment, up to the durable end's byte
+ * offset.  That is approximated by the last segment's size (what is past
+ * the durable end is at most the records of one group commit), except in
+ * a reused segment, whose size says nothing: there the headers are
+ * walked. */
 static int file_bytes_from(struct rl_stream *base, uint64_t from,
 			   uint64_t *bytes)
 {
@@ -1317,33 +1572,27 @@ static int file_bytes_from(struct rl_stream *base, uint64_t from,
 	for (int i = 0; i < n; i++) {
 		char path[PATH_MAX];
 		struct stat st;
-		uint64_t off = SEG_HDR_SIZE;
+		uint64_t lo = SEG_HDR_SIZE, hi;
+		int fd;
 
 		if (i + 1 < n && segs[i + 1] <= from)
 			continue;	/* wholly below from */
 		seg_name(path, sizeof(path), s->dir, segs[i]);
-		if (stat(path, &st) < 0)
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
 			continue;	/* deleted meanwhile */
-		if (segs[i] < from) {
-			int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-			for (uint64_t p = segs[i]; fd >= 0 && p < from; p++) {
-				uint8_t hdr[RL_RECORD_HDR_MIN];
-				ssize_t len;
-
-				if (rl_pread_full(fd, hdr, sizeof(hdr),
-						  (off_t)off) != sizeof(hdr))
-					break;
-				len = rl_record_size(hdr, NULL);
-				if (len < 0)
-					break;
-				off += (uint64_t)len;
-			}
-			if (fd >= 0)
-				close(fd);
+		if (fstat(fd, &st) < 0) {
+			close(fd);
+			continue;
 		}
-		if ((uint64_t)st.st_size > off)
-			total += (uint64_t)st.st_size - off;
+		hi = (uint64_t)st.st_size;
+		if (segs[i] < from)
+			lo = seg_offset_of(fd, segs[i], from);
+		if (i == n - 1 && seg_check_header(s, fd, segs[i], NULL) == 1)
+			hi = seg_offset_of(fd, segs[i], end);
+		close(fd);
+		if (hi > lo)
+			total += hi - lo;
 	}
 	free(segs);
 	*bytes = total;

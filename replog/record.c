@@ -509,6 +509,14 @@ ssize_t rl_record_size(const void *hdr, struct rl_err *err)
 	return (ssize_t)(hdr_size(version) + stored);
 }
 
+void rl_record_order(const void *hdr, uint64_t *epoch, uint64_t *seq)
+{
+	const uint8_t *h = hdr;
+
+	*epoch = rl_get_le64(h + OFF_EPOCH);
+	*seq = rl_get_le64(h + OFF_SEQ);
+}
+
 int rl_record_check_header(const struct rl_decoder *d, const void *hdr,
 			   size_t len, struct rl_err *err)
 {

@@ -282,6 +282,11 @@ void rl_decoder_free(struct rl_decoder *d);
  * message otherwise. */
 ssize_t rl_record_size(const void *hdr, struct rl_err *err);
 
+/* The epoch and seq of a header that rl_record_size() accepted (every
+ * version keeps them at the same offsets).  The file log's recovery of a
+ * reused segment orders records by them. */
+void rl_record_order(const void *hdr, uint64_t *epoch, uint64_t *seq);
+
 /* Strictly decodes exactly `len` bytes into *r.  Pointers in *r point into
  * buf or into d's buffer and stay valid until the next decode with d.
  * Errors: -EBADMSG (corrupt, truncated, a bad check, a bad zstd frame),

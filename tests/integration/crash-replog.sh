@@ -7,9 +7,12 @@
 #   - recovery (reopen: torn tail cut, replay from the checkpoint) gives an
 #     image identical to a full replay of the log into a fresh directory;
 # and at the end the tailing follower converges to the same bytes.
+# Then the same on a log whose writer trims it as the mount does, so that
+# segments are reused (see the second part).
 . "$(dirname "$0")/../lib/lib.sh"
 
 ROUNDS=${CRASH_ROUNDS:-25}
+REUSE_ROUNDS=${CRASH_REUSE_ROUNDS:-12}
 LOG=file:$T/primary/.repdisk/log
 mkdir -p "$T/primary" "$T/follower"
 
@@ -69,3 +72,65 @@ cmp "$T/primary/vm1.img" "$T/follower/vm1.img" || fail "follower image differs"
 grep -q "cut torn tail" "$T/recover.log" "$T/writer.log" &&
 	say "torn tails were cut: $(grep -c "cut torn tail" "$T/recover.log" "$T/writer.log" | paste -sd' ')"
 say "$(wc -l < "$T/acks") acknowledged records survived $ROUNDS SIGKILLs"
+
+# --- Reused segments (file log).  A second log, whose writer trims it as
+# the mount does (below its checkpoint and every registered follower),
+# with 256 KiB segments of sixteen 16 KiB writes each: a roll-over reuses a
+# trimmed segment, whose earlier records lie whole exactly where the new
+# ones begin.  The same kills, and after each: every acknowledged record is
+# in the log and the records rise in (epoch, seq) (so recovery took no
+# record of a segment's earlier use for a new one); recovery deletes the
+# spare segments the crash left; and a follower replays to the same bytes.
+LOG2=file:$T/p2/.repdisk/log
+L2=$T/p2/.repdisk/log
+W2=(--log "$LOG2" --datadir "$T/p2" --disk vm2.img --acks "$T/acks2"
+    --segment-bytes 262144 --write-kb 16)
+mkdir -p "$T/p2" "$T/f2" "$T/r2"
+"$RL_TESTWRITER" load "${W2[@]}" --count 200 --seed 101 > "$T/writer2.log" 2>&1 ||
+	fail "reuse: first load failed"
+# both followers report before anything is trimmed
+"$REPDISK" follow --once --log "$LOG2" "$T/r2" > "$T/r2.log" 2>&1 ||
+	fail "reuse: first replay failed"
+start_bg "$T/follower2.log" "$REPDISK" follow --log "$LOG2" "$T/f2"
+F2=$!
+for _ in $(seq 1 200); do
+	[ "$(ls "$L2/followers" | wc -l)" = 2 ] && break
+	sleep 0.05
+done
+[ "$(ls "$L2/followers" | wc -l)" = 2 ] || fail "reuse: the followers did not report"
+W2+=(--trim)
+
+reused=0
+for round in $(seq 1 "$REUSE_ROUNDS"); do
+	start_bg "$T/writer2.log" "$RL_TESTWRITER" load "${W2[@]}" \
+		--count 1000000 --inflight 32 --seed "$((round + 101))"
+	writer=$!
+	# long enough for the follower to report (once a second) and the
+	# writer to trim and then reuse
+	sleep "1.$((RANDOM % 10))$((RANDOM % 10))"
+	kill -9 "$writer"
+	wait "$writer" 2>/dev/null || true
+	for f in "$L2"/disks/*/*.seg; do
+		[ "$(head -c 8 "$f")" = RDLSEG02 ] && reused=$((reused + 1))
+	done
+
+	"$RL_TESTWRITER" verify --log "$LOG2" --disk vm2.img --acks "$T/acks2" \
+		> "$T/verify2.log" 2>&1 || { cat "$T/verify2.log"; fail "reuse round $round: verify failed"; }
+	"$RL_TESTWRITER" load "${W2[@]}" --count 0 >> "$T/recover2.log" 2>&1 ||
+		fail "reuse round $round: recovery failed"
+	ls "$L2"/disks/*/spare.* > /dev/null 2>&1 && fail "reuse round $round: spare segments left: $(ls "$L2"/disks/*/spare.*)"
+	"$REPDISK" follow --once --log "$LOG2" "$T/r2" >> "$T/r2.log" 2>&1 ||
+		fail "reuse round $round: replay failed"
+	cmp "$T/p2/vm2.img" "$T/r2/vm2.img" ||
+		fail "reuse round $round: the replica differs from the recovered image"
+	say "reuse round $round: $(tail -1 "$T/verify2.log")"
+done
+[ "$reused" -gt 0 ] || fail "reuse: no segment was reused"
+end=$(status_field "$T/p2" vm2.img log_end)
+for _ in $(seq 1 200); do
+	[ "$(status_field "$T/f2" vm2.img applied)" = "$end" ] && break
+	sleep 0.05
+done
+kill -TERM "$F2"; wait "$F2" || fail "reuse: follower did not exit 0 on SIGTERM"
+cmp "$T/p2/vm2.img" "$T/f2/vm2.img" || fail "reuse: the tailing follower's image differs"
+say "reuse: $reused reused segments seen after the kills; $(cat "$T/writer2.log" "$T/recover2.log" | grep -c "epoch [0-9]* seq [0-9]* after epoch") of the torn tails cut were an earlier use's records"

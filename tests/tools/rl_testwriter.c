@@ -4,7 +4,8 @@
  *
  *   rl_testwriter load --log URI --datadir DIR --disk NAME --acks FILE
  *                      [--count N] [--inflight K] [--seed S] [--size-mb M]
- *                      [--segment-bytes B] [--zstd]
+ *                      [--segment-bytes B] [--zstd] [--trim]
+ *                      [--write-kb K]
  *       Opens the log as its writer (recovering a torn tail), creates the
  *       disk if the catalog lacks it, replays the image from its checkpoint,
  *       claims the disk, then submits N random WRITE/ZERO/DISCARD/RESIZE
@@ -12,11 +13,19 @@
  *       and applied, appends "EPOCH SEQ HASH" to FILE (O_APPEND, so a
  *       SIGKILL keeps every line written).  Checkpoints every 500 records
  *       and at the end.  --count 0 only recovers, claims and checkpoints.
+ *       --trim: checkpoints every 100 records, and after each checkpoint
+ *       trims the log as the mount does (below its checkpoint and every
+ *       registered follower), so that a file log reuses its segments.
+ *       --write-kb K: every record a WRITE of K KiB (K < 1024), so that a
+ *       reused segment's earlier records lie where the new ones begin.
  *
  *   rl_testwriter verify --log URI --disk NAME --acks FILE
  *       Reads the disk's stream and checks that every acknowledged record
- *       is there with the same contents.  Exit 0, or 1 naming the first
- *       missing or different record.
+ *       is there with the same contents, and that the records rise in
+ *       (epoch, seq), as an honest writer writes them.  Acknowledged
+ *       records older than the first record left in a trimmed log are
+ *       skipped.  Exit 0, or 1 naming the first missing or different
+ *       record.
  *
  *   rl_testwriter downgrade LOGDIR
  *       Rewrites every segment of the file log in LOGDIR (no process may
@@ -53,7 +62,8 @@
 struct opts {
 	const char *log, *datadir, *disk, *acks, *key_file;
 	unsigned long long count, inflight, seed, size_mb, segment_bytes;
-	bool zstd;
+	unsigned long long write_kb;
+	bool zstd, trim;
 };
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -135,8 +145,11 @@ static uint64_t rnd(uint64_t *s)
 	return *s * 2685821657736338717ull;
 }
 
+/* A random record; write_kb > 0: a WRITE of that many KiB of random
+ * bytes, so that every record has the same size. */
 static void make_record(struct job *j, const struct rl_uuid *disk,
-			uint64_t *st, uint64_t disk_size, bool zstd)
+			uint64_t *st, uint64_t disk_size, bool zstd,
+			unsigned long long write_kb)
 {
 	uint64_t k = rnd(st) % 100, len;
 	struct rl_record *r = &j->r;
@@ -144,6 +157,10 @@ static void make_record(struct job *j, const struct rl_uuid *disk,
 	memset(r, 0, sizeof(*r));
 	r->disk = *disk;
 	len = (1 + rnd(st) % 128) * 512;	/* 512 B .. 64 KiB */
+	if (write_kb) {
+		k = 74;		/* a WRITE of random bytes */
+		len = write_kb << 10;
+	}
 	r->offset = (rnd(st) % (disk_size / 512)) * 512;
 	r->length = len;
 	if (k < 75) {
@@ -227,6 +244,23 @@ static void load_disk_uuid(struct rl_log *log, struct rl_catalog *cat,
 	*out = c.disk;
 }
 
+/* After a checkpoint: what the mount's retention would delete. */
+static void trim_log(struct rl_log *log, struct rl_stream *s,
+		     struct rl_image *img, const struct rl_uuid *disk)
+{
+	struct rl_positions *fol = NULL;
+	struct rl_err err;
+	int nf = rl_positions_list(log, &fol, &err);
+
+	if (nf < 0)
+		die("positions: %s", err.msg);
+	if (rl_log_trim(s, rl_retention_bound(fol, (size_t)nf, disk,
+					      rl_image_checkpointed(img)),
+			&err) < 0)
+		die("trim: %s", err.msg);
+	rl_positions_free(fol, (size_t)nf);
+}
+
 static int do_load(const struct opts *o)
 {
 	struct rl_log_opts lopts = { .segment_bytes = o->segment_bytes };
@@ -271,7 +305,7 @@ static int do_load(const struct opts *o)
 		if (!j)
 			die("out of memory");
 		j->l = &l;
-		make_record(j, &disk, &st, disk_size, o->zstd);
+		make_record(j, &disk, &st, disk_size, o->zstd, o->write_kb);
 		pthread_mutex_lock(&l.lock);
 		while (l.in_flight >= o->inflight)
 			pthread_cond_wait(&l.cond, &l.lock);
@@ -283,14 +317,20 @@ static int do_load(const struct opts *o)
 		rc = rl_writer_submit(l.w, &j->r, job_done, j);
 		if (rc < 0)
 			die("submit: %s", strerror(-rc));
-		if (i % 500 == 499 && rl_writer_checkpoint(l.w, &err) < 0)
-			die("%s", err.msg);
+		if (i % (o->trim ? 100 : 500) == (o->trim ? 99 : 499)) {
+			if (rl_writer_checkpoint(l.w, &err) < 0)
+				die("%s", err.msg);
+			if (o->trim)
+				trim_log(log, s, img, &disk);
+		}
 	}
 	rl_writer_drain(l.w);
 	if (l.failed)
 		die("%llu records failed", l.failed);
 	if (rl_writer_checkpoint(l.w, &err) < 0)
 		die("%s", err.msg);
+	if (o->trim)
+		trim_log(log, s, img, &disk);
 	rl_writer_close(l.w);
 	rl_image_close(img);
 	rl_catalog_close(cat);
@@ -383,16 +423,23 @@ static int do_verify(const struct opts *o)
 	struct rl_uuid disk;
 	struct rl_err err;
 	struct seen *v = NULL;
-	size_t n = 0, cap = 0, acks = 0;
-	char line[256];
+	size_t n = 0, cap = 0, acks = 0, older = 0;
+	uint64_t prev_epoch = 0, prev_seq = 0;
+	bool any = false;
+	char line[256], *start;
 	FILE *f;
 	int rc;
 
 	if (rl_log_open(o->log, 0, NULL, &log, &err) < 0)
 		die("%s", err.msg);
 	disk = catalog_disk(log, o->disk);
-	if (rl_log_stream(log, &disk, &s, &err) < 0 ||
-	    rl_reader_open(s, 0, &rd, &err) < 0)
+	if (rl_log_stream(log, &disk, &s, &err) < 0)
+		die("%s", err.msg);
+	rc = rl_reader_open(s, 0, &rd, &err);
+	if (rc == -ERANGE && (start = strstr(err.msg, "starts at position ")))
+		rc = rl_reader_open(s, strtoull(start + 19, NULL, 10), &rd,
+				    &err);	/* a trimmed log */
+	if (rc < 0)
 		die("%s", err.msg);
 	for (;;) {
 		struct rl_record r;
@@ -403,6 +450,15 @@ static int do_verify(const struct opts *o)
 			die("%s", err.msg);
 		if (rc == 0)
 			break;
+		if (any && (r.epoch < prev_epoch ||
+			    (r.epoch == prev_epoch && r.seq <= prev_seq)))
+			die("position %" PRIu64 ": epoch %" PRIu64 " seq %"
+			    PRIu64 " after epoch %" PRIu64 " seq %" PRIu64
+			    ": the records do not rise", pos, r.epoch, r.seq,
+			    prev_epoch, prev_seq);
+		any = true;
+		prev_epoch = r.epoch;
+		prev_seq = r.seq;
 		if (r.type == RL_CLAIM)
 			continue;
 		if (n == cap) {
@@ -428,6 +484,11 @@ static int do_verify(const struct opts *o)
 
 		if (sscanf(line, "%llu %llu %32s", &epoch, &seq, hash) != 3)
 			die("%s: bad line \"%s\"", o->acks, line);
+		if (n && (epoch < v[0].epoch ||
+			  (epoch == v[0].epoch && seq < v[0].seq))) {
+			older++;	/* trimmed from the log */
+			continue;
+		}
 		/* records of one epoch are in seq order: binary search would
 		 * do, a scan is fast enough for test sizes */
 		for (size_t i = 0; i < n && !ok; i++)
@@ -443,8 +504,11 @@ static int do_verify(const struct opts *o)
 		acks++;
 	}
 	fclose(f);
-	printf("verified %zu acknowledged records against %zu in the log\n",
+	printf("verified %zu acknowledged records against %zu in the log",
 	       acks, n);
+	if (older)
+		printf(" (%zu older ones trimmed from it)", older);
+	printf("\n");
 	free(v);
 	rl_log_close(log);
 	return 0;
@@ -509,6 +573,8 @@ int main(int argc, char **argv)
 		{ "size-mb", required_argument, NULL, 'm' },
 		{ "segment-bytes", required_argument, NULL, 'b' },
 		{ "zstd", no_argument, NULL, 'z' },
+		{ "trim", no_argument, NULL, 't' },
+		{ "write-kb", required_argument, NULL, 'w' },
 		{ "key-file", required_argument, NULL, 'k' },
 		{ 0 }
 	};
@@ -537,6 +603,8 @@ int main(int argc, char **argv)
 		case 'm': o.size_mb = strtoull(optarg, NULL, 10); break;
 		case 'b': o.segment_bytes = strtoull(optarg, NULL, 10); break;
 		case 'z': o.zstd = true; break;
+		case 't': o.trim = true; break;
+		case 'w': o.write_kb = strtoull(optarg, NULL, 10); break;
 		case 'k': o.key_file = optarg; break;
 		default: die("bad option");
 		}

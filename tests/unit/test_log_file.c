@@ -952,6 +952,252 @@ START_TEST(test_preallocated_tail)
 }
 END_TEST
 
+/* ------------------------------------------------------------ reuse */
+
+static int count_spares(const char *sdir)
+{
+	DIR *d = opendir(sdir);
+	struct dirent *e;
+	int n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while ((e = readdir(d)))
+		n += strncmp(e->d_name, "spare.", 6) == 0;
+	closedir(d);
+	return n;
+}
+
+static bool seg_is_reused(const char *sdir, const char *name)
+{
+	char path[PATH_MAX];
+	uint8_t h[8];
+	int fd;
+
+	unit_path(path, sizeof(path), "%s/%s", sdir, name);
+	fd = open(path, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, h, 8, 0), 8);
+	close(fd);
+	return memcmp(h, "RDLSEG02", 8) == 0;
+}
+
+/* Where the records [base, end) of segment file buf end, walking headers. */
+static size_t records_span(const uint8_t *buf, size_t len, uint64_t base,
+			   uint64_t end)
+{
+	size_t off = 32;
+
+	for (uint64_t p = base; p < end; p++) {
+		ssize_t size;
+
+		ck_assert_uint_le(off + RL_RECORD_HDR_MIN, len);
+		size = rl_record_size(buf + off, NULL);
+		ck_assert_int_ge(size, RL_RECORD_HDR_SIZE);
+		off += (size_t)size;
+	}
+	return off;
+}
+
+static void set_head(const char *sdir, uint64_t end)
+{
+	char head[PATH_MAX];
+	uint8_t h[16];
+
+	memcpy(h, "RDLHEAD1", 8);
+	for (int i = 0; i < 8; i++)
+		h[8 + i] = (uint8_t)(end >> (8 * i));
+	unit_path(head, sizeof(head), "%s/head", sdir);
+	unit_write_file(head, h, sizeof(h));
+}
+
+/* Opens crash as the writer, loudly; returns the stream and what
+ * recovery said (free it). */
+static struct rl_stream *recover_loud(const char *crash, struct rl_log **log,
+				      char **msg)
+{
+	struct rl_log_opts opts = { .segment_bytes = 16384 };
+	struct rl_err err = { 0 };
+	struct rl_stream *s = NULL;
+	char errfile[PATH_MAX];
+	int saved, rc;
+
+	unit_path(errfile, sizeof(errfile), "%s.stderr", crash);
+	saved = unit_stderr_begin(errfile);
+	rc = rl_log_open(crash, RL_LOG_WRITE, &opts, log, &err);
+	if (rc == 0)
+		rc = rl_log_stream(*log, &disk1, &s, &err);
+	*msg = unit_stderr_end(saved, errfile);
+	ck_assert_msg(rc == 0, "recovery: %s", err.msg);
+	return s;
+}
+
+/* Trimmed segments become spares that roll-overs reuse (log_file.c,
+ * "Reused segments").  A reused segment holds its earlier use's records
+ * past its new ones: after a crash, recovery cuts them, whether they are
+ * bytes in the middle of an old record, a whole old record where the next
+ * new one would begin (it is older than the record before it), or old
+ * records behind the zeroed first block of a segment reused just before
+ * the crash.  A reader that held a reused segment open stops with ERANGE
+ * instead of reading the new records as old positions.  Spares go when a
+ * stream idles, at a clean close and at a writer's open. */
+START_TEST(test_reused_segments)
+{
+	char dir[PATH_MAX], sdir[PATH_MAX], crash[PATH_MAX], csdir[PATH_MAX];
+	char seg[PATH_MAX], cseg[PATH_MAX], cmd[4 * PATH_MAX], segs[256][32];
+	char *msg;
+	struct rl_log *log, *clog;
+	struct rl_stream *s, *cs;
+	struct rl_reader *r;
+	struct rl_record rec;
+	struct rl_err err = { 0 };
+	uint64_t base, end, bytes, pos;
+	uint8_t *buf, *old;
+	size_t len, rend, olen;
+	int nseg, gone, reused = 0;
+
+	unit_tmpdir("reuse", dir, sizeof(dir));
+	log = open_log(dir, RL_LOG_WRITE, 16384);
+	s = get_stream(log, &disk1);
+	stream_dir(dir, sdir, sizeof(sdir));
+	append_tags(s, 0, 600, 0);
+	ck_assert_int_ge(list_segs(sdir, segs, 256), 8);
+
+	/* a reader holding segment 0 open, not yet having read from it */
+	ck_assert_int_eq(rl_reader_open(s, 0, &r, &err), 0);
+
+	/* a trim keeps what it takes out as spares (there were more
+	 * roll-overs than that); the next roll-overs reuse all of them */
+	gone = rl_log_trim(s, 300, &err);
+	ck_assert_int_ge(gone, 3);
+	ck_assert_int_eq(count_spares(sdir), gone);
+	append_tags(s, 600, 400, 600);
+	ck_assert_int_eq(count_spares(sdir), 0);
+	nseg = list_segs(sdir, segs, 256);
+	for (int i = 0; i < nseg; i++)
+		reused += seg_is_reused(sdir, segs[i]);
+	ck_assert_int_eq(reused, gone);
+	base = strtoull(segs[0], NULL, 10);
+	ck_assert_uint_le(base, 300);
+	for (uint64_t from = base; from <= 1000; from += 11)
+		read_tags(s, from, 1000);
+
+	/* segment 0's file is one of the new segments now */
+	ck_assert_int_lt(rl_reader_next(r, &rec, &pos, 0, &err), 0);
+	ck_assert_int_eq(err.code, ERANGE);
+	ck_assert_msg(strstr(err.msg, "deleted while this reader read it"),
+		      "reader: %s", err.msg);
+	rl_reader_close(r);
+
+	/* the current segment reused, with old bytes past its records */
+	ck_assert_int_gt(rl_log_trim(s, 950, &err), 0);
+	ck_assert_int_gt(count_spares(sdir), 0);
+	append_tags(s, 1000, 60, 1000);
+	nseg = list_segs(sdir, segs, 256);
+	ck_assert(seg_is_reused(sdir, segs[nseg - 1]));
+	base = strtoull(segs[nseg - 1], NULL, 10);
+	ck_assert_uint_lt(base, 1060);
+	unit_path(seg, sizeof(seg), "%s/%s", sdir, segs[nseg - 1]);
+	len = unit_read_file(seg, &buf);
+	rend = records_span(buf, len, base, 1060);
+	ck_assert_uint_gt(len, rend);
+	free(buf);
+	ck_assert_int_eq(rl_log_bytes_from(s, base, &bytes, &err), 0);
+	ck_assert_uint_eq(bytes, rend - 32);
+
+	/* what a crash leaves, three ways */
+	for (int how = 0; how < 3; how++) {
+		unit_path(crash, sizeof(crash), "%s/../reuse-crash-%d", dir, how);
+		unit_rm_rf(crash);
+		snprintf(cmd, sizeof(cmd), "mkdir -p '%s' && cp -a '%s/.' '%s/'",
+			 crash, dir, crash);
+		ck_assert_int_eq(system(cmd), 0);
+		stream_dir(crash, csdir, sizeof(csdir));
+		unit_path(cseg, sizeof(cseg), "%s/%s", csdir, segs[nseg - 1]);
+		end = 1060;
+		if (how == 1) {
+			/* a whole, valid record of the stream where the next
+			 * one would begin, as an earlier use leaves one when
+			 * the records line up */
+			int fd = open(cseg, O_WRONLY);
+
+			olen = tag_record(5, tag_len(5), &old);
+			ck_assert_int_eq(pwrite(fd, old, olen, (off_t)rend),
+					 (ssize_t)olen);
+			close(fd);
+			free(old);
+		} else if (how == 2) {
+			/* reused just before the crash: the zeroed first
+			 * block, and records behind it */
+			static const uint8_t zeros[4096 - 32];
+			int fd = open(cseg, O_WRONLY);
+
+			ck_assert_int_eq(pwrite(fd, zeros, sizeof(zeros), 32),
+					 (ssize_t)sizeof(zeros));
+			close(fd);
+			set_head(csdir, end = base);
+		}
+		cs = recover_loud(crash, &clog, &msg);
+		ck_assert_msg(strstr(msg, "cut torn tail") &&
+			      strstr(msg, "a reused segment"),
+			      "case %d: recovery said \"%s\"", how, msg);
+		if (how == 1)
+			ck_assert_msg(strstr(msg, "a record of epoch 1 seq 5 after "
+					     "epoch 1 seq 1059"),
+				      "recovery said \"%s\"", msg);
+		free(msg);
+		ck_assert_uint_eq(log_end(cs), end);
+		ck_assert_uint_eq(unit_file_size(cseg), how == 2 ? 32 : rend);
+		append_tags(cs, end, 30, end);
+		read_tags(cs, base, end + 30);
+		rl_log_close(clog);
+		clog = open_log(crash, 0, 0);
+		read_tags(get_stream(clog, &disk1), base, end + 30);
+		rl_log_close(clog);
+		unit_rm_rf(crash);
+	}
+
+	/* spares go: at a trim after no roll-over, at a clean close, at a
+	 * writer's open */
+	append_tags(s, 1060, 200, 1060);
+	ck_assert_int_gt(rl_log_trim(s, 1200, &err), 0);
+	ck_assert_int_gt(count_spares(sdir), 0);
+	ck_assert_int_eq(rl_log_trim(s, 1200, &err), 0);
+	ck_assert_int_eq(count_spares(sdir), 0);
+	append_tags(s, 1260, 200, 1260);
+	ck_assert_int_gt(rl_log_trim(s, 1400, &err), 0);
+	ck_assert_int_gt(count_spares(sdir), 1);
+
+	/* a reuse zeroes its first block past the header: after the first
+	 * record, zeros */
+	nseg = list_segs(sdir, segs, 256);
+	for (end = 1460; list_segs(sdir, segs, 256) == nseg; end++)
+		append_tags(s, end, 1, end);
+	nseg = list_segs(sdir, segs, 256);
+	ck_assert(seg_is_reused(sdir, segs[nseg - 1]));
+	ck_assert_uint_eq(strtoull(segs[nseg - 1], NULL, 10), end - 1);
+	unit_path(seg, sizeof(seg), "%s/%s", sdir, segs[nseg - 1]);
+	len = unit_read_file(seg, &buf);
+	rend = records_span(buf, len, end - 1, end);
+	ck_assert_uint_gt(len, 4096);
+	for (size_t i = rend; i < 4096; i++)
+		ck_assert_uint_eq(buf[i], 0);
+	free(buf);
+	ck_assert_int_gt(count_spares(sdir), 0);
+	rl_log_close(log);
+	ck_assert_int_eq(count_spares(sdir), 0);
+
+	unit_path(seg, sizeof(seg), "%s/spare.00000000000000000007", sdir);
+	unit_write_file(seg, "x", 1);
+	log = open_log(dir, RL_LOG_WRITE, 16384);
+	s = get_stream(log, &disk1);
+	ck_assert_int_eq(count_spares(sdir), 0);
+	ck_assert_uint_eq(log_end(s), end);
+	nseg = list_segs(sdir, segs, 256);
+	read_tags(s, strtoull(segs[0], NULL, 10), end);
+	rl_log_close(log);
+}
+END_TEST
+
 /* A power loss can leave the head behind the records that were synced:
  * complete, valid records past it are kept, not cut. */
 START_TEST(test_head_behind)
@@ -1442,6 +1688,7 @@ static Suite *log_file_suite(void)
 	tcase_add_test(tc, test_segment_rollover);
 	tcase_add_loop_test(tc, test_torn_tail, 0, TORN_MAX);
 	tcase_add_test(tc, test_preallocated_tail);
+	tcase_add_test(tc, test_reused_segments);
 	tcase_add_test(tc, test_head_behind);
 	tcase_add_test(tc, test_damage_below_durable_end);
 	tcase_add_test(tc, test_second_writer_refused);
