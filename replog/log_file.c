@@ -53,9 +53,9 @@
  * segment name and the directory synced, so that a crash leaves either a
  * spare or a valid segment, never a spare holding acknowledged records.
  * Appends then overwrite blocks already allocated, as in the preallocated
- * tail.  A trim that takes segments out keeps as many spares as
- * roll-overs used since the last one that did (SPARE_BYTES of them at
- * most), and deletes the rest; a trim after no roll-over at all deletes
+ * tail.  A trim that takes segments out keeps twice as many spares as
+ * roll-overs used since the last one that did, plus two (SPARE_BYTES of
+ * them at most), and deletes the rest; a trim after no roll-over at all deletes
  * every spare (an idle stream keeps none), and so do a clean close and a
  * writer's open.
  *
@@ -1473,8 +1473,9 @@ static int file_trim(struct rl_stream *base, uint64_t keep_from,
 		out++;
 	if (rl_uuid_is_nil(&s->disk) || !s->rolls_call)
 		keep = 0;		/* idle since the last trim */
-	else if (out)
-		keep = s->rolls < spares_max ? s->rolls : spares_max;
+	else if (out)		/* twice the need: rates vary */
+		keep = 2 * s->rolls + 2 < spares_max ? 2 * s->rolls + 2 :
+						       spares_max;
 	else
 		keep = s->n_spares;	/* for the roll-overs to come */
 	if (out)
