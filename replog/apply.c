@@ -74,8 +74,9 @@
  * checkpoint.  rl_image_set_direct() opens a second descriptor with
  * O_DIRECT, and the aligned middle of every write of at least
  * DIRECT_MIN bytes goes through it, copied first into an aligned buffer
- * of the image's own (the record's bytes sit at any address in the
- * reader's buffer); the unaligned ends, small writes and everything else
+ * (the record's bytes sit at any address in the reader's buffer): one
+ * per applying thread, so that a follower of 100 disks holds 1 MiB of
+ * them, not 100 MiB; the unaligned ends, small writes and everything else
  * (holes, sizes) use the ordinary descriptor.  Mixing the two is safe on
  * Linux: a direct write first writes back and then drops the cached
  * pages of its range, so each write lands in log order whichever way it
@@ -123,7 +124,6 @@ struct rl_image {
 	char *ckpt_dir;
 	int fd;
 	int direct_fd;		/* O_DIRECT, or -1: "Direct writes" */
-	void *direct_buf;	/* DIRECT_BUF bytes, DIRECT_ALIGN-aligned */
 	uint64_t next_pos;
 	uint64_t epoch;
 	uint64_t last_seq;
@@ -278,7 +278,6 @@ void rl_image_close(struct rl_image *img)
 		close(img->fd);
 	if (img->direct_fd >= 0)
 		close(img->direct_fd);
-	free(img->direct_buf);
 	free(img->path);
 	free(img->ckpt_dir);
 	free(img);
@@ -377,11 +376,41 @@ static int write_cached(int fd, const char *p, uint64_t off, size_t len)
 	return 0;
 }
 
+/* The aligned buffer of "Direct writes": one per applying thread, not
+ * per image (a follower of 100 disks would hold 100 MiB of them), freed
+ * when the thread ends.  NULL if there is no memory for it. */
+static pthread_key_t direct_key;
+static pthread_once_t direct_once = PTHREAD_ONCE_INIT;
+static bool direct_key_ok;
+
+static void direct_key_make(void)
+{
+	direct_key_ok = pthread_key_create(&direct_key, free) == 0;
+}
+
+static void *direct_buffer(void)
+{
+	void *buf;
+
+	pthread_once(&direct_once, direct_key_make);
+	if (!direct_key_ok)
+		return NULL;
+	buf = pthread_getspecific(direct_key);
+	if (buf)
+		return buf;
+	if (posix_memalign(&buf, DIRECT_ALIGN, DIRECT_BUF) != 0)
+		return NULL;
+	if (pthread_setspecific(direct_key, buf) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
 bool rl_image_set_direct(struct rl_image *img)
 {
 	char proc[64];
 	struct stat a, b;
-	void *buf = NULL;
 	int fd;
 
 	if (img->direct_fd >= 0)
@@ -393,14 +422,10 @@ bool rl_image_set_direct(struct rl_image *img)
 	if (fd < 0)
 		return false;
 	if (fstat(fd, &a) < 0 || fstat(img->fd, &b) < 0 ||
-	    a.st_dev != b.st_dev || a.st_ino != b.st_ino ||
-	    (!img->direct_buf &&
-	     posix_memalign(&buf, DIRECT_ALIGN, DIRECT_BUF) != 0)) {
+	    a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
 		close(fd);
 		return false;
 	}
-	if (!img->direct_buf)
-		img->direct_buf = buf;
 	img->direct_fd = fd;
 	return true;
 }
@@ -416,18 +441,20 @@ static void direct_off(struct rl_image *img, int err)
 }
 
 /* Writes len bytes at off, both multiples of DIRECT_ALIGN, with O_DIRECT
- * through the image's aligned buffer (see "Direct writes"). */
+ * through this thread's aligned buffer (see "Direct writes"). */
 static int write_direct(struct rl_image *img, const char *p, uint64_t off,
 			size_t len)
 {
+	uint8_t *buf = direct_buffer();
+
 	while (len > 0) {
 		size_t n = len < DIRECT_BUF ? len : DIRECT_BUF;
 		ssize_t w;
 
-		if (img->direct_fd < 0)
+		if (img->direct_fd < 0 || !buf)
 			return write_cached(img->fd, p, off, len);
-		memcpy(img->direct_buf, p, n);
-		w = pwrite(img->direct_fd, img->direct_buf, n, (off_t)off);
+		memcpy(buf, p, n);
+		w = pwrite(img->direct_fd, buf, n, (off_t)off);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0 && errno == EINVAL) {
