@@ -55,17 +55,18 @@
  * Appends then overwrite blocks already allocated, as in the preallocated
  * tail.  A trim that takes segments out keeps twice as many spares as
  * roll-overs used since the last one that did, plus two (SPARE_BYTES of
- * them at most), and deletes the rest; a trim after no roll-over at all deletes
- * every spare (an idle stream keeps none), and so do a clean close and a
- * writer's open.
+ * them at most), and deletes the rest; after SPARE_IDLE_TRIMS trims in a
+ * row with no roll-over, a trim deletes every spare (an idle stream keeps
+ * none), and so do a clean close and a writer's open.
  *
  * A reused segment (magic RDLSEG02) holds the records of its earlier use
  * past its last new one, whole and valid.  Recovery must not take them
  * for a tail: the records of a disk stream rise in (epoch, seq) (a writer
  * numbers them under one lock, and each claim opens a higher epoch), and
  * every earlier-use record is older than every new one, so recovery of a
- * reused segment also cuts at the first record that is not after the one
- * before it; the zeroed first block stops it before an old first record.
+ * reused segment also cuts at the first record that is not after the
+ * segment's first; the zeroed first block stops it before an old first
+ * record.
  * Only a reader that holds a segment open while it is trimmed and reused
  * could meet new records at old offsets: it checks the header's base
  * after every read and stops with ERANGE if it changed.
@@ -106,8 +107,11 @@
 /* A reused segment's first block: its header, then zeros over where an
  * earlier use's first record began. */
 #define SEG_FIRST_BLOCK	4096
-/* At most this many bytes of spare segments per stream. */
+/* At most this many bytes of spare segments per stream; all are deleted
+ * after this many trims in a row (seconds, in the mount) with no
+ * roll-over. */
 #define SPARE_BYTES	(2ull << 30)
+#define SPARE_IDLE_TRIMS 10
 #define HEAD_MAGIC	"RDLHEAD1"
 #define HEAD_SIZE	16
 #define DEFAULT_SEGMENT_BYTES	(64ull << 20)
@@ -159,6 +163,8 @@ struct file_stream {
 	uint64_t rolls;			/* roll-overs since a trim last took
 					   segments out, under lock */
 	uint64_t rolls_call;		/* ... since the last trim, under lock */
+	unsigned idle_trims;		/* trims in a row with no roll-over
+					   before, under lock */
 	bool dirty;			/* queued for the flusher (on log->dirty
 					   or the list it works through),
 					   under log->lock */
@@ -511,7 +517,8 @@ static int stream_recover(struct file_log *log, struct file_stream *s,
 				 "incomplete record");
 			break;	/* damage: said below (pos < head) */
 		}
-		rl_record_order(hdr, &epoch, &seq);
+		if (off == SEG_HDR_SIZE)
+			rl_record_order(hdr, &epoch, &seq);
 		off += (uint64_t)size;
 		pos++;
 	}
@@ -583,16 +590,22 @@ static int stream_recover(struct file_log *log, struct file_stream *s,
 			break;
 		}
 		/* an earlier use's record in a reused segment: not after the
-		 * one before it (see "Reused segments") */
-		if (reused && off > SEG_HDR_SIZE &&
-		    (r.epoch < epoch || (r.epoch == epoch && r.seq <= seq))) {
+		 * segment's first (see "Reused segments"; every earlier-use
+		 * record is older than every new one, and comparing with the
+		 * first rather than the one before keeps one odd record, a
+		 * forged one passed with `log skip`, say, from making the
+		 * honest ones after it look old) */
+		if (off == SEG_HDR_SIZE) {
+			epoch = r.epoch;
+			seq = r.seq;
+		} else if (reused && (r.epoch < epoch ||
+				      (r.epoch == epoch && r.seq <= seq))) {
 			snprintf(why, sizeof(why), "a record of epoch %"
-				 PRIu64 " seq %" PRIu64 " after epoch %" PRIu64
-				 " seq %" PRIu64, r.epoch, r.seq, epoch, seq);
+				 PRIu64 " seq %" PRIu64 " not after the "
+				 "segment's first, epoch %" PRIu64 " seq %"
+				 PRIu64, r.epoch, r.seq, epoch, seq);
 			break;
 		}
-		epoch = r.epoch;
-		seq = r.seq;
 		off += len;
 		pos++;
 	}
@@ -1298,6 +1311,21 @@ static int file_reader_next(struct rl_reader *base, struct rl_record *rec,
 			return rc;
 	}
 	len = reader_peek(r, &e);
+	if (len == -ESTALE) {
+		/* the segment was reused.  If it was read to its end, the
+		 * next one starts at r->pos and reading goes on there (a
+		 * segment is trimmed once its successor's base is reported,
+		 * which is where a caught-up follower waits); if not, no
+		 * segment has that base, and r->pos is gone */
+		struct rl_err e2;
+		uint64_t seg = r->seg_base;
+
+		if (reader_open_segment(r, r->pos, &e2) < 0) {
+			r->seg_base = seg;
+			return reader_fail(r, ESTALE, "", err);
+		}
+		len = reader_peek(r, &e);
+	}
 	if (len == 0) {
 		/* end of this segment: the durable record at r->pos is the
 		 * first of the next one */
@@ -1437,12 +1465,11 @@ static int file_trim(struct rl_stream *base, uint64_t keep_from,
 		     struct rl_err *err)
 {
 	struct file_stream *s = FSTREAM(base);
-	struct drop { uint64_t base; bool spare; } *drop;
-	uint64_t *segs = NULL;
-	size_t n_drop = 0;
-	int n = list_segments(s->dir, &segs), gone = 0, out = 0, rc = 0;
 	struct file_log *log = FLOG(base->log);
-	uint64_t keep, spares_max = SPARE_BYTES / log->segment_bytes;
+	uint64_t *segs = NULL, *old = NULL, keep, want = 0;
+	uint64_t spares_max = SPARE_BYTES / log->segment_bytes;
+	size_t n_old = 0, n_new = 0;
+	int n = list_segments(s->dir, &segs), out = 0, rc = 0;
 	char path[PATH_MAX], spare[PATH_MAX];
 
 	if (n < 0)
@@ -1453,75 +1480,79 @@ static int file_trim(struct rl_stream *base, uint64_t keep_from,
 				   to learn whether the log trims at all) */
 		return 0;
 	}
-	if (spares_max < 1)
-		spares_max = 1;
-	/* at most every segment and every spare (only a trim adds spares,
-	 * and one thread trims) */
-	pthread_mutex_lock(&s->lock);
-	size_t n_spares = s->n_spares;
-
-	pthread_mutex_unlock(&s->lock);
-	drop = malloc(((size_t)n + n_spares + 1) * sizeof(*drop));
-	if (!drop) {
-		free(segs);
-		return rl_err_set(err, ENOMEM, "out of memory");
-	}
-	/* spares are renamed under the lock (a roll-over takes them);
-	 * deleting a file can take tens of ms, so that is done after it */
-	pthread_mutex_lock(&s->lock);
 	for (int i = 0; i + 1 < n && segs[i + 1] <= keep_from; i++)
 		out++;
-	if (rl_uuid_is_nil(&s->disk) || !s->rolls_call)
-		keep = 0;		/* idle since the last trim */
+	if (spares_max < 1)
+		spares_max = 1;
+
+	/* How many spares to keep, and the oldest ones beyond that. */
+	pthread_mutex_lock(&s->lock);
+	s->idle_trims = s->rolls_call ? 0 : s->idle_trims + 1;
+	s->rolls_call = 0;
+	if (rl_uuid_is_nil(&s->disk) || s->idle_trims >= SPARE_IDLE_TRIMS)
+		keep = 0;
 	else if (out)		/* twice the need: rates vary */
 		keep = 2 * s->rolls + 2 < spares_max ? 2 * s->rolls + 2 :
 						       spares_max;
 	else
-		keep = s->n_spares;	/* for the roll-overs to come */
+		keep = s->n_spares;
 	if (out)
 		s->rolls = 0;
-	s->rolls_call = 0;
-	for (int i = 0; i < out; i++) {
-		seg_name(path, sizeof(path), s->dir, segs[i]);
-		spare_name(spare, sizeof(spare), s->dir, segs[i]);
-		if (s->n_spares < keep &&
-		    rl_grow(&s->spares, &s->cap_spares, s->n_spares + 1,
-			    sizeof(*s->spares)) == 0 &&
-		    rename(path, spare) == 0)
-			s->spares[s->n_spares++] = segs[i];
-		else
-			drop[n_drop++] = (struct drop){ segs[i], false };
-		gone++;
-	}
-	/* the oldest spares beyond what the last interval used */
 	if (s->n_spares > keep) {
-		size_t excess = s->n_spares - (size_t)keep;
-
-		for (size_t i = 0; i < excess; i++)
-			drop[n_drop++] = (struct drop){ s->spares[i], true };
-		s->n_spares -= excess;
-		memmove(s->spares, s->spares + excess,
-			s->n_spares * sizeof(*s->spares));
+		n_old = s->n_spares - (size_t)keep;
+		old = malloc(n_old * sizeof(*old));
+		if (old) {
+			memcpy(old, s->spares, n_old * sizeof(*old));
+			s->n_spares -= n_old;
+			memmove(s->spares, s->spares + n_old,
+				s->n_spares * sizeof(*s->spares));
+		} else {
+			n_old = 0;	/* deleted at a later trim */
+		}
 	}
+	want = keep > s->n_spares ? keep - s->n_spares : 0;
+	if (want > (uint64_t)out)
+		want = (uint64_t)out;
+	if (want && rl_grow(&s->spares, &s->cap_spares,
+			    s->n_spares + (size_t)want, sizeof(*s->spares)) < 0)
+		want = 0;
 	pthread_mutex_unlock(&s->lock);
 
-	for (size_t i = 0; i < n_drop; i++) {
-		if (drop[i].spare) {
-			/* one left behind is deleted at the next open */
-			spare_name(spare, sizeof(spare), s->dir, drop[i].base);
-			unlink(spare);
-			continue;
+	/* Outside the lock (a delete can take tens of ms; appends never
+	 * touch these files): the newest `want` segments out become spares,
+	 * the rest go.  The renames are made durable before a roll-over can
+	 * take one of them, so that a power loss never brings back a
+	 * segment name over a reused file. */
+	for (int i = 0; i < out; i++) {
+		seg_name(path, sizeof(path), s->dir, segs[i]);
+		if ((uint64_t)(out - i) <= want) {
+			spare_name(spare, sizeof(spare), s->dir, segs[i]);
+			if (rename(path, spare) == 0) {
+				segs[n_new++] = segs[i];
+				continue;
+			}
 		}
-		seg_name(path, sizeof(path), s->dir, drop[i].base);
 		if (unlink(path) < 0 && rc == 0)
 			rc = rl_err_set(err, errno, "%s: %s", path,
 					strerror(errno));
 	}
-	free(drop);
-	free(segs);
-	if (gone)
+	for (size_t i = 0; i < n_old; i++) {
+		/* one left behind is deleted at the next open */
+		spare_name(spare, sizeof(spare), s->dir, old[i]);
+		unlink(spare);
+	}
+	free(old);
+	if (out || n_old)
 		rl_fsync_dir(s->dir);
-	return rc < 0 ? rc : gone;
+
+	if (n_new) {
+		pthread_mutex_lock(&s->lock);
+		memcpy(s->spares + s->n_spares, segs, n_new * sizeof(*segs));
+		s->n_spares += n_new;
+		pthread_mutex_unlock(&s->lock);
+	}
+	free(segs);
+	return rc < 0 ? rc : out;
 }
 
 /* The byte offset of position `to` in segment fd (base `pos`), found by
