@@ -162,7 +162,8 @@ struct file_stream {
 	size_t n_spares, cap_spares;
 	uint64_t rolls;			/* roll-overs since a trim last took
 					   segments out, under lock */
-	uint64_t rolls_call;		/* ... since the last trim, under lock */
+	bool rolled;			/* a roll-over since the last trim,
+					   under lock */
 	unsigned idle_trims;		/* trims in a row with no roll-over
 					   before, under lock */
 	bool dirty;			/* queued for the flusher (on log->dirty
@@ -288,50 +289,66 @@ static void seg_header(uint8_t *h, const char *magic, uint64_t base,
 	memcpy(h + 16, s->disk.b, 16);
 }
 
-/* Under s->lock: makes the newest spare segment `base` (see "Reused
- * segments").  Returns its fd, with its size in *size, or -errno; the
- * spare is gone either way. */
-static int seg_reuse(struct file_stream *s, uint64_t base, uint64_t *size)
+/* Makes the file open as fd, named `from`, segment `base` durably: its
+ * first len bytes (the header first), fdatasync, the rename to the
+ * segment's name, fsync of the directory.  So a segment file always has
+ * a valid header, and no record goes into one whose name a crash could
+ * undo.  On failure fd is closed and `from` deleted. */
+static int seg_install(struct file_stream *s, int fd, const char *from,
+		       uint64_t base, const void *first, size_t len)
 {
-	static const uint8_t zeros[SEG_FIRST_BLOCK];
-	char spare[PATH_MAX], path[PATH_MAX];
-	uint8_t block[SEG_FIRST_BLOCK];
-	struct stat st;
-	int fd, rc = 0;
+	char path[PATH_MAX];
+	int rc;
 
-	spare_name(spare, sizeof(spare), s->dir, s->spares[--s->n_spares]);
 	seg_name(path, sizeof(path), s->dir, base);
-	fd = open(spare, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
+	rc = rl_pwrite_full(fd, first, len, 0);
+	if (rc == 0 && fdatasync(fd) < 0)
 		rc = -errno;
-		unlink(spare);
-		return rc;
-	}
-	memcpy(block, zeros, sizeof(block));
-	seg_header(block, SEG_MAGIC_REUSED, base, s);
-	rc = rl_pwrite_full(fd, block, sizeof(block), 0);
-	if (rc == 0 && (fdatasync(fd) < 0 || fstat(fd, &st) < 0))
-		rc = -errno;
-	if (rc == 0 && rename(spare, path) < 0)
+	if (rc == 0 && rename(from, path) < 0)
 		rc = -errno;
 	if (rc == 0)
 		rc = rl_fsync_dir(s->dir);
 	if (rc < 0) {
 		close(fd);
-		unlink(spare);	/* if the rename did not happen */
+		unlink(from);	/* if the rename did not happen */
+	}
+	return rc;
+}
+
+/* Under s->lock: makes the newest spare segment `base` (see "Reused
+ * segments").  Returns its fd, with its size in *size, or -errno; the
+ * spare is gone either way. */
+static int seg_reuse(struct file_stream *s, uint64_t base, uint64_t *size)
+{
+	uint8_t block[SEG_FIRST_BLOCK] = { 0 };
+	char spare[PATH_MAX];
+	struct stat st;
+	int fd, rc;
+
+	spare_name(spare, sizeof(spare), s->dir, s->spares[--s->n_spares]);
+	fd = open(spare, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		rc = -errno;
+		if (fd >= 0)
+			close(fd);
+		unlink(spare);
 		return rc;
 	}
-	*size = (uint64_t)st.st_size;
+	seg_header(block, SEG_MAGIC_REUSED, base, s);
+	rc = seg_install(s, fd, spare, base, block, sizeof(block));
+	if (rc < 0)
+		return rc;
+	*size = (uint64_t)st.st_size > sizeof(block) ? (uint64_t)st.st_size :
+						      sizeof(block);
 	return fd;
 }
 
-/* Creates segment `base` durably (temporary name, header, fsync, rename,
- * fsync dir) so a segment file always has a valid header; or, under
+/* Creates segment `base` under a temporary name (seg_install), or, under
  * s->lock, reuses a spare.  Returns the open fd, with the file's size in
  * *size, or -errno. */
 static int seg_create(struct file_stream *s, uint64_t base, uint64_t *size)
 {
-	char tmp[PATH_MAX], path[PATH_MAX];
+	char tmp[PATH_MAX];
 	uint8_t h[SEG_HDR_SIZE] = { 0 };
 	int fd, rc;
 
@@ -342,7 +359,6 @@ static int seg_create(struct file_stream *s, uint64_t base, uint64_t *size)
 		/* that spare is deleted; a fresh segment does as well */
 	}
 	*size = SEG_HDR_SIZE;
-	seg_name(path, sizeof(path), s->dir, base);
 	snprintf(tmp, sizeof(tmp), "%s/.new.seg", s->dir);
 	unlink(tmp);	/* left by a crash */
 	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
@@ -350,19 +366,8 @@ static int seg_create(struct file_stream *s, uint64_t base, uint64_t *size)
 	if (fd < 0)
 		return -errno;
 	seg_header(h, SEG_MAGIC, base, s);
-	rc = rl_write_full(fd, h, sizeof(h));
-	if (rc == 0 && fdatasync(fd) < 0)
-		rc = -errno;
-	if (rc == 0 && rename(tmp, path) < 0)
-		rc = -errno;
-	if (rc == 0)
-		rc = rl_fsync_dir(s->dir);
-	if (rc < 0) {
-		close(fd);
-		unlink(tmp);
-		return rc;
-	}
-	return fd;
+	rc = seg_install(s, fd, tmp, base, h, sizeof(h));
+	return rc < 0 ? rc : fd;
 }
 
 /* ------------------------------------------------------------ head */
@@ -447,7 +452,7 @@ static int stream_recover(struct file_log *log, struct file_stream *s,
 	struct rl_decoder dec;
 	uint8_t *buf = NULL;
 	size_t cap = 0;
-	uint64_t off = SEG_HDR_SIZE, pos, epoch = 0, seq = 0;
+	uint64_t off = SEG_HDR_SIZE, pos, first_epoch = 0, first_seq = 0;
 	struct stat st;
 	char path[PATH_MAX], why[sizeof(err->msg)] = "";
 	bool reused;
@@ -518,7 +523,7 @@ static int stream_recover(struct file_log *log, struct file_stream *s,
 			break;	/* damage: said below (pos < head) */
 		}
 		if (off == SEG_HDR_SIZE)
-			rl_record_order(hdr, &epoch, &seq);
+			rl_record_order(hdr, &first_epoch, &first_seq);
 		off += (uint64_t)size;
 		pos++;
 	}
@@ -596,14 +601,16 @@ static int stream_recover(struct file_log *log, struct file_stream *s,
 		 * forged one passed with `log skip`, say, from making the
 		 * honest ones after it look old) */
 		if (off == SEG_HDR_SIZE) {
-			epoch = r.epoch;
-			seq = r.seq;
-		} else if (reused && (r.epoch < epoch ||
-				      (r.epoch == epoch && r.seq <= seq))) {
+			first_epoch = r.epoch;
+			first_seq = r.seq;
+		} else if (reused && (r.epoch < first_epoch ||
+				      (r.epoch == first_epoch &&
+				       r.seq <= first_seq))) {
 			snprintf(why, sizeof(why), "a record of epoch %"
 				 PRIu64 " seq %" PRIu64 " not after the "
 				 "segment's first, epoch %" PRIu64 " seq %"
-				 PRIu64, r.epoch, r.seq, epoch, seq);
+				 PRIu64, r.epoch, r.seq, first_epoch,
+				 first_seq);
 			break;
 		}
 		off += len;
@@ -829,7 +836,7 @@ static int file_append(struct rl_stream *base, const void *rec, size_t len,
 		s->seg_bytes = SEG_HDR_SIZE;
 		s->seg_size = size;
 		s->rolls++;
-		s->rolls_call++;
+		s->rolled = true;
 	}
 	rc = 0;
 	pending_push(&s->queue, cb, opaque, &rc);
@@ -1456,8 +1463,8 @@ static int file_reader_open(struct rl_stream *base, uint64_t pos,
 
 /* Takes the segments whose records are all below keep_from out of the
  * log: every segment but the last whose successor starts at or below
- * keep_from.  A disk stream keeps as many of them as spares as it used
- * since the last trim, and deletes the rest (see "Reused segments").
+ * keep_from.  A disk stream keeps some of them as spares and deletes the
+ * rest (how many: "Reused segments").
  * Readers that have a deleted segment open go on reading it (the file
  * stays until they close it), or stop with ERANGE once a spare is reused;
  * readers opened below the new first segment get -ERANGE. */
@@ -1487,8 +1494,8 @@ static int file_trim(struct rl_stream *base, uint64_t keep_from,
 
 	/* How many spares to keep, and the oldest ones beyond that. */
 	pthread_mutex_lock(&s->lock);
-	s->idle_trims = s->rolls_call ? 0 : s->idle_trims + 1;
-	s->rolls_call = 0;
+	s->idle_trims = s->rolled ? 0 : s->idle_trims + 1;
+	s->rolled = false;
 	if (rl_uuid_is_nil(&s->disk) || s->idle_trims >= SPARE_IDLE_TRIMS)
 		keep = 0;
 	else if (out)		/* twice the need: rates vary */
