@@ -297,6 +297,7 @@ static int do_load(const struct opts *o)
 
 	/* the claim's seq: the writer numbers on from it */
 	uint64_t base = rl_image_last_seq(img);
+	unsigned long long ckpt_every = o->trim ? 100 : 500;
 
 	for (unsigned long long i = 0; i < o->count; i++) {
 		struct job *j = calloc(1, sizeof(*j));
@@ -317,7 +318,7 @@ static int do_load(const struct opts *o)
 		rc = rl_writer_submit(l.w, &j->r, job_done, j);
 		if (rc < 0)
 			die("submit: %s", strerror(-rc));
-		if (i % (o->trim ? 100 : 500) == (o->trim ? 99 : 499)) {
+		if ((i + 1) % ckpt_every == 0) {
 			if (rl_writer_checkpoint(l.w, &err) < 0)
 				die("%s", err.msg);
 			if (o->trim)
@@ -424,7 +425,7 @@ static int do_verify(const struct opts *o)
 	struct rl_err err;
 	struct seen *v = NULL;
 	size_t n = 0, cap = 0, acks = 0, older = 0;
-	uint64_t prev_epoch = 0, prev_seq = 0;
+	uint64_t prev_epoch = 0, prev_seq = 0, first_epoch = 0, first_seq = 0;
 	bool any = false;
 	char line[256], *start;
 	FILE *f;
@@ -456,6 +457,10 @@ static int do_verify(const struct opts *o)
 			    PRIu64 " after epoch %" PRIu64 " seq %" PRIu64
 			    ": the records do not rise", pos, r.epoch, r.seq,
 			    prev_epoch, prev_seq);
+		if (!any) {
+			first_epoch = r.epoch;
+			first_seq = r.seq;
+		}
 		any = true;
 		prev_epoch = r.epoch;
 		prev_seq = r.seq;
@@ -484,9 +489,11 @@ static int do_verify(const struct opts *o)
 
 		if (sscanf(line, "%llu %llu %32s", &epoch, &seq, hash) != 3)
 			die("%s: bad line \"%s\"", o->acks, line);
-		if (n && (epoch < v[0].epoch ||
-			  (epoch == v[0].epoch && seq < v[0].seq))) {
-			older++;	/* trimmed from the log */
+		/* older than the first record left (a claim, it may be,
+		 * when the rest was trimmed): trimmed from the log */
+		if (any && (epoch < first_epoch ||
+			    (epoch == first_epoch && seq < first_seq))) {
+			older++;
 			continue;
 		}
 		/* records of one epoch are in seq order: binary search would
