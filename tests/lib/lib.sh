@@ -130,7 +130,8 @@ expect_stderr() {
 
 # log_status_field LOG DATADIR NAME COLUMN: a column of `repdisk status`
 # for a disk (COLUMN: uuid, size, applied, log_end, lag, epoch), with the
-# log LOG (empty: the one status finds in DATADIR).
+# log LOG (empty: the one status finds in DATADIR); nothing when status
+# fails.
 log_status_field() {
 	local col args=()
 	case $4 in
@@ -140,7 +141,10 @@ log_status_field() {
 	# only the log's end (and so the lag) needs the log: on Kafka that
 	# is a round trip, so it is asked for only then
 	[ -n "$1" ] && [ "$col" -ge 5 ] && [ "$col" -le 6 ] && args=(--log "$1")
-	"$REPDISK" status "${args[@]}" "$2" |
+	# a status that fails (a replica whose follower has not yet made its
+	# data directory, a log that is not up yet) prints nothing here, so
+	# polling loops poll on; its message still reaches stderr
+	{ "$REPDISK" status "${args[@]}" "$2" || true; } |
 		awk -v n="$3" -v c="$col" 'NR > 1 && NF == 0 { exit } NR > 1 && $1 == n { print $c; exit }'
 }
 
