@@ -1050,7 +1050,7 @@ START_TEST(test_reused_segments)
 	struct rl_reader *r, *r2;
 	struct rl_record rec;
 	struct rl_err err = { 0 };
-	uint64_t base, end, bytes, pos;
+	uint64_t base = 0, end = 0, bytes, pos;
 	uint8_t *buf, *old;
 	size_t len, rend, olen;
 	int nseg, gone, reused = 0;
