@@ -42,6 +42,24 @@
  * zeros past the durable end.  The catalog stream keeps no runway: its
  * changes are few.
  *
+ * Direct appends.  A record of DIRECT_MIN bytes or more (a guest's large
+ * write) is written with O_DIRECT, from an aligned buffer, instead of
+ * into the page cache: buffered, the log's dirty pages piled up between
+ * fdatasyncs and each fdatasync then waited for their writeback, which
+ * made the seq-write tail (docs/BENCHMARKS.md, "Direct log appends").
+ * The buffer holds the record between whole blocks: the bytes of the
+ * block it starts in that precede it (kept from the last direct append
+ * in s->tail, else read back), the record, zeros to the end of its last
+ * block.  Those zeros are the preallocated tail's: the next record
+ * overwrites them.  A direct write is a synchronous device write under
+ * the stream lock, so small records stay buffered (a direct write each
+ * would serialise a guest's queue of small writes on the device); Linux
+ * keeps the two coherent (a direct write writes back and drops the
+ * cached pages of its range first), and the flusher's fdatasync of the
+ * segment covers both.  Buffers come from a pool in the log, one per
+ * append in flight, not one per stream.  A file system that refuses
+ * O_DIRECT (EINVAL) turns direct appends off for the log.
+ *
  * Reused segments.  Deleting a trimmed 64 MiB segment and allocating the
  * next one cost the write path its worst stalls: the unlink took 25-36 ms
  * and, on a file system mounted with `discard`, made the next journal
@@ -119,6 +137,14 @@
  * record of at most RUNWAY_RECORD bytes would pass its end. */
 #define RUNWAY		(1u << 20)
 #define RUNWAY_RECORD	(64u << 10)
+/* See "Direct appends": records this large go direct, in pieces of at
+ * most DIRECT_BUF bytes (a 1 MiB write's record and the block before it
+ * in one), aligned to DIRECT_ALIGN (what O_DIRECT asks of any device with
+ * blocks of 4 KiB or less).  Above the largest record the tests write
+ * whole (64 KiB), so their offsets stay those of buffered appends. */
+#define DIRECT_MIN	((size_t)128 << 10)
+#define DIRECT_ALIGN	((size_t)4096)
+#define DIRECT_BUF	(((size_t)1 << 20) + 2 * DIRECT_ALIGN)
 /* A reader reads this much at a time, from a record's start: the largest
  * write a guest sends (1 MiB, one record) and its header, so that such a
  * record is read once, not once with the header before it and again
@@ -154,6 +180,11 @@ struct file_stream {
 					   zeros past it: under lock */
 	uint64_t end;			/* next position, protected by lock */
 	uint64_t durable;		/* protected by lock */
+	int dfd;			/* O_DIRECT descriptor of fd, or -1:
+					   "Direct appends", under lock */
+	uint8_t tail[DIRECT_ALIGN];	/* the bytes of seg_bytes's block
+					   before it, when tail_ok: under lock */
+	bool tail_ok;
 	struct pending_vec queue;	/* positions durable.., under lock */
 	int *retired;			/* old segment fds, under lock */
 	size_t n_retired, cap_retired;
@@ -186,6 +217,11 @@ struct file_log {
 	struct file_stream *dirty;	/* protected by lock */
 	bool stop;			/* protected by lock */
 	_Atomic int failed;		/* sticky -errno */
+	_Atomic bool no_direct;		/* O_DIRECT refused: "Direct appends" */
+	pthread_mutex_t pool_lock;
+	void **pool;			/* free DIRECT_BUF buffers, under
+					   pool_lock */
+	size_t n_pool, cap_pool;
 	pthread_t flusher;
 	bool has_flusher;
 };
@@ -777,6 +813,146 @@ static void runway_extend(struct file_log *log, struct file_stream *s)
 		s->seg_size = to;
 }
 
+/* ------------------------------------------------------------ direct appends */
+
+static void *pool_get(struct file_log *log)
+{
+	void *buf = NULL;
+
+	pthread_mutex_lock(&log->pool_lock);
+	if (log->n_pool)
+		buf = log->pool[--log->n_pool];
+	pthread_mutex_unlock(&log->pool_lock);
+	if (!buf && posix_memalign(&buf, DIRECT_ALIGN, DIRECT_BUF) != 0)
+		buf = NULL;
+	return buf;
+}
+
+static void pool_put(struct file_log *log, void *buf)
+{
+	pthread_mutex_lock(&log->pool_lock);
+	if (rl_grow(&log->pool, &log->cap_pool, log->n_pool + 1,
+		    sizeof(*log->pool)) == 0) {
+		log->pool[log->n_pool++] = buf;
+		buf = NULL;
+	}
+	pthread_mutex_unlock(&log->pool_lock);
+	free(buf);
+}
+
+/* Under s->lock: direct appends are off for the whole log, for good. */
+static void direct_refused(struct file_log *log, struct file_stream *s,
+			   int err)
+{
+	bool was = false;
+
+	if (atomic_compare_exchange_strong(&log->no_direct, &was, true))
+		rl_msg(RL_LOG_NOTICE, "file log %s: direct writes refused "
+		       "(%s); appending through the page cache", log->dir,
+		       strerror(err));
+	if (s->dfd >= 0)
+		close(s->dfd);
+	s->dfd = -1;
+}
+
+/* Under s->lock: whether s->dfd, the current segment opened again with
+ * O_DIRECT, is there (opened on first use). */
+static bool direct_ready(struct file_log *log, struct file_stream *s)
+{
+	char proc[64];
+
+	if (s->dfd >= 0)
+		return true;
+	if (atomic_load(&log->no_direct))
+		return false;
+	/* the same file, not its path */
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", s->fd);
+	s->dfd = open(proc, O_WRONLY | O_CLOEXEC | O_DIRECT);
+	if (s->dfd < 0 && errno == EINVAL)
+		direct_refused(log, s, EINVAL);
+	return s->dfd >= 0;
+}
+
+/* Fills buf with bytes [from, from + n) of what a direct append writes:
+ * the head bytes of its first block, the record, zeros. */
+static void direct_fill(uint8_t *buf, size_t n, size_t from,
+			const uint8_t *head, size_t head_len,
+			const uint8_t *rec, size_t len)
+{
+	size_t i = 0, k;
+
+	if (from < head_len) {
+		k = head_len - from < n ? head_len - from : n;
+		memcpy(buf, head + from, k);
+		i = k;
+	}
+	if (i < n && from + i < head_len + len) {
+		size_t r = from + i - head_len;
+
+		k = len - r < n - i ? len - r : n - i;
+		memcpy(buf + i, rec + r, k);
+		i += k;
+	}
+	memset(buf + i, 0, n - i);
+}
+
+/* Under s->lock: writes the record at s->seg_bytes through s->dfd (see
+ * "Direct appends").  Returns 0; 1 if it is still to be written, through
+ * the page cache (O_DIRECT refused, no buffer); or -errno, after which
+ * the bytes past s->seg_bytes are unknown and the caller cuts them. */
+static int append_direct(struct file_log *log, struct file_stream *s,
+			 const uint8_t *rec, size_t len)
+{
+	uint64_t at = s->seg_bytes & ~(uint64_t)(DIRECT_ALIGN - 1);
+	size_t head = (size_t)(s->seg_bytes - at);
+	size_t total = (head + len + DIRECT_ALIGN - 1) & ~(DIRECT_ALIGN - 1);
+	size_t done = 0, n = 0;
+	uint8_t *buf;
+	int rc = 0;
+
+	if (!direct_ready(log, s) || !(buf = pool_get(log)))
+		return 1;
+	if (head && !s->tail_ok) {
+		/* after a buffered append: from the page cache */
+		ssize_t r = rl_pread_full(s->fd, s->tail, head, (off_t)at);
+
+		if (r != (ssize_t)head) {
+			pool_put(log, buf);
+			return r < 0 ? (int)r : -EIO;
+		}
+		s->tail_ok = true;
+	}
+	while (done < total) {
+		ssize_t w;
+
+		n = total - done < DIRECT_BUF ? total - done : DIRECT_BUF;
+		direct_fill(buf, n, done, s->tail, head, rec, len);
+		w = pwrite(s->dfd, buf, n, (off_t)(at + done));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno == EINVAL && done == 0) {
+			direct_refused(log, s, EINVAL);
+			rc = 1;
+			break;
+		}
+		if (w != (ssize_t)n) {
+			/* a short write is a full disk */
+			rc = w < 0 ? -errno : -ENOSPC;
+			break;
+		}
+		done += n;
+	}
+	if (rc == 0) {
+		/* the new tail: the last block's bytes before the zeros */
+		memcpy(s->tail, buf + n - DIRECT_ALIGN,
+		       (head + len) % DIRECT_ALIGN);
+		if (at + total > s->seg_size)
+			s->seg_size = at + total;
+	}
+	pool_put(log, buf);
+	return rc;
+}
+
 static int file_append(struct rl_stream *base, const void *rec, size_t len,
 		       rl_append_cb cb, void *opaque)
 {
@@ -831,6 +1007,10 @@ static int file_append(struct rl_stream *base, const void *rec, size_t len,
 			return -ENOMEM;
 		}
 		s->retired[s->n_retired++] = s->fd;
+		if (s->dfd >= 0)
+			close(s->dfd);	/* only ever used under s->lock */
+		s->dfd = -1;
+		s->tail_ok = false;
 		s->fd = fd;
 		s->seg_base = s->end;
 		s->seg_bytes = SEG_HDR_SIZE;
@@ -841,7 +1021,14 @@ static int file_append(struct rl_stream *base, const void *rec, size_t len,
 	rc = 0;
 	pending_push(&s->queue, cb, opaque, &rc);
 	if (rc == 0) {
-		rc = rl_pwrite_full(s->fd, rec, len, (off_t)s->seg_bytes);
+		rc = 1;
+		if (len >= DIRECT_MIN && !rl_uuid_is_nil(&s->disk))
+			rc = append_direct(log, s, rec, len);
+		if (rc == 1) {
+			rc = rl_pwrite_full(s->fd, rec, len,
+					    (off_t)s->seg_bytes);
+			s->tail_ok = false;
+		}
 		if (rc < 0) {
 			s->queue.n--;
 			/* cut a partial record back; if even that fails the
@@ -852,6 +1039,8 @@ static int file_append(struct rl_stream *base, const void *rec, size_t len,
 					"cut a failed append: %s; the log "
 					"refuses appends until it is reopened",
 					s->label, strerror(errno));
+			} else {
+				s->seg_size = s->seg_bytes;
 			}
 		}
 	}
@@ -916,6 +1105,8 @@ static void stream_free(struct file_stream *s)
 	if (s->n_spares)
 		spares_delete(s);
 	free(s->spares);
+	if (s->dfd >= 0)
+		close(s->dfd);
 	if (s->fd >= 0) {
 		/* a clean close leaves no zeros past the last record (the
 		 * flusher is done: every record appended is durable) */
@@ -958,7 +1149,7 @@ static int stream_open(struct rl_log *base, const struct rl_uuid *disk,
 	if (!s)
 		return rl_err_set(err, ENOMEM, "out of memory");
 	s->base.log = base;
-	s->fd = s->head_fd = -1;
+	s->fd = s->dfd = s->head_fd = -1;
 	pthread_mutex_init(&s->lock, NULL);
 	if (disk) {
 		char u[RL_UUID_STRLEN + 1];
@@ -1073,9 +1264,13 @@ static void file_close(struct rl_log *base)
 	}
 	if (log->lock_fd >= 0)
 		close(log->lock_fd);	/* releases the flock */
+	for (size_t i = 0; i < log->n_pool; i++)
+		free(log->pool[i]);
+	free(log->pool);
 	pthread_cond_destroy(&log->work);
 	pthread_mutex_destroy(&log->lock);
 	pthread_mutex_destroy(&log->open_lock);
+	pthread_mutex_destroy(&log->pool_lock);
 	free(log->dir);
 	free(log);
 }
@@ -1158,6 +1353,7 @@ static int file_open(const char *where, unsigned flags,
 	pthread_mutex_init(&log->lock, NULL);
 	pthread_cond_init(&log->work, NULL);
 	pthread_mutex_init(&log->open_lock, NULL);
+	pthread_mutex_init(&log->pool_lock, NULL);
 
 	if (writer) {
 		rc = take_writer_lock(log, err);
