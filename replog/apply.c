@@ -57,8 +57,14 @@
  * does only adds fdatasyncs over the same pages.  Measured against the
  * flush this replaced (every 200 ms past 32 MiB of any writes): seq-write
  * p99 61-65 -> 29-36 ms, random 4 KiB writes 29k -> 37-40k IOPS.
- * Starting the writeback from the applier instead (sync_file_range every
- * 8 MiB) did not help: docs/BENCHMARKS.md, "Image writeback".
+ * And the applier starts the writeback of each large write as it applies
+ * it (sync_file_range, SYNC_FILE_RANGE_WRITE: it does not wait), so the
+ * image's bytes go to the disk in a steady stream beside the log's
+ * direct appends instead of in bursts at each flush; the pages stay
+ * cached for reads.  With the log's appends direct, that took the
+ * seq-write p99 from 29-31 to 14-20 ms (docs/BENCHMARKS.md, "Direct log
+ * appends"); while the log went through the page cache too, it did not
+ * help.
  *
  * Page-cache folios.  Linux sizes a page-cache folio by the write that
  * makes it (ext4 has large folios since 6.x): a 1 MiB write applied
@@ -488,9 +494,14 @@ static int apply_write(struct rl_image *img, const struct rl_record *r)
 
 	if (img->direct_fd < 0 || len < DIRECT_MIN) {
 		rc = write_cached(img->fd, p, off, len);
-		if (rc == 0 && len >= FLUSH_LARGE)
+		if (rc == 0 && len >= FLUSH_LARGE) {
+			/* its writeback starts now (see "Image writeback");
+			 * a failure here costs only that */
+			sync_file_range(img->fd, (off_t)off, (off_t)len,
+					SYNC_FILE_RANGE_WRITE);
 			atomic_fetch_add_explicit(&img->unflushed, len,
 						  memory_order_relaxed);
+		}
 		return rc;
 	}
 	/* the unaligned ends through the page cache, the middle direct */
