@@ -185,6 +185,8 @@ struct file_stream {
 	uint8_t tail[DIRECT_ALIGN];	/* the bytes of seg_bytes's block
 					   before it, when tail_ok: under lock */
 	bool tail_ok;
+	uint64_t runway_end;		/* [seg_bytes, runway_end): zeros written
+					   through the page cache, under lock */
 	struct pending_vec queue;	/* positions durable.., under lock */
 	int *retired;			/* old segment fds, under lock */
 	size_t n_retired, cap_retired;
@@ -793,24 +795,53 @@ static void *flusher_main(void *arg)
 
 /* ------------------------------------------------------------ append */
 
-/* Under s->lock: writes RUNWAY bytes of zeros past the last record (see
- * "Preallocated tail"), up to the segment's size at most.  They reach the
- * disk with the next fdatasync, the one the record just appended waits
- * for.  A failure costs only speed: the next small record tries again. */
-static void runway_extend(struct file_log *log, struct file_stream *s)
+static void *pool_get(struct file_log *log);
+static void pool_put(struct file_log *log, void *buf);
+
+/* Under s->lock: writes zeros through the page cache from the last
+ * record to RUNWAY bytes past `need` (see "Preallocated tail"), to the
+ * segment's size at most, so that a small record up to `need` lands on
+ * cached pages.  After a direct append the block of the last record is
+ * not cached: it is written whole, its head from s->tail, so the kernel
+ * need not read it first.  The zeros reach the disk with the next
+ * fdatasync, the one the record waits for.  A failure costs only speed:
+ * the next small record tries again. */
+static void runway_extend(struct file_log *log, struct file_stream *s,
+			  uint64_t need)
 {
 	static const uint8_t zeros[RUNWAY];
-	uint64_t to = s->seg_bytes + RUNWAY;
+	uint64_t from = s->seg_bytes, to = need + RUNWAY;
+	const uint8_t *src = zeros;
+	uint8_t *buf = NULL;
+	size_t head = 0;
 
 	if (to > log->segment_bytes)
-		to = log->segment_bytes > s->seg_bytes ? log->segment_bytes :
-							 s->seg_bytes;
-	to &= ~(uint64_t)4095;		/* whole blocks */
-	if (to <= s->seg_bytes)
-		return;
-	if (rl_pwrite_full(s->fd, zeros, (size_t)(to - s->seg_bytes),
-			   (off_t)s->seg_bytes) == 0)
-		s->seg_size = to;
+		to = log->segment_bytes > need ? log->segment_bytes : need;
+	to = (to + DIRECT_ALIGN - 1) & ~(uint64_t)(DIRECT_ALIGN - 1);
+	if (s->tail_ok && from % DIRECT_ALIGN) {
+		head = (size_t)(from % DIRECT_ALIGN);
+		from -= head;
+		if (!(buf = pool_get(log)))
+			return;
+		src = buf;
+	}
+	if (to - from > (buf ? DIRECT_BUF : RUNWAY))	/* still past need */
+		to = (from + (buf ? DIRECT_BUF : RUNWAY)) &
+		     ~(uint64_t)(DIRECT_ALIGN - 1);
+	if (to > s->seg_bytes) {
+		if (buf) {
+			memcpy(buf, s->tail, head);
+			memset(buf + head, 0, (size_t)(to - from) - head);
+		}
+		if (rl_pwrite_full(s->fd, src, (size_t)(to - from),
+				   (off_t)from) == 0) {
+			s->runway_end = to;
+			if (to > s->seg_size)
+				s->seg_size = to;
+		}
+	}
+	if (buf)
+		pool_put(log, buf);
 }
 
 /* ------------------------------------------------------------ direct appends */
@@ -1011,6 +1042,7 @@ static int file_append(struct rl_stream *base, const void *rec, size_t len,
 			close(s->dfd);	/* only ever used under s->lock */
 		s->dfd = -1;
 		s->tail_ok = false;
+		s->runway_end = 0;
 		s->fd = fd;
 		s->seg_base = s->end;
 		s->seg_bytes = SEG_HDR_SIZE;
@@ -1021,10 +1053,18 @@ static int file_append(struct rl_stream *base, const void *rec, size_t len,
 	rc = 0;
 	pending_push(&s->queue, cb, opaque, &rc);
 	if (rc == 0) {
+		bool disk = !rl_uuid_is_nil(&s->disk);
+
 		rc = 1;
-		if (len >= DIRECT_MIN && !rl_uuid_is_nil(&s->disk))
+		if (len >= DIRECT_MIN && disk) {
 			rc = append_direct(log, s, rec, len);
+			/* its range left the page cache */
+			s->runway_end = 0;
+		}
 		if (rc == 1) {
+			if (disk && len <= RUNWAY_RECORD &&
+			    s->seg_bytes + len > s->runway_end)
+				runway_extend(log, s, s->seg_bytes + len);
 			rc = rl_pwrite_full(s->fd, rec, len,
 					    (off_t)s->seg_bytes);
 			s->tail_ok = false;
@@ -1040,7 +1080,7 @@ static int file_append(struct rl_stream *base, const void *rec, size_t len,
 					"refuses appends until it is reopened",
 					s->label, strerror(errno));
 			} else {
-				s->seg_size = s->seg_bytes;
+				s->seg_size = s->runway_end = s->seg_bytes;
 			}
 		}
 	}
@@ -1048,9 +1088,6 @@ static int file_append(struct rl_stream *base, const void *rec, size_t len,
 		s->seg_bytes += len;
 		if (s->seg_bytes > s->seg_size)
 			s->seg_size = s->seg_bytes;
-		if (s->seg_bytes == s->seg_size && len <= RUNWAY_RECORD &&
-		    !rl_uuid_is_nil(&s->disk))
-			runway_extend(log, s);
 		s->end++;
 		pthread_mutex_lock(&log->lock);
 		if (!s->dirty) {
