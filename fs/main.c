@@ -369,6 +369,7 @@ int main(int argc, char **argv)
 	bool mounted = false, ckpt_thread = false;
 
 	umask(077);	/* as in tools/repdisk.c: state is the owner's only */
+	rl_fd_limit_raise();
 	rc = parse_options(argc, argv, &o);
 	if (rc)
 		return rc == 1 ? 0 : rc == 3 ? 1 : rc;

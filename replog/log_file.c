@@ -93,7 +93,12 @@
  * any process.  The writer stores the durable end into it after each
  * fdatasync; readers never read at or past it, so they never see a record
  * that is not durable or that recovery might cut.  (The head itself is not
- * synced: after a power loss it may be behind, never ahead.)
+ * synced: after a power loss it may be behind, never ahead.)  A reader
+ * reads a chunk with O_DIRECT when most of it is not in the page cache
+ * (mincore): direct appends leave large records out of the cache,
+ * and so does a reboot, and reading them cold through the cache ran at a
+ * quarter of the disk on a VM (docs/BENCHMARKS.md, "Direct log appends").
+ * Small records just appended are read from the cache, where they are.
  *
  * Recovery.  When the writer opens a stream it verifies every record of the
  * last segment.  A bad or incomplete record at or past the head's durable
@@ -235,7 +240,10 @@ struct file_reader {
 	uint64_t seg_base;
 	uint64_t off;			/* byte of the next record in fd */
 	int fd;
-	uint8_t *buf;			/* bytes [buf_off, buf_off + buf_len) */
+	int dfd;			/* fd with O_DIRECT, -1 not yet, -2
+					   refused: "Readers" */
+	uint8_t *buf;			/* bytes [buf_off, buf_off + buf_len),
+					   aligned to DIRECT_ALIGN */
 	size_t buf_cap, buf_len;
 	uint64_t buf_off;
 	uint64_t buf_durable;		/* records below this are complete in buf */
@@ -1418,6 +1426,10 @@ static void reader_drop_segment(struct file_reader *r)
 	if (r->fd >= 0)
 		close(r->fd);
 	r->fd = -1;
+	if (r->dfd >= 0)
+		close(r->dfd);
+	if (r->dfd != -2)
+		r->dfd = -1;
 	r->buf_len = 0;
 }
 
@@ -1435,6 +1447,9 @@ static int reader_open_segment(struct file_reader *r, uint64_t base,
 				  "%s: segment %020" PRIu64 ".seg: %s "
 				  "(position %" PRIu64 ")", r->s->label, base,
 				  strerror(errno), r->pos);
+	/* no readahead: its header reads would pull the segment into the
+	 * page cache, and a cold one is read direct (see "Readers") */
+	posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
 	rc = seg_check_header(r->s, fd, base, err);
 	if (rc < 0) {
 		close(fd);
@@ -1458,38 +1473,114 @@ static bool reader_same_segment(struct file_reader *r)
 	       rl_get_le64(h + 8) == r->seg_base;
 }
 
+/* Whether most of bytes [off, off + len) of fd, as far as the file goes,
+ * are in the page cache (mincore over a mapping of them, which is never
+ * touched; true if that cannot be told). */
+static bool mostly_cached(int fd, uint64_t off, size_t len)
+{
+	uint64_t at = off & ~(uint64_t)(DIRECT_ALIGN - 1), end = off + len;
+	unsigned char vec[READ_CHUNK / DIRECT_ALIGN + 2];
+	size_t pages, cached = 0;
+	struct stat st;
+	void *p;
+
+	if (fstat(fd, &st) < 0)
+		return true;
+	if (end > (uint64_t)st.st_size)
+		end = (uint64_t)st.st_size;
+	if (end <= at)
+		return true;
+	pages = (size_t)((end - at + DIRECT_ALIGN - 1) / DIRECT_ALIGN);
+	if (pages > sizeof(vec))
+		pages = sizeof(vec);
+	p = mmap(NULL, pages * DIRECT_ALIGN, PROT_READ, MAP_SHARED, fd,
+		 (off_t)at);
+	if (p == MAP_FAILED)
+		return true;
+	if (mincore(p, pages * DIRECT_ALIGN, vec) < 0)
+		cached = pages;
+	else
+		for (size_t i = 0; i < pages; i++)
+			cached += vec[i] & 1;
+	munmap(p, pages * DIRECT_ALIGN);
+	return cached * 2 >= pages;
+}
+
+/* Whether this fill, of len bytes, reads the segment with O_DIRECT (see
+ * "Readers"): when most of them are not in the page cache. */
+static bool reader_direct(struct file_reader *r, size_t len)
+{
+	char proc[64];
+
+	if (r->dfd == -2 || mostly_cached(r->fd, r->off, len))
+		return false;
+	if (r->dfd >= 0)
+		return true;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", r->fd);
+	r->dfd = open(proc, O_RDONLY | O_CLOEXEC | O_DIRECT);
+	if (r->dfd < 0 && errno == EINVAL)
+		r->dfd = -2;	/* no O_DIRECT here: for good */
+	return r->dfd >= 0;
+}
+
 /* Makes bytes [r->off, r->off + need) available in r->buf.  Returns 1 if
  * they are, 0 at the end of the segment file (fewer bytes exist), or -errno.
  * Bytes of records below r->buf_durable are complete: the durable end is
  * loaded before the read, and records below it were written before it was
- * published. */
+ * published (a direct read writes back the cached pages of its range
+ * first, so it sees a record appended through the page cache too). */
 static int reader_fill(struct file_reader *r, size_t need)
 {
 	uint64_t durable = head_load(r->s);
+	const uint64_t mask = DIRECT_ALIGN - 1;
+	uint64_t from = r->off;
+	bool direct;
+	ssize_t n;
 
 	if (r->off >= r->buf_off && r->off + need <= r->buf_off + r->buf_len &&
 	    r->pos < r->buf_durable)
 		return 1;
 	size_t want = need > READ_CHUNK ? need : READ_CHUNK;
 
+	direct = reader_direct(r, want);
+	if (direct) {
+		from = r->off & ~mask;
+		want = (size_t)(((r->off + want + mask) & ~mask) - from);
+	}
 	if (want > r->buf_cap) {
-		uint8_t *nb = realloc(r->buf, want);
+		void *nb;
 
-		if (!nb)
+		if (posix_memalign(&nb, DIRECT_ALIGN, want) != 0)
 			return -ENOMEM;
+		free(r->buf);
 		r->buf = nb;
 		r->buf_cap = want;
+		r->buf_len = 0;
 	}
-	ssize_t n = rl_pread_full(r->fd, r->buf, want, (off_t)r->off);
-
+	if (direct) {
+		/* one read: a short one is the end of the file, and a second
+		 * would start at an unaligned offset */
+		do
+			n = pread(r->dfd, r->buf, want, (off_t)from);
+		while (n < 0 && errno == EINTR);
+		if (n < 0 && errno == EINVAL) {
+			close(r->dfd);
+			r->dfd = -2;
+			return reader_fill(r, need);
+		}
+		if (n < 0)
+			n = -errno;
+	} else {
+		n = rl_pread_full(r->fd, r->buf, want, (off_t)from);
+	}
 	if (n < 0)
 		return (int)n;
 	if (!reader_same_segment(r))
 		return -ESTALE;
-	r->buf_off = r->off;
+	r->buf_off = from;
 	r->buf_len = (size_t)n;
 	r->buf_durable = durable;
-	return (size_t)n >= need ? 1 : 0;
+	return r->off + need <= from + (uint64_t)n ? 1 : 0;
 }
 
 /* Reads the record at r->off without checking its checksum (used to skip
@@ -1653,7 +1744,7 @@ static int file_reader_open(struct rl_stream *base, uint64_t pos,
 		return rl_err_set(err, ENOMEM, "out of memory");
 	r->base.stream = base;
 	r->s = s;
-	r->fd = -1;
+	r->fd = r->dfd = -1;
 	r->pos = seg;
 	rl_decoder_init(&r->dec);
 	r->dec.keys = base->log->keys;

@@ -367,6 +367,12 @@ const struct rl_key *rl_log_seal_key(const struct rl_log *log);
 void rl_redact(const char *s, char *out, size_t size);
 void rl_argv_scrub(int argc, char **argv);
 
+/* Raises this process's soft limit on open files to its hard limit: a
+ * mount or a follower holds a few descriptors per disk (a segment, its
+ * direct twin, the head, the image), and 1024 would cap it near 200
+ * disks.  Quietly does nothing if it cannot. */
+void rl_fd_limit_raise(void);
+
 /* The stream of a disk (disk != NULL) or the catalog (disk == NULL).  A
  * writer creates it if missing; a reader gets -ENOENT if it does not exist.
  * The stream belongs to the log and lives until rl_log_close(). */

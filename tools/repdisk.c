@@ -88,6 +88,7 @@ int main(int argc, char **argv)
 	 * replays, data directories it makes) holds every disk's data: only
 	 * its owner reads it.  Images get their disk's mode explicitly. */
 	umask(077);
+	rl_fd_limit_raise();
 	usage_build();
 	if (sodium_init() < 0) {
 		fprintf(stderr, "repdisk: libsodium failed to initialise\n");
