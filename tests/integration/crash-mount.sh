@@ -97,6 +97,7 @@ for round in 1 2 3; do
 	start_bg "$T/fio.log" fio "${fio_job[@]}" --do_verify=0 --verify_state_save=1 \
 		--time_based --runtime=60 ${FIO_RATE:+--rate=,$FIO_RATE}
 	fio_pid=$!
+	wait_opened "$fio_pid" "$M/fio.img"
 	sleep "1.$((RANDOM % 10))"
 	crash_daemon "$M"
 	wait "$fio_pid" 2>/dev/null || true

@@ -82,6 +82,23 @@ start_bg() {
 	cleanup "kill -9 $! 2>/dev/null; wait $! 2>/dev/null"
 }
 
+# wait_opened PID FILE [SECONDS]: waits until process PID or a child of
+# it holds FILE open (fio opens its file only once its job has started,
+# which on a loaded machine can take seconds), 30 s at most.
+wait_opened() {
+	local until=$((SECONDS + ${3:-30})) want p f
+	want=$(realpath "$2")
+	while [ "$SECONDS" -lt "$until" ]; do
+		for p in "$1" $(pgrep -P "$1"); do
+			for f in /proc/"$p"/fd/*; do
+				[ "$(readlink "$f" 2>/dev/null)" = "$want" ] && return 0
+			done
+		done
+		sleep 0.05
+	done
+	fail "process $1 did not open $2 within ${3:-30} s"
+}
+
 # running PID: the process runs (a zombie, exited but not yet reaped by
 # this shell, does not count; kill -0 alone would say it runs).
 running() {
