@@ -99,6 +99,10 @@
  * and so does a reboot, and reading them cold through the cache ran at a
  * quarter of the disk on a VM (docs/BENCHMARKS.md, "Direct log appends").
  * Small records just appended are read from the cache, where they are.
+ * After a direct read the reader starts the next one in the background
+ * (POSIX AIO, from the first record the chunk does not hold whole), so
+ * that a follower's disk reads the log while the follower writes the
+ * image: one read and one write at a time ran at 0.5-0.6 GB/s.
  *
  * Recovery.  When the writer opens a stream it verifies every record of the
  * last segment.  A bad or incomplete record at or past the head's durable
@@ -108,6 +112,7 @@
  */
 #include "internal.h"
 
+#include <aio.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -247,6 +252,14 @@ struct file_reader {
 	size_t buf_cap, buf_len;
 	uint64_t buf_off;
 	uint64_t buf_durable;		/* records below this are complete in buf */
+	/* Read-ahead ("Readers"): the direct read of the chunk the next
+	 * fill will want, in flight into `ahead` while buf is decoded. */
+	struct aiocb aio;
+	bool ahead_busy;
+	uint8_t *ahead;
+	size_t ahead_cap;
+	uint64_t ahead_rec;		/* the byte of the record it is for */
+	uint64_t ahead_durable;		/* the durable end before it started */
 	struct rl_decoder dec;
 };
 
@@ -1421,8 +1434,25 @@ static int file_open(const char *where, unsigned flags,
 
 /* ------------------------------------------------------------ readers */
 
+/* Waits for the read-ahead in flight, if any: its bytes, or -errno. */
+static ssize_t ahead_wait(struct file_reader *r)
+{
+	const struct aiocb *list[1] = { &r->aio };
+	ssize_t n;
+	int e;
+
+	if (!r->ahead_busy)
+		return -ECANCELED;
+	while ((e = aio_error(&r->aio)) == EINPROGRESS)
+		aio_suspend(list, 1, NULL);
+	r->ahead_busy = false;
+	n = aio_return(&r->aio);
+	return n < 0 ? -e : n;
+}
+
 static void reader_drop_segment(struct file_reader *r)
 {
+	ahead_wait(r);		/* before its descriptor goes */
 	if (r->fd >= 0)
 		close(r->fd);
 	r->fd = -1;
@@ -1523,6 +1553,74 @@ static bool reader_direct(struct file_reader *r, size_t len)
 	return r->dfd >= 0;
 }
 
+/* After a direct fill that was not cut short by the end of the file:
+ * starts reading, direct and in the background, the chunk that the next
+ * fill will want, from the first record that buf does not hold whole.
+ * Nothing if buf ends in what is not a record (the zeros past the last). */
+static void ahead_start(struct file_reader *r)
+{
+	const uint64_t mask = DIRECT_ALIGN - 1;
+	uint64_t o = r->off, end = r->buf_off + r->buf_len, from;
+	size_t need = RL_RECORD_HDR_MIN, want;
+
+	while (o + RL_RECORD_HDR_MIN <= end) {
+		ssize_t size = rl_record_size(r->buf + (o - r->buf_off), NULL);
+
+		if (size <= 0)
+			return;
+		if (o + (uint64_t)size > end) {
+			need = (size_t)size;
+			break;
+		}
+		o += (uint64_t)size;
+	}
+	want = need > READ_CHUNK ? need : READ_CHUNK;
+	from = o & ~mask;
+	want = (size_t)(((o + want + mask) & ~mask) - from);
+	if (want > r->ahead_cap) {
+		void *nb;
+
+		if (posix_memalign(&nb, DIRECT_ALIGN, want) != 0)
+			return;
+		free(r->ahead);
+		r->ahead = nb;
+		r->ahead_cap = want;
+	}
+	memset(&r->aio, 0, sizeof(r->aio));
+	r->aio.aio_fildes = r->dfd;
+	r->aio.aio_buf = r->ahead;
+	r->aio.aio_nbytes = want;
+	r->aio.aio_offset = (off_t)from;
+	r->aio.aio_sigevent.sigev_notify = SIGEV_NONE;
+	/* records below it were written before it was published */
+	r->ahead_durable = head_load(r->s);
+	r->ahead_rec = o;
+	r->ahead_busy = aio_read(&r->aio) == 0;
+}
+
+/* The read-ahead, if it was for r->off and holds need bytes of it whole,
+ * as r->buf: 1, or 0 to read them now. */
+static int ahead_take(struct file_reader *r, size_t need)
+{
+	bool mine = r->ahead_busy && r->ahead_rec == r->off;
+	uint64_t from = (uint64_t)r->aio.aio_offset;
+	ssize_t n = ahead_wait(r);
+	uint8_t *b = r->buf;
+	size_t cap = r->buf_cap;
+
+	if (!mine || n < 0 || r->pos >= r->ahead_durable ||
+	    r->off + need > from + (uint64_t)n)
+		return 0;
+	r->buf = r->ahead;
+	r->buf_cap = r->ahead_cap;
+	r->ahead = b;
+	r->ahead_cap = cap;
+	r->buf_off = from;
+	r->buf_len = (size_t)n;
+	r->buf_durable = r->ahead_durable;
+	return 1;
+}
+
 /* Makes bytes [r->off, r->off + need) available in r->buf.  Returns 1 if
  * they are, 0 at the end of the segment file (fewer bytes exist), or -errno.
  * Bytes of records below r->buf_durable are complete: the durable end is
@@ -1540,6 +1638,14 @@ static int reader_fill(struct file_reader *r, size_t need)
 	if (r->off >= r->buf_off && r->off + need <= r->buf_off + r->buf_len &&
 	    r->pos < r->buf_durable)
 		return 1;
+	if (r->ahead_busy) {
+		if (ahead_take(r, need)) {
+			if (!reader_same_segment(r))
+				return -ESTALE;
+			ahead_start(r);
+			return 1;
+		}
+	}
 	size_t want = need > READ_CHUNK ? need : READ_CHUNK;
 
 	direct = reader_direct(r, want);
@@ -1580,6 +1686,8 @@ static int reader_fill(struct file_reader *r, size_t need)
 	r->buf_off = from;
 	r->buf_len = (size_t)n;
 	r->buf_durable = durable;
+	if (direct && (size_t)n == want)
+		ahead_start(r);
 	return r->off + need <= from + (uint64_t)n ? 1 : 0;
 }
 
@@ -1696,6 +1804,7 @@ static void file_reader_close(struct rl_reader *base)
 	reader_drop_segment(r);
 	rl_decoder_free(&r->dec);
 	free(r->buf);
+	free(r->ahead);
 	free(r);
 }
 
