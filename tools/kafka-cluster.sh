@@ -41,7 +41,7 @@
 # "Security" below).
 #
 # Files under KAFKA_CLUSTER_DIR (default /var/tmp/repdisk-kafka):
-#   ports, host, version the 6 ports, the address and the Kafka version
+#   ports, host, version the 9 ports, the address and the Kafka version
 #                        chosen at the first start
 #   nodeN/server.properties, nodeN/data/, nodeN/server.log (the broker's
 #   log), nodeN/stdout.log, nodeN/pid
@@ -85,15 +85,21 @@ fetch_jars() {
 
 # --- ports -----------------------------------------------------------------
 
-# Six free ports on the host address, chosen once per cluster directory so that a
-# node restarts where its peers expect it.  Several clusters can run at once
-# (a test's own beside the suite's shared one).
+# Nine free ports on the host address (broker, controller and SASL_SSL
+# listener of each node), chosen once per cluster directory so that a node
+# restarts where its peers expect it.  Several clusters can run at once (a
+# test's own beside the suite's shared one).  They are chosen below the
+# kernel's range of ephemeral ports: a port in it that is free now can be
+# taken by any outgoing connection (the other cluster's nodes make many)
+# before the node binds it, and the node then dies at its start.
 choose_ports() {
 	[ -s "$dir/ports" ] && return 0
-	local used p ports=()
+	local used p lo=10000 hi ports=()
+	hi=$(awk '{ print $1 - 1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null) || hi=32767
+	[ "$hi" -gt $((lo + 1000)) ] || hi=$((lo + 20000))
 	used=$(ss -Htan | awk '{ n = split($4, a, ":"); print a[n] }' | sort -u)
-	p=$((20000 + RANDOM % 20000))
-	while [ ${#ports[@]} -lt 6 ]; do
+	p=$((lo + RANDOM % (hi - lo - 200)))
+	while [ ${#ports[@]} -lt 9 ]; do
 		p=$((p + 1))
 		grep -qx "$p" <<<"$used" || ports+=("$p")
 	done
@@ -103,7 +109,8 @@ choose_ports() {
 # broker_port N, controller_port N
 broker_port() { awk -v n="$1" '{ print $n }' "$dir/ports"; }
 controller_port() { awk -v n="$1" '{ print $(n + 3) }' "$dir/ports"; }
-sasl_port() { awk -v n="$1" '{ print $(n + 3) + 10000 }' "$dir/ports"; }
+# (a ports file of an older cluster has 6: its SASL ports were 10000 above)
+sasl_port() { awk -v n="$1" '{ print NF >= 9 ? $(n + 6) : $(n + 3) + 10000 }' "$dir/ports"; }
 
 bootstrap() {
 	local n out=()
@@ -283,13 +290,27 @@ ready() {
 	} END { exit bad }' <<<"$md"
 }
 
+# nodes_down: for each node whose process is gone, a line saying so and the
+# end of its logs (why it stopped: a port taken, a bad config, ...).
+nodes_down() {
+	local n
+	for n in "${nodes[@]}"; do
+		node_pid "$n" >/dev/null && continue
+		printf '\nnode %s is not running; its last errors:\n' "$n"
+		{ grep -E '^\[[^]]*\] (ERROR|FATAL) ' "$dir/node$n/server.log" | tail -n 2
+		  grep -oE '[A-Za-z.]+Exception: .*' "$dir/node$n/server.log" |
+			awk '!seen[$0]++' | head -n 3
+		  grep -v '^\s*at ' "$dir/node$n/stdout.log" | tail -n 3; } 2>/dev/null
+	done
+}
+
 wait_ready() { # SECONDS
 	local end=$((SECONDS + $1))
 	while [ $SECONDS -lt $end ]; do
 		ready && return 0
 		sleep 0.5
 	done
-	die "not ready after $1 s: $(metadata | head -20)"
+	die "not ready after $1 s: $(metadata | head -20)$(nodes_down)"
 }
 
 # The broker of node N is listed in the metadata.
