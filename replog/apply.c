@@ -415,23 +415,13 @@ static void *direct_buffer(void)
 
 bool rl_image_set_direct(struct rl_image *img)
 {
-	char proc[64];
-	struct stat a, b;
 	int fd;
 
 	if (img->direct_fd >= 0)
 		return true;
-	/* the same file, opened again (not its path, which could have been
-	 * replaced since) */
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", img->fd);
-	fd = open(proc, O_RDWR | O_CLOEXEC | O_DIRECT);
+	fd = rl_reopen_direct(img->fd, O_RDWR);
 	if (fd < 0)
 		return false;
-	if (fstat(fd, &a) < 0 || fstat(img->fd, &b) < 0 ||
-	    a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
-		close(fd);
-		return false;
-	}
 	img->direct_fd = fd;
 	return true;
 }

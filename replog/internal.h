@@ -248,6 +248,11 @@ int rl_write_full(int fd, const void *buf, size_t len);
  * fd's file offset, which recovery does not move). */
 int rl_pwrite_full(int fd, const void *buf, size_t len, off_t off);
 ssize_t rl_pread_full(int fd, void *buf, size_t len, off_t off);
+/* The file of fd opened again with O_DIRECT and flags (O_RDONLY, ...):
+ * through /proc/self/fd, so the same file even if its path was replaced
+ * since, and checked to be the same inode.  A descriptor, or -errno
+ * (-EINVAL: the file system refuses O_DIRECT). */
+int rl_reopen_direct(int fd, int flags);
 /* Reads a whole small file into buf as a string; bytes read or -errno. */
 int rl_read_small_file(const char *path, char *buf, size_t size);
 /* Replaces dir/name with buf durably: write a temporary file, fdatasync,

@@ -911,18 +911,19 @@ static void direct_refused(struct file_log *log, struct file_stream *s,
  * O_DIRECT, is there (opened on first use). */
 static bool direct_ready(struct file_log *log, struct file_stream *s)
 {
-	char proc[64];
+	int fd;
 
 	if (s->dfd >= 0)
 		return true;
 	if (atomic_load(&log->no_direct))
 		return false;
-	/* the same file, not its path */
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", s->fd);
-	s->dfd = open(proc, O_WRONLY | O_CLOEXEC | O_DIRECT);
-	if (s->dfd < 0 && errno == EINVAL)
+	fd = rl_reopen_direct(s->fd, O_WRONLY);
+	if (fd == -EINVAL)
 		direct_refused(log, s, EINVAL);
-	return s->dfd >= 0;
+	if (fd < 0)
+		return false;
+	s->dfd = fd;
+	return true;
 }
 
 /* Fills buf with bytes [from, from + n) of what a direct append writes:
@@ -1079,8 +1080,8 @@ static int file_append(struct rl_stream *base, const void *rec, size_t len,
 		rc = 1;
 		if (len >= DIRECT_MIN && disk) {
 			rc = append_direct(log, s, rec, len);
-			/* its range left the page cache */
-			s->runway_end = 0;
+			if (rc != 1)	/* its range left the page cache */
+				s->runway_end = 0;
 		}
 		if (rc == 1) {
 			if (disk && len <= RUNWAY_RECORD &&
@@ -1540,17 +1541,16 @@ static bool mostly_cached(int fd, uint64_t off, size_t len)
  * "Readers"): when most of them are not in the page cache. */
 static bool reader_direct(struct file_reader *r, size_t len)
 {
-	char proc[64];
+	int fd;
 
 	if (r->dfd == -2 || mostly_cached(r->fd, r->off, len))
 		return false;
 	if (r->dfd >= 0)
 		return true;
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", r->fd);
-	r->dfd = open(proc, O_RDONLY | O_CLOEXEC | O_DIRECT);
-	if (r->dfd < 0 && errno == EINVAL)
-		r->dfd = -2;	/* no O_DIRECT here: for good */
-	return r->dfd >= 0;
+	fd = rl_reopen_direct(r->fd, O_RDONLY);
+	/* -EINVAL: no O_DIRECT here, for good */
+	r->dfd = fd >= 0 ? fd : fd == -EINVAL ? -2 : -1;
+	return fd >= 0;
 }
 
 /* After a direct fill that was not cut short by the end of the file:

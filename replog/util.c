@@ -361,6 +361,24 @@ int rl_pwrite_full(int fd, const void *buf, size_t len, off_t off)
 	return 0;
 }
 
+int rl_reopen_direct(int fd, int flags)
+{
+	char proc[64];
+	struct stat a, b;
+	int dfd;
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	dfd = open(proc, flags | O_CLOEXEC | O_DIRECT);
+	if (dfd < 0)
+		return -errno;
+	if (fstat(dfd, &a) < 0 || fstat(fd, &b) < 0 ||
+	    a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
+		close(dfd);
+		return -ESTALE;
+	}
+	return dfd;
+}
+
 ssize_t rl_pread_full(int fd, void *buf, size_t len, off_t off)
 {
 	size_t done = 0;
