@@ -2,20 +2,23 @@
  * calls through the linker (-Wl,--wrap=SYMBOL, see CMakeLists.txt: only
  * the tests that link this file wrap them):
  *
- *   a disk error   pwrite and fdatasync of a file whose path starts with
- *                  fault_path fail with EIO (fault_pwrite, fault_sync);
+ *   a disk error   pwrite, fdatasync, and the wait of sync_file_range
+ *                  (a writeback error it reports) of a file whose path
+ *                  starts with fault_path fail with EIO (fault_pwrite,
+ *                  fault_sync, fault_range);
  *   memory         the fault_strdup_in-th strdup from now fails (ENOMEM).
  */
 #include "faults.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 const char *fault_path;
-bool fault_pwrite, fault_sync;
+bool fault_pwrite, fault_sync, fault_range;
 int fault_strdup_in;
 
 static bool fd_faulty(int fd, bool which)
@@ -53,6 +56,17 @@ int __wrap_fdatasync(int fd)
 		return -1;
 	}
 	return __real_fdatasync(fd);
+}
+
+int __real_sync_file_range(int fd, off_t off, off_t n, unsigned flags);
+int __wrap_sync_file_range(int fd, off_t off, off_t n, unsigned flags);
+int __wrap_sync_file_range(int fd, off_t off, off_t n, unsigned flags)
+{
+	if ((flags & SYNC_FILE_RANGE_WAIT_AFTER) && fd_faulty(fd, fault_range)) {
+		errno = EIO;
+		return -1;
+	}
+	return __real_sync_file_range(fd, off, n, flags);
 }
 
 char *__real_strdup(const char *s);

@@ -275,6 +275,29 @@ START_TEST(test_follower_local_eio)
 	follower_catch_up(&fo);
 	ck_assert_uint_eq(rl_follower_stopped(fo.f), 0);
 	model_check(&ma, path);
+
+	/* a writeback error reported by the checkpoint's paced writeback
+	 * (apply.c, "Paced checkpoints") is one too: the wait consumes it,
+	 * so the fdatasync after would not see it */
+	r = rec_write(1, ++seq, 7000, data, 5000);
+	primary_append(&p, &disk1, r);
+	model_apply(&ma, &r);
+	ck_assert_int_gt(follower_steps(&fo), 0);
+	fault_range = true;
+	saved = unit_stderr_begin(errf);
+	rc = rl_follower_checkpoint(fo.f, &err);
+	msg = unit_stderr_end(saved, errf);
+	ck_assert_msg(rc == 0, "a local writeback failure failed the follower "
+		      "(%d): %s", rc, err.msg);
+	ck_assert_uint_eq(rl_follower_stopped(fo.f), 1);
+	ck_assert_msg(strstr(msg, "sync_file_range: Input/output error"),
+		      "message: %s", msg);
+	free(msg);
+	fault_range = false;
+	usleep(2000);
+	follower_catch_up(&fo);
+	ck_assert_uint_eq(rl_follower_stopped(fo.f), 0);
+	model_check(&ma, path);
 	{
 		struct rl_checkpoint c;
 
