@@ -68,6 +68,24 @@
  * completes that record with -EIO and prints the cause once per stream and
  * outage; later appends are accepted (quorum loss is not permanent).
  *
+ * The idempotence window.  With idempotence, librdkafka 2.0.2 sends a
+ * partition's next request only while fewer than 5 of its messages
+ * (RD_KAFKA_IDEMP_MAX_INFLIGHT: messages, not requests) are in flight;
+ * when a batch is ready but the window is full, its broker thread sets
+ * its next wake-up to now and polls its socket with a timeout of 0 until
+ * an answer comes: a spin, most of a core, on the cores the brokers need
+ * (BENCHMARKS.md, "Kafka: the ceiling measured").  So a stream hands
+ * librdkafka a record only while fewer than IDEMP_WINDOW of its records
+ * are handed over and not yet reported (s->handed): librdkafka can then
+ * send at once whatever it holds.  The others wait in the stream's held
+ * list, copied, and are handed over as one group (at most one batch,
+ * max_message, which librdkafka sends as one request) as soon as the
+ * window has room again: from the delivery report that makes it, on the
+ * poller thread.  Small records keep travelling many to a request, as
+ * before.  A record is never held longer than HOLD_MAX_MS: past that
+ * (answers slower than that, an outage), the group goes to librdkafka
+ * anyway, so an append still fails after about its timeout, not two.
+ *
  * Fatal producer errors.  An idempotent producer can fail for good
  * (rd_kafka_fatal_error): librdkafka 2.0.2 does so after some disconnects
  * (OUT_OF_ORDER_SEQUENCE_NUMBER, a bug fixed in 2.3.0), a broker can cause
@@ -136,6 +154,11 @@
 #include <string.h>
 #include <time.h>
 
+/* See "The idempotence window". */
+#define IDEMP_WINDOW	5
+#define HOLD_MAX_MS	1000
+#define BATCH_OVERHEAD	80	/* bytes a record adds to a batch, at most */
+
 struct kpending {
 	struct kpending *next;
 	struct kafka_stream *s;
@@ -144,6 +167,11 @@ struct kpending {
 	bool done;
 	int err;
 	uint64_t pos;
+	/* while held: the record's copy, and since when */
+	struct kpending *hnext;
+	void *buf;
+	size_t len;
+	uint64_t held_ns;
 };
 
 struct kafka_stream {
@@ -151,8 +179,10 @@ struct kafka_stream {
 	struct kafka_stream *next;
 	char topic[TOPIC_MAX];
 	pthread_mutex_t produce_lock;	/* FIFO order = produce order */
-	pthread_mutex_t lock;		/* the FIFO */
+	pthread_mutex_t lock;		/* the FIFO, the held list, handed */
 	struct kpending *head, *tail;
+	struct kpending *held, *held_tail;	/* not yet handed over */
+	int handed;			/* handed over, not yet reported */
 	bool failing;			/* printed a failure, not yet ok */
 };
 
@@ -191,6 +221,139 @@ static void stream_complete(struct kafka_stream *s)
 	}
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* Completes p, which never reached librdkafka, with err (the log's
+ * inflight count drops by one). */
+static void pending_fail(struct kafka_log *log, struct kpending *p, int err)
+{
+	struct kafka_stream *s = p->s;
+
+	free(p->buf);
+	p->buf = NULL;
+	pthread_mutex_lock(&s->lock);
+	p->err = err;
+	p->done = true;
+	pthread_mutex_unlock(&s->lock);
+	stream_complete(s);
+	pthread_mutex_lock(&log->lock);
+	log->inflight--;
+	pthread_cond_broadcast(&log->cond);
+	pthread_mutex_unlock(&log->lock);
+}
+
+/* Under s->produce_lock: hands s's held records to librdkafka, a group
+ * (one batch) at a time, while the window has room or the oldest was held
+ * HOLD_MAX_MS; or (fail) fails them all, the producer having failed. */
+static void release_locked(struct kafka_log *log, struct kafka_stream *s,
+			   bool fail)
+{
+	size_t cap = (size_t)log->max_message - 512;
+
+	for (;;) {
+		struct kpending *group = NULL, **end = &group, *p;
+		size_t bytes = 0;
+
+		pthread_mutex_lock(&s->lock);
+		p = s->held;
+		if (!p || (!fail && s->handed >= IDEMP_WINDOW &&
+			   now_ns() - p->held_ns < HOLD_MAX_MS * 1000000ull)) {
+			pthread_mutex_unlock(&s->lock);
+			break;
+		}
+		while (p && (!group || bytes + p->len + BATCH_OVERHEAD <= cap)) {
+			bytes += p->len + BATCH_OVERHEAD;
+			*end = p;
+			end = &p->hnext;
+			s->handed++;
+			p = p->hnext;
+		}
+		*end = NULL;
+		s->held = p;
+		if (!p)
+			s->held_tail = NULL;
+		pthread_mutex_unlock(&s->lock);
+
+		pthread_rwlock_rdlock(&log->prod_lock);
+		for (p = group; p; p = group) {
+			rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__FATAL;
+
+			if (!fail)
+				e = rd_kafka_producev(log->prod,
+					RD_KAFKA_V_TOPIC(s->topic),
+					RD_KAFKA_V_PARTITION(0),
+					RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+					RD_KAFKA_V_VALUE(p->buf, p->len),
+					RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_END);
+			if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+				break;
+			group = p->hnext;
+			if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+				p->buf = NULL;	/* librdkafka's now */
+				continue;
+			}
+			pthread_mutex_lock(&s->lock);
+			s->handed--;
+			pthread_mutex_unlock(&s->lock);
+			/* a fatal error is said by on_error, once */
+			if (!fail && e != RD_KAFKA_RESP_ERR__FATAL)
+				rl_msg(RL_LOG_ERR, "kafka log: topic %s: produce: "
+				       "%s", s->topic, rd_kafka_err2str(e));
+			pending_fail(log, p, -EIO);
+		}
+		pthread_rwlock_unlock(&log->prod_lock);
+		if (!group)
+			continue;
+		/* librdkafka's queue is full: what is left of the group goes
+		 * back to the head of the held list, in order (appenders add
+		 * only under produce_lock, which this holds), for the next
+		 * delivery report or round */
+		pthread_mutex_lock(&s->lock);
+		for (p = group; ; p = p->hnext) {
+			s->handed--;
+			if (!p->hnext)
+				break;
+		}
+		p->hnext = s->held;
+		if (!s->held)
+			s->held_tail = p;
+		s->held = group;
+		pthread_mutex_unlock(&s->lock);
+		break;
+	}
+}
+
+/* release_locked from the poller thread, which must not block on an
+ * appender: a stream being appended to is skipped, and its appender
+ * releases on its way out what it holds. */
+static void stream_release(struct kafka_log *log, struct kafka_stream *s,
+			   bool fail)
+{
+	if (pthread_mutex_trylock(&s->produce_lock) != 0)
+		return;
+	release_locked(log, s, fail);
+	pthread_mutex_unlock(&s->produce_lock);
+}
+
+/* stream_release for every stream (streams are only ever added, at the
+ * head, and freed when the log is closed). */
+static void streams_release(struct kafka_log *log, bool fail)
+{
+	struct kafka_stream *s;
+
+	pthread_mutex_lock(&log->lock);
+	s = log->streams;
+	pthread_mutex_unlock(&log->lock);
+	for (; s; s = s->next)
+		stream_release(log, s, fail);
+}
+
 /* Runs on the poller thread only. */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 			void *arg)
@@ -227,6 +390,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 	}
 	pthread_mutex_lock(&s->lock);
 	p->done = true;
+	s->handed--;
 	pthread_mutex_unlock(&s->lock);
 	stream_complete(s);
 	pthread_mutex_lock(&log->lock);
@@ -235,6 +399,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 	log->inflight--;
 	pthread_cond_broadcast(&log->cond);
 	pthread_mutex_unlock(&log->lock);
+	stream_release(log, s, false);
 }
 
 static void on_error(rd_kafka_t *rk, int code, const char *reason, void *arg)
@@ -293,6 +458,7 @@ static void producer_replace(struct kafka_log *log)
 	rd_kafka_purge(log->prod, RD_KAFKA_PURGE_F_QUEUE |
 				  RD_KAFKA_PURGE_F_INFLIGHT);
 	for (;;) {
+		streams_release(log, true);	/* held records fail too */
 		pthread_mutex_lock(&log->lock);
 		bool idle = log->inflight == 0;
 
@@ -339,6 +505,8 @@ static void *poller_main(void *arg)
 		pthread_mutex_unlock(&log->lock);
 		if (fatal)
 			producer_replace(log);
+		else
+			streams_release(log, false);
 	}
 	return NULL;
 }
@@ -371,11 +539,53 @@ static int kafka_append(struct rl_stream *base, const void *rec, size_t len,
 
 	pthread_mutex_lock(&s->produce_lock);
 	pthread_mutex_lock(&s->lock);
+	if (s->held || s->handed >= IDEMP_WINDOW) {
+		/* the window is full (see "The idempotence window"): held,
+		 * a copy, handed over by a delivery report; copied without
+		 * s->lock, which delivery reports take (produce_lock keeps
+		 * every other appender out meanwhile) */
+		pthread_mutex_unlock(&s->lock);
+		p->buf = malloc(len);
+		if (p->buf)
+			memcpy(p->buf, rec, len);
+		pthread_mutex_lock(&s->lock);
+		if (p->buf) {
+			p->len = len;
+			p->held_ns = now_ns();
+			if (s->tail)
+				s->tail->next = p;
+			else
+				s->head = p;
+			s->tail = p;
+			if (s->held_tail)
+				s->held_tail->hnext = p;
+			else
+				s->held = p;
+			s->held_tail = p;
+		}
+		bool held = p->buf != NULL;
+
+		pthread_mutex_unlock(&s->lock);
+		/* reports may have come meanwhile (and p may be done and
+		 * freed once this returns) */
+		if (held)
+			release_locked(log, s, false);
+		pthread_mutex_unlock(&s->produce_lock);
+		if (held)
+			return 0;
+		free(p);
+		pthread_mutex_lock(&log->lock);
+		log->inflight--;
+		pthread_cond_broadcast(&log->cond);
+		pthread_mutex_unlock(&log->lock);
+		return -ENOMEM;
+	}
 	if (s->tail)
 		s->tail->next = p;
 	else
 		s->head = p;
 	s->tail = p;
+	s->handed++;
 	pthread_mutex_unlock(&s->lock);
 	pthread_rwlock_rdlock(&log->prod_lock);
 	for (;;) {
@@ -415,6 +625,7 @@ static int kafka_append(struct rl_stream *base, const void *rec, size_t len,
 	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
 		/* p is the tail (we hold produce_lock) and not done: unlink */
 		pthread_mutex_lock(&s->lock);
+		s->handed--;
 		if (s->head == p) {
 			s->head = s->tail = NULL;
 		} else {

@@ -294,6 +294,76 @@ START_TEST(test_failed_append_is_not_sticky)
 }
 END_TEST
 
+/* More records than librdkafka's idempotence window takes wait in the
+ * stream (log_kafka.c, "The idempotence window").  With the leader down,
+ * every one of them still fails after about the write timeout (once
+ * HOLD_MAX_MS passed, the held ones go to librdkafka too), not after two;
+ * and once it is back, appends go on, in order. */
+START_TEST(test_window_outage)
+{
+	enum { M = 60 };
+	struct rl_log *log;
+	struct rl_stream *s;
+	struct rl_err err = { 0 };
+	int64_t t0, took;
+	uint8_t *buf;
+	size_t len;
+
+	mock_start();
+	log = open_log(RL_LOG_WRITE, 5000);
+	ck_assert_msg(rl_log_stream(log, &disk1, &s, &err) == 0, "%s", err.msg);
+	len = tag_record(&disk1, 0, &buf);
+	ck_assert_int_eq(rl_log_append_sync(s, buf, len, NULL), 0);
+	free(buf);
+
+	rd_kafka_mock_broker_set_down(mc, 1);
+	pthread_mutex_lock(&dl.lock);
+	dl.n = 0;
+	pthread_mutex_unlock(&dl.lock);
+	t0 = now_ms();
+	for (uint64_t i = 0; i < M; i++) {
+		len = tag_record(&disk1, i, &buf);
+		ck_assert_int_eq(rl_log_append(s, buf, len, on_done,
+					       (void *)(uintptr_t)i), 0);
+		free(buf);
+	}
+	pthread_mutex_lock(&dl.lock);
+	while (dl.n < M)
+		pthread_cond_wait(&dl.cond, &dl.lock);
+	pthread_mutex_unlock(&dl.lock);
+	took = now_ms() - t0;
+	for (uint64_t i = 0; i < M; i++) {
+		ck_assert_uint_eq(dl.tag[i], i);
+		ck_assert_int_eq(dl.err[i], -EIO);
+	}
+	ck_assert_msg(took < 2 * 5000, "the last of %d appends failed after "
+		      "%lld ms: the held ones waited a timeout of their own",
+		      M, (long long)took);
+
+	rd_kafka_mock_broker_set_up(mc, 1);
+	pthread_mutex_lock(&dl.lock);
+	dl.n = 0;
+	pthread_mutex_unlock(&dl.lock);
+	for (uint64_t i = 0; i < M; i++) {
+		len = tag_record(&disk1, i, &buf);
+		ck_assert_int_eq(rl_log_append(s, buf, len, on_done,
+					       (void *)(uintptr_t)i), 0);
+		free(buf);
+	}
+	pthread_mutex_lock(&dl.lock);
+	while (dl.n < M)
+		pthread_cond_wait(&dl.cond, &dl.lock);
+	pthread_mutex_unlock(&dl.lock);
+	for (uint64_t i = 1; i < M; i++) {
+		ck_assert_int_eq(dl.err[i], 0);
+		ck_assert_uint_eq(dl.tag[i], i);
+		ck_assert_uint_eq(dl.pos[i], dl.pos[0] + i);
+	}
+	rl_log_close(log);
+	mock_stop();
+}
+END_TEST
+
 /* ------------------------------------------------------------ the writer */
 
 /* An image of disk1 in a fresh data directory under tag. */
@@ -705,6 +775,7 @@ static Suite *log_kafka_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_order_end_and_readers);
 	tcase_add_test(tc, test_failed_append_is_not_sticky);
+	tcase_add_test(tc, test_window_outage);
 	tcase_add_test(tc, test_writer_outage_and_gaps);
 	tcase_add_test(tc, test_writer_idle_catch_up);
 	tcase_add_test(tc, test_writer_sealed_reclaim);
