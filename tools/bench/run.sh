@@ -29,7 +29,8 @@
 # --baseline: one more target, "baseline", right after "repdisk": the
 # same file-log run with another build of repdisk (the previous release,
 # or a commit before a change), so that a change is measured against what
-# it replaces in one run.
+# it replaces in one run.  With kafka in --only, also "kafka-baseline",
+# that build on the same Kafka cluster right after "kafka".
 #
 # --no-follower: no follower beside the repdisk targets.  On a small
 # machine a follower on the same host takes CPU from the mount (it
@@ -307,7 +308,7 @@ if [ -n "$with_key" ]; then
 	key_args=()
 	targets+=(repdisk-key)
 fi
-if [ -n "$baseline" ]; then
+if [ -n "$baseline" ] && [[ ,$only, == *,repdisk,* ]]; then
 	this=$repdisk repdisk=$baseline
 	run_repdisk baseline "file:$work/baseline-log"
 	repdisk=$this
@@ -324,10 +325,17 @@ if [[ $only == *devbroker* ]]; then
 fi
 if [[ ,$only, == *,kafka,* ]]; then
 	KAFKA_CLUSTER_DIR=$work/kafka "$top/tools/kafka-cluster.sh" start
-	run_repdisk kafka "kafka:$(KAFKA_CLUSTER_DIR=$work/kafka "$top/tools/kafka-cluster.sh" bootstrap)?ns=bench"
+	kboot=$(KAFKA_CLUSTER_DIR=$work/kafka "$top/tools/kafka-cluster.sh" bootstrap)
+	run_repdisk kafka "kafka:$kboot?ns=bench"
+	targets+=(kafka)
+	if [ -n "$baseline" ]; then
+		this=$repdisk repdisk=$baseline
+		run_repdisk kafka-baseline "kafka:$kboot?ns=bench-baseline"
+		repdisk=$this
+		targets+=(kafka-baseline)
+	fi
 	kafka_ceiling
 	KAFKA_CLUSTER_DIR=$work/kafka "$top/tools/kafka-cluster.sh" stop
-	targets+=(kafka)
 fi
 if [ -n "$gluster" ]; then
 	run_gluster
