@@ -871,7 +871,7 @@ static int image_failed(struct rl_image *img, struct rl_err *err)
 		return 0;
 	return rl_err_layer(err, RL_ERR_IMAGE,
 			    rl_err_set(err, EIO, "image %s: a checkpoint "
-				       "failed before (fdatasync): none is "
+				       "failed before (its writeback): none is "
 				       "written until the disk is opened "
 				       "again", img->path));
 }

@@ -183,6 +183,7 @@ struct kafka_stream {
 	struct kpending *head, *tail;
 	struct kpending *held, *held_tail;	/* not yet handed over */
 	int handed;			/* handed over, not yet reported */
+	atomic_bool release_wanted;	/* a report found produce_lock taken */
 	bool failing;			/* printed a failure, not yet ok */
 };
 
@@ -229,9 +230,10 @@ static uint64_t now_ns(void)
 	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
-/* Completes p, which never reached librdkafka, with err (the log's
- * inflight count drops by one). */
-static void pending_fail(struct kafka_log *log, struct kpending *p, int err)
+/* Marks p, which never reached librdkafka, done with err.  Its caller
+ * runs the completions (stream_complete) and lowers the log's inflight
+ * count once it holds no lock a completion might want. */
+static void pending_fail(struct kpending *p, int err)
 {
 	struct kafka_stream *s = p->s;
 
@@ -241,20 +243,27 @@ static void pending_fail(struct kafka_log *log, struct kpending *p, int err)
 	p->err = err;
 	p->done = true;
 	pthread_mutex_unlock(&s->lock);
-	stream_complete(s);
-	pthread_mutex_lock(&log->lock);
-	log->inflight--;
-	pthread_cond_broadcast(&log->cond);
-	pthread_mutex_unlock(&log->lock);
 }
+
+/* Who calls release_locked: an appender (which must not complete a
+ * record: completions run on the poller thread, in order), the poller
+ * thread, or the poller thread failing them all after a fatal error. */
+enum release { REL_APPENDER, REL_POLLER, REL_FAIL };
 
 /* Under s->produce_lock: hands s's held records to librdkafka, a group
  * (one batch) at a time, while the window has room or the oldest was held
- * HOLD_MAX_MS; or (fail) fails them all, the producer having failed. */
-static void release_locked(struct kafka_log *log, struct kafka_stream *s,
-			   bool fail)
+ * HOLD_MAX_MS; or (REL_FAIL) fails them all, the producer having failed.
+ * Returns how many it marked failed (pending_fail; never an appender's).
+ * A record librdkafka does not take goes back to the head of the held
+ * list with the rest of its group, in order (appenders add only under
+ * produce_lock, which this holds): for the next delivery report or round
+ * when its queue is full, for the poller to fail it otherwise. */
+static int release_locked(struct kafka_log *log, struct kafka_stream *s,
+			  enum release who)
 {
 	size_t cap = (size_t)log->max_message - 512;
+	bool fail = who == REL_FAIL;
+	int failed = 0;
 
 	for (;;) {
 		struct kpending *group = NULL, **end = &group, *p;
@@ -265,7 +274,7 @@ static void release_locked(struct kafka_log *log, struct kafka_stream *s,
 		if (!p || (!fail && s->handed >= IDEMP_WINDOW &&
 			   now_ns() - p->held_ns < HOLD_MAX_MS * 1000000ull)) {
 			pthread_mutex_unlock(&s->lock);
-			break;
+			return failed;
 		}
 		while (p && (!group || bytes + p->len + BATCH_OVERHEAD <= cap)) {
 			bytes += p->len + BATCH_OVERHEAD;
@@ -282,6 +291,10 @@ static void release_locked(struct kafka_log *log, struct kafka_stream *s,
 
 		pthread_rwlock_rdlock(&log->prod_lock);
 		for (p = group; p; p = group) {
+			/* once librdkafka has it, its delivery report may
+			 * complete and free p at any moment: nothing of p is
+			 * touched after a successful produce */
+			struct kpending *next = p->hnext;
 			rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__FATAL;
 
 			if (!fail)
@@ -291,13 +304,14 @@ static void release_locked(struct kafka_log *log, struct kafka_stream *s,
 					RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
 					RD_KAFKA_V_VALUE(p->buf, p->len),
 					RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_END);
-			if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-				break;
-			group = p->hnext;
 			if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
-				p->buf = NULL;	/* librdkafka's now */
+				group = next;	/* p->buf is librdkafka's now */
 				continue;
 			}
+			if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL ||
+			    who == REL_APPENDER)
+				break;
+			group = next;
 			pthread_mutex_lock(&s->lock);
 			s->handed--;
 			pthread_mutex_unlock(&s->lock);
@@ -305,15 +319,12 @@ static void release_locked(struct kafka_log *log, struct kafka_stream *s,
 			if (!fail && e != RD_KAFKA_RESP_ERR__FATAL)
 				rl_msg(RL_LOG_ERR, "kafka log: topic %s: produce: "
 				       "%s", s->topic, rd_kafka_err2str(e));
-			pending_fail(log, p, -EIO);
+			pending_fail(p, -EIO);
+			failed++;
 		}
 		pthread_rwlock_unlock(&log->prod_lock);
 		if (!group)
 			continue;
-		/* librdkafka's queue is full: what is left of the group goes
-		 * back to the head of the held list, in order (appenders add
-		 * only under produce_lock, which this holds), for the next
-		 * delivery report or round */
 		pthread_mutex_lock(&s->lock);
 		for (p = group; ; p = p->hnext) {
 			s->handed--;
@@ -325,20 +336,51 @@ static void release_locked(struct kafka_log *log, struct kafka_stream *s,
 			s->held_tail = p;
 		s->held = group;
 		pthread_mutex_unlock(&s->lock);
-		break;
+		return failed;
 	}
 }
 
 /* release_locked from the poller thread, which must not block on an
- * appender: a stream being appended to is skipped, and its appender
- * releases on its way out what it holds. */
+ * appender: a stream being appended to is flagged instead, and its
+ * appender does the release on its way out (appender_leave).  Failed
+ * records are completed here, with no lock held. */
 static void stream_release(struct kafka_log *log, struct kafka_stream *s,
 			   bool fail)
 {
-	if (pthread_mutex_trylock(&s->produce_lock) != 0)
-		return;
-	release_locked(log, s, fail);
+	if (pthread_mutex_trylock(&s->produce_lock) != 0) {
+		atomic_store(&s->release_wanted, true);
+		/* its holder may have let go before it saw the flag */
+		if (pthread_mutex_trylock(&s->produce_lock) != 0)
+			return;
+		atomic_store(&s->release_wanted, false);
+	}
+	int failed = release_locked(log, s, fail ? REL_FAIL : REL_POLLER);
+
 	pthread_mutex_unlock(&s->produce_lock);
+	if (!failed)
+		return;
+	stream_complete(s);
+	pthread_mutex_lock(&log->lock);
+	log->inflight -= (uint64_t)failed;
+	pthread_cond_broadcast(&log->cond);
+	pthread_mutex_unlock(&log->lock);
+}
+
+/* An appender lets go of produce_lock, and does the release a delivery
+ * report asked for meanwhile (stream_release found the lock taken):
+ * otherwise the held records would wait for the poller's next round. */
+static void appender_leave(struct kafka_log *log, struct kafka_stream *s)
+{
+	pthread_mutex_unlock(&s->produce_lock);
+	while (atomic_exchange(&s->release_wanted, false)) {
+		if (pthread_mutex_trylock(&s->produce_lock) != 0) {
+			/* its holder leaves through here too */
+			atomic_store(&s->release_wanted, true);
+			return;
+		}
+		(void)release_locked(log, s, REL_APPENDER);	/* fails none */
+		pthread_mutex_unlock(&s->produce_lock);
+	}
 }
 
 /* stream_release for every stream (streams are only ever added, at the
@@ -569,8 +611,8 @@ static int kafka_append(struct rl_stream *base, const void *rec, size_t len,
 		/* reports may have come meanwhile (and p may be done and
 		 * freed once this returns) */
 		if (held)
-			release_locked(log, s, false);
-		pthread_mutex_unlock(&s->produce_lock);
+			(void)release_locked(log, s, REL_APPENDER);
+		appender_leave(log, s);
 		if (held)
 			return 0;
 		free(p);
@@ -637,7 +679,7 @@ static int kafka_append(struct rl_stream *base, const void *rec, size_t len,
 			s->tail = q;
 		}
 		pthread_mutex_unlock(&s->lock);
-		pthread_mutex_unlock(&s->produce_lock);
+		appender_leave(log, s);
 		free(p);
 		pthread_mutex_lock(&log->lock);
 		log->inflight--;
@@ -647,7 +689,7 @@ static int kafka_append(struct rl_stream *base, const void *rec, size_t len,
 			s->topic, rd_kafka_err2str(e));
 		return -EIO;
 	}
-	pthread_mutex_unlock(&s->produce_lock);
+	appender_leave(log, s);
 	return 0;
 }
 
