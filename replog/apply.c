@@ -580,11 +580,12 @@ static int apply_range(struct rl_image *img, const struct rl_record *r)
 	size = (uint64_t)st.st_size;
 	rc = punch(img->fd, r->offset, r->offset >= size ? 0 :
 		   (end < size ? end : size) - r->offset);
-	if (rc == 0 && r->type == RL_ZERO && end > size &&
-	    ftruncate(img->fd, (off_t)end) < 0)
-		rc = -errno;
-	else if (rc == 0 && r->type == RL_ZERO && end > size)
-		pace_resize(img);
+	if (rc == 0 && r->type == RL_ZERO && end > size) {
+		if (ftruncate(img->fd, (off_t)end) < 0)
+			rc = -errno;
+		else
+			pace_resize(img);
+	}
 	return rc;
 }
 

@@ -553,6 +553,16 @@ static void *poller_main(void *arg)
 	return NULL;
 }
 
+/* Under s->lock: p joins the completion FIFO (produce order). */
+static void fifo_push(struct kafka_stream *s, struct kpending *p)
+{
+	if (s->tail)
+		s->tail->next = p;
+	else
+		s->head = p;
+	s->tail = p;
+}
+
 static int kafka_append(struct rl_stream *base, const void *rec, size_t len,
 			rl_append_cb cb, void *opaque)
 {
@@ -594,11 +604,7 @@ static int kafka_append(struct rl_stream *base, const void *rec, size_t len,
 		if (p->buf) {
 			p->len = len;
 			p->held_ns = now_ns();
-			if (s->tail)
-				s->tail->next = p;
-			else
-				s->head = p;
-			s->tail = p;
+			fifo_push(s, p);
 			if (s->held_tail)
 				s->held_tail->hnext = p;
 			else
@@ -622,11 +628,7 @@ static int kafka_append(struct rl_stream *base, const void *rec, size_t len,
 		pthread_mutex_unlock(&log->lock);
 		return -ENOMEM;
 	}
-	if (s->tail)
-		s->tail->next = p;
-	else
-		s->head = p;
-	s->tail = p;
+	fifo_push(s, p);
 	s->handed++;
 	pthread_mutex_unlock(&s->lock);
 	pthread_rwlock_rdlock(&log->prod_lock);

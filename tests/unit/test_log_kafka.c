@@ -160,6 +160,28 @@ static void on_done(void *opaque, int err, uint64_t pos)
 	pthread_mutex_unlock(&dl.lock);
 }
 
+/* Appends records tagged 0..n-1 to s (asynchronously, all at once) and
+ * waits for their n completions, noted in dl from its start. */
+static void append_tags(struct rl_stream *s, uint64_t n)
+{
+	uint8_t *buf;
+	size_t len;
+
+	pthread_mutex_lock(&dl.lock);
+	dl.n = 0;
+	pthread_mutex_unlock(&dl.lock);
+	for (uint64_t i = 0; i < n; i++) {
+		len = tag_record(&disk1, i, &buf);
+		ck_assert_int_eq(rl_log_append(s, buf, len, on_done,
+					       (void *)(uintptr_t)i), 0);
+		free(buf);
+	}
+	pthread_mutex_lock(&dl.lock);
+	while (dl.n < n)
+		pthread_cond_wait(&dl.cond, &dl.lock);
+	pthread_mutex_unlock(&dl.lock);
+}
+
 START_TEST(test_order_end_and_readers)
 {
 	struct rl_log *wlog, *rlog;
@@ -177,16 +199,7 @@ START_TEST(test_order_end_and_readers)
 	wlog = open_log(RL_LOG_WRITE, 10000);
 	ck_assert_msg(rl_log_stream(wlog, &disk1, &ws, &err) == 0, "%s",
 		      err.msg);
-	for (uint64_t i = 0; i < N; i++) {
-		len = tag_record(&disk1, i, &buf);
-		ck_assert_int_eq(rl_log_append(ws, buf, len, on_done,
-					       (void *)(uintptr_t)i), 0);
-		free(buf);
-	}
-	pthread_mutex_lock(&dl.lock);
-	while (dl.n < N)
-		pthread_cond_wait(&dl.cond, &dl.lock);
-	pthread_mutex_unlock(&dl.lock);
+	append_tags(ws, N);
 	for (uint64_t i = 0; i < N; i++) {
 		ck_assert_int_eq(dl.err[i], 0);
 		ck_assert_uint_eq(dl.tag[i], i);	/* completion order */
@@ -317,20 +330,8 @@ START_TEST(test_window_outage)
 	free(buf);
 
 	rd_kafka_mock_broker_set_down(mc, 1);
-	pthread_mutex_lock(&dl.lock);
-	dl.n = 0;
-	pthread_mutex_unlock(&dl.lock);
 	t0 = now_ms();
-	for (uint64_t i = 0; i < M; i++) {
-		len = tag_record(&disk1, i, &buf);
-		ck_assert_int_eq(rl_log_append(s, buf, len, on_done,
-					       (void *)(uintptr_t)i), 0);
-		free(buf);
-	}
-	pthread_mutex_lock(&dl.lock);
-	while (dl.n < M)
-		pthread_cond_wait(&dl.cond, &dl.lock);
-	pthread_mutex_unlock(&dl.lock);
+	append_tags(s, M);
 	took = now_ms() - t0;
 	for (uint64_t i = 0; i < M; i++) {
 		ck_assert_uint_eq(dl.tag[i], i);
@@ -341,19 +342,7 @@ START_TEST(test_window_outage)
 		      M, (long long)took);
 
 	rd_kafka_mock_broker_set_up(mc, 1);
-	pthread_mutex_lock(&dl.lock);
-	dl.n = 0;
-	pthread_mutex_unlock(&dl.lock);
-	for (uint64_t i = 0; i < M; i++) {
-		len = tag_record(&disk1, i, &buf);
-		ck_assert_int_eq(rl_log_append(s, buf, len, on_done,
-					       (void *)(uintptr_t)i), 0);
-		free(buf);
-	}
-	pthread_mutex_lock(&dl.lock);
-	while (dl.n < M)
-		pthread_cond_wait(&dl.cond, &dl.lock);
-	pthread_mutex_unlock(&dl.lock);
+	append_tags(s, M);
 	for (uint64_t i = 1; i < M; i++) {
 		ck_assert_int_eq(dl.err[i], 0);
 		ck_assert_uint_eq(dl.tag[i], i);
