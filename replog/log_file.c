@@ -1698,8 +1698,10 @@ static ssize_t reader_peek(struct file_reader *r, struct rl_err *err)
 {
 	int rc = reader_fill(r, RL_RECORD_HDR_MIN);
 
-	if (rc <= 0)
-		return rc;
+	if (rc < 0)
+		return rl_err_set(err, -rc, "%s", strerror(-rc));
+	if (rc == 0)
+		return 0;
 	return rl_record_size(r->buf + (r->off - r->buf_off), err);
 }
 

@@ -8,7 +8,12 @@
  * turns it on) notes how many appends had started before each sync began.
  * A record is durable only once a sync that began after its append started
  * has returned, which lets a reader in another process check that it never
- * sees a record before that. */
+ * sees a record before that.
+ *
+ * It is linked with -Wl,--wrap=pread64 too: when refuse_direct is set, a
+ * read of a descriptor opened with O_DIRECT fails with EINVAL, as on a
+ * filesystem that takes the flag at open but not the read's alignment,
+ * so that the readers' fallback to the page cache runs. */
 #include "unit.h"
 
 #include <errno.h>
@@ -63,6 +68,27 @@ int __wrap_fdatasync(int fd)
 		atomic_fetch_add(&w->syncs, 1);
 	}
 	return rc;
+}
+
+/* ------------------------------------------------------------ pread */
+
+static _Atomic bool refuse_direct;
+static _Atomic unsigned refused_reads;
+
+ssize_t __real_pread64(int fd, void *buf, size_t n, off_t off);
+ssize_t __wrap_pread64(int fd, void *buf, size_t n, off_t off);
+
+ssize_t __wrap_pread64(int fd, void *buf, size_t n, off_t off)
+{
+	int fl;
+
+	if (atomic_load(&refuse_direct) && (fl = fcntl(fd, F_GETFL)) >= 0 &&
+	    (fl & O_DIRECT)) {
+		atomic_fetch_add(&refused_reads, 1);
+		errno = EINVAL;
+		return -1;
+	}
+	return __real_pread64(fd, buf, n, off);
 }
 
 /* ------------------------------------------------------------ helpers */
@@ -1036,10 +1062,26 @@ static void drop_cache(const char *logdir)
 	}
 }
 
+/* Whether files in dir can be opened with O_DIRECT at all. */
+static bool direct_supported(const char *dir)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	unit_path(path, sizeof(path), "%s/direct-probe", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_DIRECT, 0600);
+	if (fd < 0)
+		return false;
+	close(fd);
+	unlink(path);
+	return true;
+}
+
 /* Large records are appended with O_DIRECT, small ones through the page
  * cache (log_file.c, "Direct appends"), in any order, over roll-overs:
- * every byte reads back, in this process, after a reopen, and cold (read
- * direct: "Readers"); what a crash leaves recovers silently to the same
+ * every byte reads back, in this process, after a reopen, cold (read
+ * direct: "Readers"), and cold where direct reads are refused (read through
+ * the page cache); what a crash leaves recovers silently to the same
  * records and takes appends; a clean close leaves no zeros. */
 START_TEST(test_direct_appends)
 {
@@ -1087,6 +1129,16 @@ START_TEST(test_direct_appends)
 	log = open_log(dir, 0, 0);
 	direct_read(get_stream(log, &disk1), n);
 	rl_log_close(log);
+	/* cold again, where a direct read is refused: the reader reads
+	 * through the page cache instead, every byte the same */
+	drop_cache(dir);
+	atomic_store(&refuse_direct, true);
+	log = open_log(dir, 0, 0);
+	direct_read(get_stream(log, &disk1), n);
+	rl_log_close(log);
+	atomic_store(&refuse_direct, false);
+	if (direct_supported(dir))
+		ck_assert_uint_gt(atomic_load(&refused_reads), 0);
 
 	unit_path(errfile, sizeof(errfile), "%s/stderr", dir);
 	saved = unit_stderr_begin(errfile);
