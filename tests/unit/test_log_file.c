@@ -1265,7 +1265,7 @@ START_TEST(test_reused_segments)
 	struct rl_err err = { 0 };
 	uint64_t base = 0, end = 0, bytes, pos;
 	uint8_t *buf, *old;
-	size_t len, rend, olen;
+	size_t len, rend, olen, at;
 	int nseg, gone, reused = 0;
 
 	unit_tmpdir("reuse", dir, sizeof(dir));
@@ -1339,6 +1339,14 @@ START_TEST(test_reused_segments)
 	len = unit_read_file(seg, &buf);
 	rend = records_span(buf, len, base, 1060);
 	ck_assert_uint_gt(len, rend);
+	/* no zeros written ahead there ("Preallocated tail": they would
+	 * reach the segment size, 16384), only to the end of the last
+	 * record's block */
+	for (at = rend; at % 4096; at++)
+		ck_assert_uint_eq(buf[at], 0);
+	while (at < len && !buf[at])
+		at++;
+	ck_assert_msg(at < 16384, "zeros from byte %zu to %zu", rend, at);
 	free(buf);
 	ck_assert_int_eq(rl_log_bytes_from(s, base, &bytes, &err), 0);
 	ck_assert_uint_eq(bytes, rend - 32);
