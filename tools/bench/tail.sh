@@ -3,7 +3,9 @@
 # embedded file log, a 1 GiB disk laid out by a sequential write, then
 # random 4 KiB writes at queue depth 32 (libaio, O_DIRECT) with fio's
 # per-I/O latency log.  For each run it reports IOPS, p50, p99 and p99.9
-# of the completion latency, and the 100 ms buckets in which more than a
+# of the completion latency, the bytes the disk took for each byte
+# written (disk/data: the log's and the image's, with what the job left
+# dirty, written back), and the 100 ms buckets in which more than a
 # tenth of the I/Os took over 4 ms ("slow"), with their time from the
 # start of the job: bursts that recur at a period point at what causes
 # them (the checkpoint, once a second, in docs/BENCHMARKS.md).
@@ -36,6 +38,14 @@ fi
 . "$top/tools/bench/setup.sh"
 
 mkdir -p "$dir"
+# Sectors written to the block device that holds $dir (/proc/diskstats),
+# or nothing where it has none there (tmpfs, overlay): disk/data, the
+# bytes the disk took for each byte fio wrote, is then left out.
+dev=$(basename "$(findmnt -no SOURCE --target "$dir" 2>/dev/null)" 2>/dev/null || true)
+sectors_written() {
+	awk -v d="$dev" '$3 == d { print $10; found = 1 }
+		END { if (!found) print -1 }' /proc/diskstats
+}
 work=$(mktemp -d "$dir/run.XXXXXX")
 cleanup() {
 	fusermount3 -uz "$work/mnt" 2>/dev/null || true
@@ -55,13 +65,23 @@ one_run() {
 	fio --name=layout --filename="$f" --size=1024M --direct=1 \
 		--rw=write --bs=1M --ioengine=libaio --iodepth=8 \
 		--end_fsync=1 >/dev/null
+	sync
+	s0=$(sectors_written)
 	(cd "$work" && fio --name=rw --filename="$f" --size=1024M --direct=1 \
 		--rw=randwrite --bs=4k --ioengine=libaio --iodepth=32 \
 		--time_based --runtime="$runtime" \
 		--write_lat_log="$work/lat" --log_avg_msec=0 >/dev/null)
-	python3 - "$label" "$runtime" "$work"/lat_clat*.log <<'PY'
+	# the disk's bytes for the job: until the daemon has checkpointed
+	# and exited, and its image is written back
+	fusermount3 -u "$work/mnt"
+	while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+	sync
+	s1=$(sectors_written)
+	[ "$s0" -lt 0 ] || s1=$((s1 - s0))
+	python3 - "$label" "$runtime" "$work"/lat_clat*.log "$s1" <<'PY'
 import sys
 label, runtime, path = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+sectors = int(sys.argv[4])
 lat, buckets = [], {}
 for line in open(path):
     t, v = (int(x) for x in line.split(',')[:2])   # ms since start, ns
@@ -71,13 +91,12 @@ for line in open(path):
 lat.sort()
 n = len(lat)
 slow = [k / 10 for k, (m, s) in sorted(buckets.items()) if s > m / 10]
-print("%-9s %6.0f IOPS  p50 %.2f  p99 %.2f  p99.9 %.2f ms  slow %d of %d%s"
+amp = "  disk/data %.2f" % (sectors * 512 / (n * 4096)) if sectors >= 0 else ""
+print("%-9s %6.0f IOPS  p50 %.2f  p99 %.2f  p99.9 %.2f ms%s  slow %d of %d%s"
       % (label, n / runtime, lat[n // 2] / 1e6, lat[int(n * .99)] / 1e6,
-         lat[int(n * .999)] / 1e6, len(slow), len(buckets),
+         lat[int(n * .999)] / 1e6, amp, len(slow), len(buckets),
          (": at " + " ".join("%.1f" % s for s in slow) + " s") if slow else ""))
 PY
-	fusermount3 -u "$work/mnt"
-	while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
 }
 
 for i in $(seq "$runs"); do
