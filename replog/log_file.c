@@ -1016,8 +1016,9 @@ static int append_direct(struct file_log *log, struct file_stream *s,
 	return rc;
 }
 
-/* Under s->lock: writes a small record into a reused segment (see
- * "Preallocated tail"): the record, then zeros to the end of its last
+/* Under s->lock: writes a small record within the file's size (a reused
+ * segment, or the block a direct append padded: "Preallocated tail"):
+ * the record, then zeros to the end of its last
  * block, so that the kernel need not read that block from the disk to
  * fill the rest of its page.  After a direct append the block the record
  * starts in is not cached either: it is written whole, its head from
