@@ -4,6 +4,7 @@
 #define REPLOG_INTERNAL_H
 
 #include <pthread.h>
+#include <sys/uio.h>
 
 #include "replog.h"
 #include "vec.h"
@@ -247,6 +248,10 @@ int rl_write_full(int fd, const void *buf, size_t len);
 /* Writes all of buf at off (appends go at a tracked end, never at the
  * fd's file offset, which recovery does not move). */
 int rl_pwrite_full(int fd, const void *buf, size_t len, off_t off);
+/* The same for cnt buffers in order, in as few pwritev calls as the
+ * kernel allows; iov is used up (its entries are advanced past what was
+ * written).  A write of nothing is taken for a full disk (-ENOSPC). */
+int rl_pwritev_full(int fd, struct iovec *iov, int cnt, off_t off);
 ssize_t rl_pread_full(int fd, void *buf, size_t len, off_t off);
 /* The file of fd opened again with O_DIRECT and flags (O_RDONLY, ...):
  * through /proc/self/fd, so the same file even if its path was replaced

@@ -1028,7 +1028,7 @@ static int pwrite_padded(struct file_stream *s, const void *rec, size_t len)
 	static const uint8_t zeros[DIRECT_ALIGN];
 	uint64_t off = s->seg_bytes, end = off + len;
 	size_t head = s->tail_ok ? (size_t)(off % DIRECT_ALIGN) : 0;
-	struct iovec iov[3], *v = iov;
+	struct iovec iov[3];
 	int cnt = 0;
 
 	if (head) {
@@ -1039,25 +1039,7 @@ static int pwrite_padded(struct file_stream *s, const void *rec, size_t len)
 	if (end % DIRECT_ALIGN)
 		iov[cnt++] = (struct iovec){ (void *)zeros,
 			DIRECT_ALIGN - (size_t)(end % DIRECT_ALIGN) };
-	while (cnt > 0) {
-		ssize_t n = pwritev(s->fd, v, cnt, (off_t)off);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -ENOSPC;
-		off += (uint64_t)n;
-		for (; cnt > 0 && (size_t)n >= v->iov_len; v++, cnt--)
-			n -= (ssize_t)v->iov_len;
-		if (cnt > 0) {
-			v->iov_base = (char *)v->iov_base + n;
-			v->iov_len -= (size_t)n;
-		}
-	}
-	return 0;
+	return rl_pwritev_full(s->fd, iov, cnt, (off_t)off);
 }
 
 static int file_append(struct rl_stream *base, const void *rec, size_t len,

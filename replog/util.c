@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -342,23 +343,34 @@ int rl_write_full(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-int rl_pwrite_full(int fd, const void *buf, size_t len, off_t off)
+int rl_pwritev_full(int fd, struct iovec *iov, int cnt, off_t off)
 {
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = pwrite(fd, p, len, off);
+	while (cnt > 0) {
+		ssize_t n = pwritev(fd, iov, cnt, off);
 
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
 		}
-		p += n;
+		if (n == 0)
+			return -ENOSPC;
 		off += n;
-		len -= (size_t)n;
+		for (; cnt > 0 && (size_t)n >= iov->iov_len; iov++, cnt--)
+			n -= (ssize_t)iov->iov_len;
+		if (cnt > 0) {
+			iov->iov_base = (char *)iov->iov_base + n;
+			iov->iov_len -= (size_t)n;
+		}
 	}
 	return 0;
+}
+
+int rl_pwrite_full(int fd, const void *buf, size_t len, off_t off)
+{
+	struct iovec iov = { (void *)buf, len };
+
+	return rl_pwritev_full(fd, &iov, 1, off);
 }
 
 int rl_reopen_direct(int fd, int flags)
